@@ -1,0 +1,81 @@
+"""The one tree of errors the library raises.
+
+Every error's message is a single line that names the input and the reason, so the CLI can print
+it as is. Nothing below the CLI prints, exits, or raises anything else on bad input.
+"""
+
+from __future__ import annotations
+
+
+class StrataError(Exception):
+    """Base of every error strata raises on purpose. ``str(err)`` is the user-facing line."""
+
+    exit_code = 1
+
+
+class InvalidArgument(StrataError):
+    """A value given by the user does not parse or is out of range."""
+
+
+class InvalidDigest(InvalidArgument):
+    """A digest string is not ``algorithm:encoded`` with a valid encoding for the algorithm."""
+
+
+class InvalidReference(InvalidArgument):
+    """An image reference does not follow the Docker reference grammar."""
+
+
+class NotFound(StrataError):
+    """Something named by the user does not exist."""
+
+
+class ImageNotFound(NotFound):
+    """No image has this name or ID."""
+
+
+class BlobNotFound(NotFound):
+    """The content store has no blob with this digest."""
+
+
+class Conflict(StrataError):
+    """The operation would break an invariant (a name in use, an image in use, ...)."""
+
+
+class FormatError(StrataError):
+    """A document, archive or stream is malformed: bad JSON, wrong fields, bad tar."""
+
+
+class UnsupportedMediaType(FormatError):
+    """A media type strata does not know how to handle."""
+
+
+class TooLarge(FormatError):
+    """An input is over its size bound (manifests, configs, decompressed layers)."""
+
+
+class UnsafePath(FormatError):
+    """An archive or layer member would reach outside its target (``..``, absolute, links)."""
+
+
+class ContentError(StrataError):
+    """Bytes do not match what was promised for them."""
+
+
+class DigestMismatch(ContentError):
+    """Content hashed to a different digest than expected."""
+
+
+class SizeMismatch(ContentError):
+    """Content has a different size than expected."""
+
+
+class Locked(StrataError):
+    """Another process holds the resource (an ingest being written, the store being collected)."""
+
+
+class ToolError(StrataError):
+    """An external program strata relies on is missing or failed."""
+
+
+class StoreError(StrataError):
+    """The store on disk is unusable: wrong schema version, permissions, corruption."""
