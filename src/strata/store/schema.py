@@ -1,0 +1,60 @@
+"""The database schema, as an ordered list of migrations; ``PRAGMA user_version`` counts those
+applied. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: Final[list[str]] = [
+    # 1: images by manifest digest, tags, repo digests, layer diff IDs, leases.
+    """
+    CREATE TABLE images (
+        manifest_digest TEXT PRIMARY KEY,
+        config_digest   TEXT NOT NULL,
+        media_type      TEXT NOT NULL,
+        created         TEXT,
+        size            INTEGER NOT NULL,
+        added           TEXT NOT NULL
+    );
+    CREATE INDEX images_config_digest ON images (config_digest);
+
+    CREATE TABLE tags (
+        name            TEXT PRIMARY KEY,
+        manifest_digest TEXT NOT NULL REFERENCES images (manifest_digest),
+        updated         TEXT NOT NULL
+    );
+
+    CREATE TABLE repo_digests (
+        repository      TEXT NOT NULL,
+        manifest_digest TEXT NOT NULL REFERENCES images (manifest_digest) ON DELETE CASCADE,
+        PRIMARY KEY (repository, manifest_digest)
+    );
+
+    -- A layer blob's digest -> its uncompressed diff ID and size.
+    CREATE TABLE layers (
+        digest     TEXT PRIMARY KEY,
+        diff_id    TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        media_type TEXT NOT NULL
+    );
+    CREATE INDEX layers_diff_id ON layers (diff_id);
+
+    CREATE TABLE leases (
+        id      TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+
+    CREATE TABLE lease_resources (
+        lease_id TEXT NOT NULL REFERENCES leases (id) ON DELETE CASCADE,
+        kind     TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        PRIMARY KEY (lease_id, kind, key)
+    );
+    """,
+]
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)

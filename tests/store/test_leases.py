@@ -1,0 +1,103 @@
+"""Leases: what they hold is visible at once, expires on time, and goes when released."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strata.errors import InvalidArgument, StoreError
+from strata.store import Database, expire, held, lease
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    with Database(tmp_path / "strata.db") as db:
+        yield db
+
+
+@pytest.fixture
+def other(tmp_path: Path, db: Database) -> Iterator[Database]:
+    with Database(tmp_path / "strata.db") as other:
+        yield other
+
+
+def count(db: Database, table: str) -> int:
+    with db.read() as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_adds_are_visible_to_another_connection_at_once(db: Database, other: Database) -> None:
+    with lease(db) as ls:
+        ls.add("blob", "sha256:aa")
+        with other.transaction() as conn:
+            assert held(conn, "blob") == {"sha256:aa"}
+        ls.add("blob", "sha256:bb")
+        ls.add("blob", "sha256:bb")
+        ls.add("snapshot", "k1")
+        with other.read() as conn:
+            assert held(conn, "blob") == {"sha256:aa", "sha256:bb"}
+            assert held(conn, "snapshot") == {"k1"}
+            assert held(conn, "container") == set()
+    with other.read() as conn:
+        assert held(conn, "blob") == set()
+
+
+def test_held_ignores_expired_leases(db: Database) -> None:
+    short = lease(db, ttl=10)
+    long = lease(db, ttl=1000)
+    short.add("blob", "sha256:short")
+    long.add("blob", "sha256:long")
+    later = time.time() + 100
+    with db.read() as conn:
+        assert held(conn, "blob") == {"sha256:short", "sha256:long"}
+        assert held(conn, "blob", now=later) == {"sha256:long"}
+    assert short.expires < long.expires
+
+
+def test_release_removes_rows(db: Database) -> None:
+    ls = lease(db)
+    ls.add("blob", "sha256:aa")
+    assert (count(db, "leases"), count(db, "lease_resources")) == (1, 1)
+    ls.release()
+    assert (count(db, "leases"), count(db, "lease_resources")) == (0, 0)
+    ls.release()
+    with pytest.raises(StoreError, match=f"lease {ls.id}: expired or released"):
+        ls.add("blob", "sha256:bb")
+
+
+def test_leaving_the_block_releases_even_on_error(db: Database) -> None:
+    with pytest.raises(RuntimeError), lease(db) as ls:
+        ls.add("blob", "sha256:aa")
+        raise RuntimeError("boom")
+    assert count(db, "leases") == 0
+
+
+def test_expire_deletes_expired(db: Database) -> None:
+    short = lease(db, ttl=10)
+    long = lease(db, ttl=1000)
+    short.add("blob", "sha256:short")
+    long.add("blob", "sha256:long")
+    with db.transaction() as conn:
+        assert expire(conn) == 0
+        assert expire(conn, now=time.time() + 100) == 1
+    with db.read() as conn:
+        assert [r["id"] for r in conn.execute("SELECT id FROM leases")] == [long.id]
+        keys = [r["key"] for r in conn.execute("SELECT key FROM lease_resources")]
+    assert keys == ["sha256:long"]
+
+
+def test_add_to_an_expired_lease_is_refused(db: Database) -> None:
+    ls = lease(db, ttl=10)
+    with db.transaction() as conn:
+        conn.execute("UPDATE leases SET expires = 0 WHERE id = ?", (ls.id,))
+    with pytest.raises(StoreError, match="expired or released"):
+        ls.add("blob", "sha256:aa")
+
+
+@pytest.mark.parametrize("ttl", [0.0, -1.0, float("nan")])
+def test_bad_ttl(db: Database, ttl: float) -> None:
+    with pytest.raises(InvalidArgument):
+        lease(db, ttl=ttl)
