@@ -1,0 +1,1 @@
+"""Images: config + ordered layers + history; store, unpack, mutate, import and export."""

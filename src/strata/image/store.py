@@ -1,0 +1,412 @@
+"""The image store: which images exist, their names, and which blobs they keep alive.
+
+An image is a manifest in the content store; its ID is its config digest, as in Docker. Tags map a
+full reference (``docker.io/library/debian:bookworm``) to a manifest digest. Blobs are never
+deleted by the operation that stops using them but by `ImageStore.gc`, which keeps everything an
+image references or a lease holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from strata.digest import Digest
+from strata.errors import Conflict, ImageNotFound, InvalidReference, StrataError
+from strata.image.root import StoreRoot
+from strata.oci.config import ImageConfig, parse_config
+from strata.oci.manifest import Index, Manifest, parse_manifest
+from strata.oci.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
+from strata.oci.reference import Reference, looks_like_id, parse_reference
+from strata.store.leases import Lease, held
+
+INGEST_MAX_AGE = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLayer:
+    """One layer as the store records it: the blob, its uncompressed diff ID and size."""
+
+    blob: Digest
+    media_type: str
+    diff_id: Digest
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A stored image and the names that point at it."""
+
+    manifest_digest: Digest
+    config_digest: Digest
+    media_type: str
+    created: str | None
+    size: int
+    added: str
+    tags: tuple[Reference, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> Digest:
+        """The image ID: the config digest, as Docker has it."""
+        return self.config_digest
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What a garbage collection removed."""
+
+    blobs: int = 0
+    reclaimed: int = 0
+    ingests: int = 0
+
+
+@dataclass(slots=True)
+class RemoveReport:
+    """Docker's ``Untagged:`` / ``Deleted:`` lines, in order, and the bytes freed."""
+
+    untagged: list[str] = field(default_factory=list)
+    deleted: list[Digest] = field(default_factory=list)
+    reclaimed: int = 0
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ImageStore:
+    """Images, tags and repo digests in the metadata database, content in the content store."""
+
+    def __init__(self, root: StoreRoot) -> None:
+        self.root = root
+        self.content = root.content
+        self.db = root.db
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def all(self) -> list[Image]:
+        """Every image, newest first (by creation time, then by when it was added)."""
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT * FROM images").fetchall()
+            tags = conn.execute("SELECT name, manifest_digest FROM tags").fetchall()
+            repo_digests = conn.execute("SELECT * FROM repo_digests").fetchall()
+        names: dict[str, list[Reference]] = {}
+        for tag in tags:
+            names.setdefault(tag["manifest_digest"], []).append(parse_reference(tag["name"]))
+        digests: dict[str, list[str]] = {}
+        for rd in repo_digests:
+            digests.setdefault(rd["manifest_digest"], []).append(
+                f"{rd['repository']}@{rd['manifest_digest']}"
+            )
+        images = [
+            _image_from_row(row, names.get(row["manifest_digest"], []), digests)
+            for row in rows
+        ]
+        images.sort(key=lambda i: (i.created or "", i.added), reverse=True)
+        return images
+
+    def lookup(self, text: str) -> Image | None:
+        """Resolve a name, ``name@digest``, full ID or unique ID prefix; None if nothing matches."""
+        images = self.all()
+        ref: Reference | None
+        try:
+            ref = parse_reference(text)
+        except InvalidReference:
+            ref = None
+        if ref is not None and ref.digest is not None:
+            for image in images:
+                if image.manifest_digest == ref.digest or image.config_digest == ref.digest:
+                    return image
+            return None
+        if ref is not None:
+            wanted = ref.with_default_tag()
+            for image in images:
+                if wanted in image.tags:
+                    return image
+        if text.startswith("sha256:") or looks_like_id(text):
+            return self._by_id_prefix(images, text)
+        if ref is None:
+            # Re-raise the grammar error: the text is neither a reference nor an ID.
+            parse_reference(text)
+        return None
+
+    def get(self, text: str) -> Image:
+        """Like `lookup` but raises Docker's ``No such image: NAME``."""
+        image = self.lookup(text)
+        if image is None:
+            raise ImageNotFound(f"No such image: {text}")
+        return image
+
+    def manifest(self, image: Image) -> Manifest:
+        data = self.content.read_bytes(image.manifest_digest, limit=MAX_MANIFEST_SIZE)
+        parsed = parse_manifest(
+            data,
+            image.media_type,
+            source=f"manifest {image.manifest_digest}",
+            allow_empty_layers=True,
+        )
+        if isinstance(parsed, Index):
+            raise StrataError(f"image {image.manifest_digest}: an index, not an image manifest")
+        return parsed
+
+    def config(self, image: Image) -> ImageConfig:
+        data = self.content.read_bytes(image.config_digest, limit=MAX_CONFIG_SIZE)
+        return parse_config(data, source=f"config {image.config_digest}")
+
+    def layers(self, image: Image) -> list[ImageLayer]:
+        """The image's layers, bottom first, with diff IDs and uncompressed sizes."""
+        manifest = self.manifest(image)
+        with self.db.read() as conn:
+            rows = {
+                r["digest"]: r
+                for r in conn.execute(
+                    "SELECT * FROM layers WHERE digest IN (%s)"
+                    % ",".join("?" * len(manifest.layers)),
+                    [str(d.digest) for d in manifest.layers],
+                )
+            }
+        out = []
+        for desc in manifest.layers:
+            row = rows.get(str(desc.digest))
+            if row is None:
+                raise StrataError(f"image {image.id.short}: layer {desc.digest} is not recorded")
+            out.append(
+                ImageLayer(
+                    desc.digest, desc.media_type, Digest.parse(row["diff_id"]), int(row["size"])
+                )
+            )
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def operation(self) -> Iterator[Lease]:
+        """Scope of one write: blobs go under a lease; on failure the store is put back as it was.
+
+        Whatever the operation added to ``blobs/`` or ``ingest/`` and no image references is
+        removed again, so a rejected archive or import leaves no trace.
+        """
+        blobs_before = {b.digest for b in self.content.walk()}
+        ingests_before = {i.ref for i in self.content.ingests()}
+        with self.root.lease() as lease:
+            try:
+                yield lease
+            except BaseException:
+                lease.release()
+                self._discard_new(blobs_before, ingests_before)
+                raise
+
+    def add(
+        self,
+        *,
+        manifest_digest: Digest,
+        media_type: str,
+        config_digest: Digest,
+        config: ImageConfig,
+        layers: Sequence[ImageLayer],
+        names: Iterable[Reference] = (),
+        repo_digests: Iterable[Reference] = (),
+    ) -> Image:
+        """Record an image whose blobs are already in the content store, and point names at it.
+
+        One transaction: the image appears with all its names, or not at all. A name that pointed
+        at another image moves, leaving that image dangling (``<none>``) as Docker does.
+        """
+        size = sum(layer.size for layer in layers)
+        added = now_rfc3339()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO images"
+                " (manifest_digest, config_digest, media_type, created, size, added)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (str(manifest_digest), str(config_digest), media_type, config.created, size, added),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type)"
+                " VALUES (?, ?, ?, ?)",
+                [(str(lay.blob), str(lay.diff_id), lay.size, lay.media_type) for lay in layers],
+            )
+            for name in names:
+                tagged = name.with_default_tag()
+                conn.execute(
+                    "INSERT OR REPLACE INTO tags (name, manifest_digest, updated) VALUES (?, ?, ?)",
+                    (str(tagged), str(manifest_digest), added),
+                )
+            for ref in repo_digests:
+                conn.execute(
+                    "INSERT OR IGNORE INTO repo_digests (repository, manifest_digest)"
+                    " VALUES (?, ?)",
+                    (ref.name, str(manifest_digest)),
+                )
+        return self.get(str(manifest_digest))
+
+    def tag(self, image: Image, ref: Reference) -> Reference:
+        """Point ``ref`` (``:latest`` by default) at ``image``."""
+        if ref.digest is not None:
+            raise InvalidReference(f"refusing to create a tag with a digest reference: {ref}")
+        tagged = ref.with_default_tag()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO tags (name, manifest_digest, updated) VALUES (?, ?, ?)",
+                (str(tagged), str(image.manifest_digest), now_rfc3339()),
+            )
+        return tagged
+
+    def remove(self, text: str, *, force: bool = False, prune: bool = True) -> RemoveReport:
+        """``docker rmi``: untag a name, or delete an image by ID; then collect its blobs.
+
+        Removing by name only untags while other names remain; removing by ID an image with
+        several names needs ``force``, as in Docker.
+        """
+        image = self.get(text)
+        report = RemoveReport()
+        by_name = self._names_tag(text, image)
+        with self.db.transaction() as conn:
+            if by_name is not None:
+                conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
+                report.untagged.append(by_name.familiar)
+                remaining = conn.execute(
+                    "SELECT COUNT(*) FROM tags WHERE manifest_digest IN"
+                    " (SELECT manifest_digest FROM images WHERE config_digest = ?)",
+                    (str(image.config_digest),),
+                ).fetchone()[0]
+                if remaining:
+                    return report
+            else:
+                siblings = self._rows_with_config(conn, image.config_digest)
+                names = conn.execute(
+                    "SELECT name FROM tags WHERE manifest_digest IN (%s) ORDER BY name"
+                    % ",".join("?" * len(siblings)),
+                    siblings,
+                ).fetchall()
+                if len(names) > 1 and not force:
+                    raise Conflict(
+                        f"conflict: unable to delete {image.id.short} (must be forced) - image"
+                        " is referenced in multiple repositories"
+                    )
+                for row in names:
+                    conn.execute("DELETE FROM tags WHERE name = ?", (row["name"],))
+                    report.untagged.append(parse_reference(row["name"]).familiar)
+            for digest in self._rows_with_config(conn, image.config_digest):
+                conn.execute("DELETE FROM images WHERE manifest_digest = ?", (digest,))
+            report.deleted.append(image.config_digest)
+        if prune:
+            report.reclaimed = self.gc().reclaimed
+        return report
+
+    def prune(self, *, dangling_only: bool = True) -> RemoveReport:
+        """``docker image prune``: delete untagged images (all unused ones with ``-a``)."""
+        report = RemoveReport()
+        for image in self.all():
+            if dangling_only and image.tags:
+                continue
+            removed = self.remove(str(image.manifest_digest), force=True, prune=False)
+            report.untagged.extend(removed.untagged)
+            report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
+        report.reclaimed = self.gc().reclaimed
+        return report
+
+    def gc(self) -> GcReport:
+        """Delete every blob no image references and no lease holds; drop stale ingests.
+
+        Mark and sweep run inside one write transaction, so a writer that has leased a blob
+        (it leases before it writes) can never lose it to a concurrent collection.
+        """
+        blobs = reclaimed = 0
+        with self.db.transaction() as conn:
+            live = self._live_blobs(conn) | held(conn, "blob")
+            for info in self.content.walk():
+                if str(info.digest) in live:
+                    continue
+                if self.content.delete(info.digest):
+                    blobs += 1
+                    reclaimed += info.size
+            conn.execute(
+                "DELETE FROM layers WHERE digest NOT IN (%s)" % ",".join("?" * len(live)),
+                sorted(live),
+            )
+        ingests = self.content.clean_ingests(older_than=INGEST_MAX_AGE)
+        return GcReport(blobs, reclaimed, ingests)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _live_blobs(self, conn: sqlite3.Connection) -> set[str]:
+        live: set[str] = set()
+        for row in conn.execute("SELECT manifest_digest, media_type FROM images"):
+            digest = Digest.parse(row["manifest_digest"])
+            live.add(str(digest))
+            try:
+                data = self.content.read_bytes(digest, limit=MAX_MANIFEST_SIZE)
+                parsed = parse_manifest(
+                    data, row["media_type"], source=f"manifest {digest}", allow_empty_layers=True
+                )
+            except StrataError:
+                continue  # a missing or broken manifest keeps nothing else alive
+            if isinstance(parsed, Manifest):
+                live.add(str(parsed.config.digest))
+                live.update(str(d.digest) for d in parsed.layers)
+            else:
+                live.update(str(d.digest) for d in parsed.manifests)
+        return live
+
+    def _discard_new(self, blobs_before: set[Digest], ingests_before: set[str]) -> None:
+        with self.db.transaction() as conn:
+            live = self._live_blobs(conn) | held(conn, "blob")
+            for info in self.content.walk():
+                if info.digest not in blobs_before and str(info.digest) not in live:
+                    self.content.delete(info.digest)
+        for ingest in self.content.ingests():
+            if ingest.ref not in ingests_before:
+                with contextlib.suppress(StrataError):
+                    self.content.abort_ingest(ingest.ref)
+
+    @staticmethod
+    def _rows_with_config(conn: sqlite3.Connection, config_digest: Digest) -> list[str]:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT manifest_digest FROM images WHERE config_digest = ?", (str(config_digest),)
+            )
+        ]
+
+    @staticmethod
+    def _names_tag(text: str, image: Image) -> Reference | None:
+        """The tag ``text`` names when it resolved through a tag (not an ID or digest)."""
+        try:
+            ref = parse_reference(text)
+        except InvalidReference:
+            return None
+        if ref.digest is not None:
+            return None
+        tagged = ref.with_default_tag()
+        return tagged if tagged in image.tags else None
+
+    @staticmethod
+    def _by_id_prefix(images: Sequence[Image], text: str) -> Image | None:
+        prefix = text.removeprefix("sha256:")
+        found = {
+            i.config_digest: i
+            for i in images
+            if i.config_digest.hex.startswith(prefix) or i.manifest_digest.hex.startswith(prefix)
+        }
+        if len(found) > 1:
+            raise Conflict(f"image ID prefix {text!r} is ambiguous: it matches {len(found)} images")
+        return next(iter(found.values()), None)
+
+
+def _image_from_row(
+    row: sqlite3.Row, tags: list[Reference], repo_digests: dict[str, list[str]]
+) -> Image:
+    return Image(
+        manifest_digest=Digest.parse(row["manifest_digest"]),
+        config_digest=Digest.parse(row["config_digest"]),
+        media_type=row["media_type"],
+        created=row["created"],
+        size=int(row["size"]),
+        added=row["added"],
+        tags=tuple(sorted(tags, key=str)),
+        repo_digests=tuple(sorted(repo_digests.get(row["manifest_digest"], []))),
+    )
