@@ -77,14 +77,18 @@ def apply_change(container: ContainerConfig, change: str) -> ContainerConfig:
         volumes = list(container.volumes)
         for volume in _list_or_words(_expand(rest, env), change):
             if not volume:
-                raise InvalidArgument(f"invalid change {change!r}: VOLUME specified can not be empty")
+                raise InvalidArgument(
+                    f"invalid change {change!r}: VOLUME specified can not be empty"
+                )
             if volume not in volumes:
                 volumes.append(volume)
         return replace(container, volumes=tuple(volumes))
     # ONBUILD: stored as written, run when the image is used as a base.
     trigger = rest.split(None, 1)[0].upper()
     if trigger in ("ONBUILD", "FROM", "MAINTAINER"):
-        raise InvalidArgument(f"invalid change {change!r}: {trigger} isn't allowed as an ONBUILD trigger")
+        raise InvalidArgument(
+            f"invalid change {change!r}: {trigger} isn't allowed as an ONBUILD trigger"
+        )
     return replace(container, on_build=(*container.on_build, rest))
 
 

@@ -9,6 +9,7 @@ image references or a lease holds.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from strata.oci.reference import Reference, looks_like_id, parse_reference
 from strata.store.leases import Lease, held
 
 INGEST_MAX_AGE = 24 * 3600.0
+# Docker resolves an ID from any unambiguous prefix, after trying the text as a name.
+_HEX = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,7 @@ class ImageStore:
                 f"{rd['repository']}@{rd['manifest_digest']}"
             )
         images = [
-            _image_from_row(row, names.get(row["manifest_digest"], []), digests)
-            for row in rows
+            _image_from_row(row, names.get(row["manifest_digest"], []), digests) for row in rows
         ]
         images.sort(key=lambda i: (i.created or "", i.added), reverse=True)
         return images
@@ -118,7 +120,7 @@ class ImageStore:
             ref = None
         if ref is not None and ref.digest is not None:
             for image in images:
-                if image.manifest_digest == ref.digest or image.config_digest == ref.digest:
+                if ref.digest in (image.manifest_digest, image.config_digest):
                     return image
             return None
         if ref is not None:
@@ -126,7 +128,7 @@ class ImageStore:
             for image in images:
                 if wanted in image.tags:
                     return image
-        if text.startswith("sha256:") or looks_like_id(text):
+        if text.startswith("sha256:") or looks_like_id(text) or _HEX.fullmatch(text):
             return self._by_id_prefix(images, text)
         if ref is None:
             # Re-raise the grammar error: the text is neither a reference nor an ID.
@@ -163,8 +165,7 @@ class ImageStore:
             rows = {
                 r["digest"]: r
                 for r in conn.execute(
-                    "SELECT * FROM layers WHERE digest IN (%s)"
-                    % ",".join("?" * len(manifest.layers)),
+                    f"SELECT * FROM layers WHERE digest IN ({_marks(len(manifest.layers))})",
                     [str(d.digest) for d in manifest.layers],
                 )
             }
@@ -278,8 +279,8 @@ class ImageStore:
             else:
                 siblings = self._rows_with_config(conn, image.config_digest)
                 names = conn.execute(
-                    "SELECT name FROM tags WHERE manifest_digest IN (%s) ORDER BY name"
-                    % ",".join("?" * len(siblings)),
+                    f"SELECT name FROM tags WHERE manifest_digest IN ({_marks(len(siblings))})"
+                    " ORDER BY name",
                     siblings,
                 ).fetchall()
                 if len(names) > 1 and not force:
@@ -324,9 +325,9 @@ class ImageStore:
                 if self.content.delete(info.digest):
                     blobs += 1
                     reclaimed += info.size
-            conn.execute(
-                "DELETE FROM layers WHERE digest NOT IN (%s)" % ",".join("?" * len(live)),
-                sorted(live),
+            recorded = {r[0] for r in conn.execute("SELECT digest FROM layers")}
+            conn.executemany(
+                "DELETE FROM layers WHERE digest = ?", [(d,) for d in sorted(recorded - live)]
             )
         ingests = self.content.clean_ingests(older_than=INGEST_MAX_AGE)
         return GcReport(blobs, reclaimed, ingests)
@@ -410,3 +411,8 @@ def _image_from_row(
         tags=tuple(sorted(tags, key=str)),
         repo_digests=tuple(sorted(repo_digests.get(row["manifest_digest"], []))),
     )
+
+
+def _marks(count: int) -> str:
+    """``?, ?, ...`` placeholders for an ``IN`` list of ``count`` values."""
+    return ",".join("?" * count)

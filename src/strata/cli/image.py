@@ -1,0 +1,487 @@
+"""``strata image ...``: ls, inspect, tag, rm, prune, import, bootstrap, save, load."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from strata.cli.context import App, pass_app
+from strata.cli.format import ago, emit_formatted, human_size, render_template
+from strata.errors import InvalidArgument, NotFound
+from strata.image.store import Image, ImageStore
+from strata.oci.config import parse_time
+from strata.oci.reference import Reference, parse_reference
+
+
+@click.group("image")
+def image_group() -> None:
+    """Manage images."""
+
+
+# -- ls -------------------------------------------------------------------------------------
+
+
+def _ls_rows(images: list[Image], *, show_all: bool) -> list[dict[str, Any]]:
+    """One row per (image, tag) as ``docker image ls``; untagged images as ``<none>``."""
+    rows: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    for image in images:
+        created = parse_time(image.created) if image.created else None
+        base = {
+            "ID": image.id.short,
+            "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if created else "",
+            "CreatedSince": ago(created, now),
+            "Size": human_size(image.size),
+            "VirtualSize": human_size(image.size),
+            "SharedSize": "N/A",
+            "UniqueSize": "N/A",
+            "Containers": "N/A",
+        }
+        digests = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in image.repo_digests}
+        if image.tags:
+            for tag in image.tags:
+                repo = parse_reference(tag.name).familiar_name
+                rows.append(
+                    {
+                        **base,
+                        "Repository": repo,
+                        "Tag": tag.tag or "<none>",
+                        "Digest": digests.get(tag.name, "<none>"),
+                    }
+                )
+        elif image.repo_digests:
+            for name, digest in digests.items():
+                repo = parse_reference(name).familiar_name
+                rows.append({**base, "Repository": repo, "Tag": "<none>", "Digest": digest})
+        else:
+            rows.append({**base, "Repository": "<none>", "Tag": "<none>", "Digest": "<none>"})
+    return rows
+
+
+@image_group.command("ls")
+@click.option(
+    "-a",
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Show all images (default hides intermediate images).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("--digests", is_flag=True, help="Show digests.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option(
+    "-f",
+    "--filter",
+    "filters",
+    multiple=True,
+    help="Filter output (dangling=true|false, reference=PATTERN).",
+)
+@click.option(
+    "--format", "fmt", help="'table', 'json', or a Go template such as '{{.Repository}}:{{.Tag}}'."
+)
+@click.argument("repository", required=False)
+@pass_app
+def ls_cmd(
+    app: App,
+    show_all: bool,
+    quiet: bool,
+    digests: bool,
+    no_trunc: bool,
+    filters: tuple[str, ...],
+    fmt: str | None,
+    repository: str | None,
+) -> None:
+    """List images."""
+    images = app.images().all()
+    rows = _ls_rows(images, show_all=show_all)
+    if no_trunc:
+        full = {i.id.short: str(i.id) for i in images}
+        for row in rows:
+            row["ID"] = full[row["ID"]]
+    rows = _filter_rows(rows, filters, repository)
+    if quiet:
+        # One ID per row, repeated for each name, exactly as `docker images -q`.
+        for row in rows:
+            click.echo(row["ID"])
+        return
+    headers = ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"]
+
+    def cells(row: Mapping[str, Any]) -> list[str]:
+        extra = [row["Digest"]] if digests else []
+        return [row["Repository"], row["Tag"], *extra, row["ID"], row["CreatedSince"], row["Size"]]
+
+    emit_formatted(fmt, headers, rows, cells, click.echo)
+
+
+def _filter_rows(
+    rows: list[dict[str, Any]], filters: tuple[str, ...], repository: str | None
+) -> list[dict[str, Any]]:
+    import fnmatch
+
+    for spec in filters:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter {spec!r} (expected name=value)")
+        if key == "dangling":
+            if value not in ("true", "false"):
+                raise InvalidArgument(f"invalid filter 'dangling={value}'")
+            want = value == "true"
+            rows = [r for r in rows if (r["Repository"] == "<none>") == want]
+        elif key == "reference":
+            rows = [
+                r
+                for r in rows
+                if fnmatch.fnmatchcase(r["Repository"], value)
+                or fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", value)
+            ]
+        else:
+            raise InvalidArgument(f"invalid filter {key!r}")
+    if repository:
+        repo, _, tag = repository.partition(":")
+        rows = [r for r in rows if r["Repository"] == repo and (not tag or r["Tag"] == tag)]
+    return rows
+
+
+# -- inspect --------------------------------------------------------------------------------
+
+
+def inspect_document(images: ImageStore, image: Image) -> dict[str, Any]:
+    """``docker image inspect``'s shape, built from the stored config."""
+    raw = json.loads(images.content.read_bytes(image.config_digest, limit=8 << 20))
+    config = raw.get("config") or {}
+    rootfs = raw.get("rootfs") or {}
+    history = raw.get("history") or []
+    comment = next((h.get("comment", "") for h in reversed(history) if h.get("comment")), "")
+    return {
+        "Id": str(image.id),
+        "RepoTags": [t.familiar for t in image.tags],
+        "RepoDigests": [
+            f"{parse_reference(d.split('@')[0]).familiar_name}@{d.split('@')[1]}"
+            for d in image.repo_digests
+        ],
+        "Parent": "",
+        "Comment": comment,
+        "Created": raw.get("created", ""),
+        "DockerVersion": raw.get("docker_version", ""),
+        "Author": raw.get("author", ""),
+        "Config": config,
+        "Architecture": raw.get("architecture", ""),
+        "Variant": raw.get("variant"),
+        "Os": raw.get("os", ""),
+        "Size": image.size,
+        "RootFS": {"Type": rootfs.get("type", "layers"), "Layers": rootfs.get("diff_ids", [])},
+        "Metadata": {"LastTagTime": image.added},
+        "Descriptor": {
+            "mediaType": image.media_type,
+            "digest": str(image.manifest_digest),
+            "size": images.content.info(image.manifest_digest).size,
+        },
+    }
+
+
+@image_group.command("inspect")
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+@click.argument("names", nargs=-1, required=True)
+@pass_app
+def inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
+    """Display detailed information on one or more images."""
+    store = app.images()
+    docs = []
+    missing = []
+    for name in names:
+        image = store.lookup(name)
+        if image is None:
+            missing.append(name)
+            continue
+        docs.append(inspect_document(store, image))
+    if fmt:
+        for doc in docs:
+            click.echo(render_template(fmt, doc))
+    elif docs or not missing:
+        click.echo(json.dumps(docs, indent=4))
+    if missing:
+        if len(missing) == 1:
+            raise NotFound(f"No such image: {missing[0]}")
+        raise NotFound("No such images: " + ", ".join(missing))
+
+
+# -- tag, rm, prune -------------------------------------------------------------------------
+
+
+@image_group.command("tag")
+@click.argument("source")
+@click.argument("target")
+@pass_app
+def tag_cmd(app: App, source: str, target: str) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    store = app.images()
+    ref = parse_reference(target)
+    store.tag(store.get(source), ref)
+
+
+@image_group.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Force removal of the image.")
+@click.option("--no-prune", is_flag=True, help="Do not delete unused layers.")
+@click.argument("names", nargs=-1, required=True)
+@pass_app
+def rm_cmd(app: App, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
+    """Remove one or more images."""
+    store = app.images()
+    failed = []
+    for name in names:
+        try:
+            report = store.remove(name, force=force, prune=not no_prune)
+        except NotFound as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed.append(name)
+            continue
+        for untagged in report.untagged:
+            click.echo(f"Untagged: {untagged}")
+        for deleted in report.deleted:
+            click.echo(f"Deleted: {deleted}")
+    if failed:
+        sys.exit(1)
+
+
+@image_group.command("prune")
+@click.option(
+    "-a",
+    "--all",
+    "prune_all",
+    is_flag=True,
+    help="Remove all unused images, not just dangling ones.",
+)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@pass_app
+def prune_cmd(app: App, prune_all: bool, force: bool) -> None:
+    """Remove unused images."""
+    what = (
+        "all images without at least one container associated to them"
+        if prune_all
+        else "all dangling images"
+    )
+    if not force and not click.confirm(
+        f"WARNING! This will remove {what}.\nAre you sure you want to continue?", default=False
+    ):
+        return
+    report = app.images().prune(dangling_only=not prune_all)
+    if report.untagged or report.deleted:
+        click.echo("Deleted Images:")
+        for untagged in report.untagged:
+            click.echo(f"untagged: {untagged}")
+        for deleted in report.deleted:
+            click.echo(f"deleted: {deleted}")
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(report.reclaimed)}")
+
+
+# -- import, bootstrap ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _open_source(source: str) -> Iterator[BinaryIO]:
+    if source == "-":
+        yield sys.stdin.buffer
+    elif source.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            response = urllib.request.urlopen(source, timeout=60)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NotFound(f"{source}: cannot download: {reason}") from exc
+        with response:
+            yield response
+    else:
+        try:
+            handle = open(source, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise NotFound(f"{source}: {exc.strerror}") from exc
+        with handle:
+            yield handle
+
+
+@image_group.command("import")
+@click.option("-m", "--message", default="", help="Set commit message for imported image.")
+@click.option(
+    "-c",
+    "--change",
+    "changes",
+    multiple=True,
+    help="Apply Dockerfile instruction to the created image.",
+)
+@click.argument("source")
+@click.argument("reference", required=False)
+@pass_app
+def import_cmd(
+    app: App, message: str, changes: tuple[str, ...], source: str, reference: str | None
+) -> None:
+    """Import the contents from a tarball to create a filesystem image."""
+    from strata.image.imports import import_rootfs
+
+    names = [parse_reference(reference)] if reference else []
+    store = app.images()
+    with _open_source(source) as stream:
+        image = import_rootfs(
+            store, stream, name=source, names=names, message=message, changes=changes
+        )
+    click.echo(str(image.id))
+
+
+@image_group.command("bootstrap")
+@click.option("--suite", default="bookworm", show_default=True, help="Debian suite.")
+@click.option("--mirror", help="Debian mirror URL (default: this host's apt sources).")
+@click.option("--variant", default="minbase", show_default=True, help="debootstrap variant.")
+@click.option(
+    "--include", "include", multiple=True, help="Extra packages (repeatable or comma-separated)."
+)
+@click.option("--tool", default="auto", show_default=True, help="auto, mmdebstrap or debootstrap.")
+@click.option(
+    "--timestamp",
+    type=int,
+    help="SOURCE_DATE_EPOCH for reproducible output (default: the suite's Release date).",
+)
+@click.argument("reference")
+@pass_app
+def bootstrap_cmd(
+    app: App,
+    suite: str,
+    mirror: str | None,
+    variant: str,
+    include: tuple[str, ...],
+    tool: str,
+    timestamp: int | None,
+    reference: str,
+) -> None:
+    """Create a Debian base image from a Debian mirror with mmdebstrap or debootstrap."""
+    from strata.image.bootstrap import BootstrapOptions, bootstrap
+
+    ref = parse_reference(reference)
+    packages = tuple(p for item in include for p in item.split(",") if p)
+    options = BootstrapOptions(
+        suite=suite,
+        mirror=mirror,
+        variant=variant,
+        timestamp=timestamp,
+        tool=tool,
+        include=packages,
+    )
+    click.echo(f"Bootstrapping {ref.with_default_tag().familiar} ({suite}, {variant})...", err=True)
+    image = bootstrap(app.images(), ref, options)
+    click.echo(str(image.id))
+
+
+# -- save, load -----------------------------------------------------------------------------
+
+
+@image_group.command("save")
+@click.option("-o", "--output", help="Write to a file, instead of STDOUT.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docker-archive", "oci-archive"]),
+    default="docker-archive",
+    show_default=True,
+    help="Archive format.",
+)
+@click.argument("names", nargs=-1, required=True)
+@pass_app
+def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    from strata.image.archive import ArchiveFormat, SaveImage, write_archive
+
+    store = app.images()
+    by_manifest: dict[str, tuple[Image, list[Reference]]] = {}
+    for name in names:
+        image = store.get(name)
+        entry = by_manifest.setdefault(str(image.manifest_digest), (image, []))
+        tag = _named_tag(name, image)
+        if tag is not None and tag not in entry[1]:
+            entry[1].append(tag)
+    images = [
+        SaveImage(
+            names=tuple(str(t) for t in tags),
+            manifest_digest=image.manifest_digest,
+            manifest=store.manifest(image),
+            config=store.config(image),
+        )
+        for image, tags in by_manifest.values()
+    ]
+    archive_format = ArchiveFormat(fmt)
+    if output is None:
+        if sys.stdout.isatty():
+            raise InvalidArgument(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+            )
+        write_archive(sys.stdout.buffer, images, store.content, format=archive_format)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(output)
+    # Written beside the target and renamed, so a failed save never leaves a partial archive.
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write_archive(out, images, store.content, format=archive_format)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _named_tag(text: str, image: Image) -> Reference | None:
+    try:
+        ref = parse_reference(text)
+    except InvalidArgument:
+        return None
+    if ref.digest is not None:
+        return None
+    tagged = ref.with_default_tag()
+    return tagged if tagged in image.tags else None
+
+
+@image_group.command("load")
+@click.option(
+    "-i",
+    "--input",
+    "source",
+    default="-",
+    help="Read from tar archive file (or an OCI layout directory), instead of STDIN.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
+@pass_app
+def load_cmd(app: App, source: str, quiet: bool) -> None:
+    """Load images from a tar archive (docker-archive or oci-archive) or STDIN."""
+    from strata.image.load import load_images
+
+    store = app.images()
+    if source == "-":
+        if sys.stdin.isatty():
+            raise InvalidArgument(
+                "requested load from stdin, but stdin is empty (use -i FILE or redirect)"
+            )
+        loaded = load_images(store, sys.stdin.buffer, name="-")
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise NotFound(f"{source}: no such file or directory")
+        loaded = load_images(store, path, name=source)
+    if quiet:
+        return
+    for image, refs in loaded:
+        if refs:
+            for ref in refs:
+                click.echo(f"Loaded image: {ref.familiar}")
+        else:
+            click.echo(f"Loaded image ID: {image.id}")

@@ -1,0 +1,121 @@
+"""Entry point: the ``strata`` group, global options, lazy commands and error handling."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from strata.errors import StrataError
+
+# name -> (module, attribute, short help). Modules load on first use only.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "image": ("strata.cli.image", "image_group", "Manage images"),
+    "system": ("strata.cli.system", "system_group", "Manage strata"),
+    # Docker's top-level shortcuts.
+    "images": ("strata.cli.image", "ls_cmd", "List images"),
+    "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),
+    "tag": ("strata.cli.image", "tag_cmd", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "inspect": ("strata.cli.image", "inspect_cmd", "Return low-level information on objects"),
+    "save": ("strata.cli.image", "save_cmd", "Save one or more images to a tar archive"),
+    "load": ("strata.cli.image", "load_cmd", "Load an image from a tar archive or STDIN"),
+    "import": ("strata.cli.image", "import_cmd", "Import a tarball to create a filesystem image"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on demand from a name -> module table."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr, _ = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text comes from the table, so --help imports no command module.
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--root",
+    envvar="STRATA_ROOT",
+    type=click.Path(file_okay=False),
+    help="Store root (default /var/lib/strata as root, $XDG_DATA_HOME/strata otherwise).",
+)
+@click.option(
+    "--log-level",
+    "-l",
+    type=click.Choice(["debug", "info", "warn", "error"]),
+    default="warn",
+    show_default=True,
+    help="Set the logging level.",
+)
+@click.version_option(package_name="strata", prog_name="strata")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, log_level: str) -> None:
+    """strata: container images made of layers, with no daemon."""
+    from strata.cli.context import App
+
+    level = {"warn": logging.WARNING}.get(log_level, getattr(logging, log_level.upper()))
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = App(root=root, debug=log_level == "debug")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI; every failure becomes one ``Error:`` line and a non-zero exit status."""
+    debug = "debug" in (argv or sys.argv) or os.environ.get("STRATA_DEBUG") == "1"
+    try:
+        cli.main(args=argv, prog_name="strata", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except StrataError as exc:
+        if debug:
+            logging.getLogger("strata").exception("command failed")
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (``strata images | head``); not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except OSError as exc:
+        if debug:
+            logging.getLogger("strata").exception("command failed")
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    except Exception as exc:  # a bug: still one line, the traceback only with --log-level debug
+        if debug:
+            logging.getLogger("strata").exception("internal error")
+        _fail(f"internal error: {type(exc).__name__}: {exc} (run with --log-level debug)")
+    sys.exit(0)

@@ -1,0 +1,37 @@
+"""``image load``: images from an archive or layout directory into the store, all or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+from strata.image.archive import read_archive
+from strata.image.store import Image, ImageLayer, ImageStore
+from strata.oci.mediatypes import OCI_MANIFEST
+from strata.oci.reference import Reference, parse_reference
+
+
+def load_images(
+    images: ImageStore, source: Path | BinaryIO, *, name: str
+) -> list[tuple[Image, list[Reference]]]:
+    """Read every image in ``source``; on any error the store is left as it was."""
+    loaded_images: list[tuple[Image, list[Reference]]] = []
+    with images.operation() as lease:
+        loaded = read_archive(
+            source, images.content, name=name, on_blob=lambda d: lease.add("blob", str(d))
+        )
+        for item in loaded:
+            refs = [parse_reference(n) for n in item.names]
+            image = images.add(
+                manifest_digest=item.manifest_digest,
+                media_type=item.manifest.media_type or OCI_MANIFEST,
+                config_digest=item.config_digest,
+                config=item.config,
+                layers=[
+                    ImageLayer(layer.blob, layer.media_type, layer.diff_id, layer.size)
+                    for layer in item.layers
+                ],
+                names=refs,
+            )
+            loaded_images.append((image, refs))
+    return loaded_images
