@@ -34,8 +34,10 @@ def test_bootstrap_is_reproducible_and_usable(strata: Strata, tmp_path: Path) ->
     # The saved image is a real one: skopeo reads it and umoci unpacks a working rootfs.
     archive = tmp_path / "bookworm.tar"
     strata("save", "--format", "oci-archive", "-o", str(archive), "debian:bookworm")
+    # The archive names images by their full reference (what Podman and skopeo read).
+    full = "docker.io/library/debian:bookworm"
     out = subprocess.run(
-        ["skopeo", "inspect", f"oci-archive:{archive}:bookworm"],
+        ["skopeo", "inspect", f"oci-archive:{archive}:{full}"],
         capture_output=True,
         text=True,
         check=True,
@@ -46,7 +48,7 @@ def test_bootstrap_is_reproducible_and_usable(strata: Strata, tmp_path: Path) ->
     subprocess.run(["tar", "-C", str(layout), "-xf", str(archive)], check=True)
     bundle = tmp_path / "bundle"
     subprocess.run(
-        ["umoci", "unpack", "--image", f"{layout}:bookworm", str(bundle)],
+        ["umoci", "unpack", "--image", f"{layout}:{full}", str(bundle)],
         capture_output=True,
         check=True,
     )

@@ -52,7 +52,7 @@ def user_version(path: Path) -> int:
 
 def test_migrates_an_empty_file(path: Path) -> None:
     with Database(path) as db:
-        assert db.version == SCHEMA_VERSION == len(MIGRATIONS) == 1
+        assert db.version == SCHEMA_VERSION == len(MIGRATIONS) >= 1
         with db.read() as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -118,7 +118,7 @@ def test_migration_continues_from_the_stored_version(
     more = [*MIGRATIONS, "CREATE TABLE extra (x TEXT DEFAULT 'a;b'); INSERT INTO extra VALUES (1)"]
     monkeypatch.setattr(db_module, "MIGRATIONS", more)
     with Database(path) as db:
-        assert db.version == 2
+        assert db.version == len(MIGRATIONS) + 1
         with db.read() as conn:
             assert conn.execute("SELECT count(*) FROM extra").fetchone()[0] == 1
 

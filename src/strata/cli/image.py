@@ -16,6 +16,7 @@ import click
 
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, human_size, render_template
+from strata.cli.history import history_cmd
 from strata.errors import InvalidArgument, NotFound
 from strata.image.store import Image, ImageStore
 from strata.oci.config import parse_time
@@ -25,6 +26,9 @@ from strata.oci.reference import Reference, parse_reference
 @click.group("image")
 def image_group() -> None:
     """Manage images."""
+
+
+image_group.add_command(history_cmd)
 
 
 # -- ls -------------------------------------------------------------------------------------
@@ -376,7 +380,11 @@ def bootstrap_cmd(
         tool=tool,
         include=packages,
     )
-    click.echo(f"Bootstrapping {ref.with_default_tag().familiar} ({suite}, {variant})...", err=True)
+    if sys.stderr.isatty():
+        # Progress only on a terminal: a failing run prints just its one error line.
+        click.echo(
+            f"Bootstrapping {ref.with_default_tag().familiar} ({suite}, {variant})...", err=True
+        )
     image = bootstrap(app.images(), ref, options)
     click.echo(str(image.id))
 

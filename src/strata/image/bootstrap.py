@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from strata.errors import InvalidArgument, StrataError, ToolError
 from strata.image.create import store_image
@@ -207,7 +207,9 @@ def _run_mmdebstrap(
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=_env(epoch))
         assert proc.stdout is not None
         try:
-            layer = write_rootfs_layer(images, lease, proc.stdout, name="mmdebstrap output")
+            layer = write_rootfs_layer(
+                images, lease, cast(BinaryIO, proc.stdout), name="mmdebstrap output"
+            )
         except StrataError:
             proc.kill()
             proc.wait()
