@@ -55,6 +55,18 @@ MIGRATIONS: Final[list[str]] = [
         PRIMARY KEY (lease_id, kind, key)
     );
     """,
+    # 2: snapshots (strata.snapshot): key -> directory id under snapshots/, parent chain, kind.
+    """
+    CREATE TABLE snapshots (
+        key     TEXT PRIMARY KEY,
+        id      INTEGER UNIQUE NOT NULL,
+        parent  TEXT REFERENCES snapshots (key),
+        kind    TEXT NOT NULL,
+        created TEXT NOT NULL,
+        labels  TEXT NOT NULL
+    );
+    CREATE INDEX snapshots_parent ON snapshots (parent);
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
