@@ -266,6 +266,19 @@ class ImageStore:
         report = RemoveReport()
         by_name = self._names_tag(text, image)
         with self.db.transaction() as conn:
+            users = self._container_users(conn, image.config_digest)
+            running = [cid for cid, state in users if state == "running"]
+            if running and by_name is None:
+                raise Conflict(
+                    f"conflict: unable to delete {image.id.short} (cannot be forced) - image is"
+                    f" being used by running container {running[0][:12]}"
+                )
+            if users and not force:
+                what = f'repository reference "{by_name.familiar}"' if by_name else image.id.short
+                raise Conflict(
+                    f"conflict: unable to remove {what} (must force) - container"
+                    f" {users[0][0][:12]} is using its referenced image {image.id.short}"
+                )
             if by_name is not None:
                 conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
                 report.untagged.append(by_name.familiar)
@@ -291,6 +304,9 @@ class ImageStore:
                 for row in names:
                     conn.execute("DELETE FROM tags WHERE name = ?", (row["name"],))
                     report.untagged.append(parse_reference(row["name"]).familiar)
+            if users:
+                # Docker keeps an image that containers use: -f only takes its names away.
+                return report
             for digest in self._rows_with_config(conn, image.config_digest):
                 conn.execute("DELETE FROM images WHERE manifest_digest = ?", (digest,))
             report.deleted.append(image.config_digest)
@@ -301,8 +317,11 @@ class ImageStore:
     def prune(self, *, dangling_only: bool = True) -> RemoveReport:
         """``docker image prune``: delete untagged images (all unused ones with ``-a``)."""
         report = RemoveReport()
-        for image in self.all():
-            if dangling_only and image.tags:
+        images = self.all()
+        with self.db.read() as conn:
+            used = {i.config_digest for i in images if self._container_users(conn, i.config_digest)}
+        for image in images:
+            if (dangling_only and image.tags) or image.config_digest in used:
                 continue
             removed = self.remove(str(image.manifest_digest), force=True, prune=False)
             report.untagged.extend(removed.untagged)
@@ -363,6 +382,18 @@ class ImageStore:
             if ingest.ref not in ingests_before:
                 with contextlib.suppress(StrataError):
                     self.content.abort_ingest(ingest.ref)
+
+    @staticmethod
+    def _container_users(conn: sqlite3.Connection, config_digest: Digest) -> list[tuple[str, str]]:
+        """(container ID, state) of every container made from an image with this ID."""
+        return [
+            (r["id"], r["state"])
+            for r in conn.execute(
+                "SELECT c.id, c.state FROM containers c JOIN images i ON c.image ="
+                " i.manifest_digest WHERE i.config_digest = ? ORDER BY c.created",
+                (str(config_digest),),
+            )
+        ]
 
     @staticmethod
     def _rows_with_config(conn: sqlite3.Connection, config_digest: Digest) -> list[str]:

@@ -67,6 +67,25 @@ MIGRATIONS: Final[list[str]] = [
     );
     CREATE INDEX snapshots_parent ON snapshots (parent);
     """,
+    # 3: containers: an image, a writable snapshot, a runtime, and their state.
+    """
+    CREATE TABLE containers (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        image      TEXT NOT NULL,
+        image_ref  TEXT NOT NULL,
+        snapshot   TEXT NOT NULL,
+        runtime    TEXT NOT NULL,
+        config     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        pid        INTEGER NOT NULL DEFAULT 0,
+        exit_code  INTEGER,
+        created    TEXT NOT NULL,
+        started    TEXT,
+        finished   TEXT
+    );
+    CREATE INDEX containers_image ON containers (image);
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -1,0 +1,207 @@
+"""Container records: which image, which writable snapshot, which runtime, and what state.
+
+Docker's rules for names and IDs: a 64-hex ID shown as 12, a unique name (given, or an
+``adjective_noun`` made up), lookup by full ID, name, or unique ID prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from strata.errors import Conflict, InvalidArgument, NotFound
+from strata.store.db import Database
+
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_ADJECTIVES = (
+    "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly", "keen", "lucid",
+    "merry", "nifty", "quirky", "serene", "sharp", "stoic", "tender", "vivid", "wise", "zealous",
+)  # fmt: skip
+_NOUNS = (
+    "babbage", "curie", "dijkstra", "euler", "feynman", "gauss", "hopper", "kepler", "knuth",
+    "lamport", "liskov", "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson",
+    "torvalds", "turing", "wirth",
+)  # fmt: skip
+
+
+class State(StrEnum):
+    """Docker's container states."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    REMOVING = "removing"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container as recorded."""
+
+    id: str
+    name: str
+    image: str  # manifest digest
+    image_ref: str  # what the user named
+    snapshot: str
+    runtime: str
+    config: Mapping[str, Any]
+    state: State
+    pid: int
+    exit_code: int | None
+    created: str
+    started: str | None
+    finished: str | None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise InvalidArgument(
+            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+
+
+class ContainerStore:
+    """The ``containers`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        *,
+        name: str | None,
+        image: str,
+        image_ref: str,
+        snapshot: str,
+        runtime: str,
+        config: Mapping[str, Any],
+        container_id: str | None = None,
+    ) -> Container:
+        """Record a new container in state ``created``; Conflict if the name is taken."""
+        if name is not None:
+            check_name(name)
+        cid = container_id or secrets.token_hex(32)
+        with self.db.transaction() as conn:
+            chosen = name or self._free_name(conn)
+            row = conn.execute("SELECT id FROM containers WHERE name = ?", (chosen,)).fetchone()
+            if row is not None:
+                raise Conflict(
+                    f'Conflict. The container name "/{chosen}" is already in use by container'
+                    f' "{row["id"]}". You have to remove (or rename) that container to be able'
+                    " to reuse that name."
+                )
+            conn.execute(
+                "INSERT INTO containers (id, name, image, image_ref, snapshot, runtime, config,"
+                " state, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cid,
+                    chosen,
+                    image,
+                    image_ref,
+                    snapshot,
+                    runtime,
+                    json.dumps(config),
+                    State.CREATED.value,
+                    now(),
+                ),
+            )
+        return self.get(cid)
+
+    def all(self) -> list[Container]:
+        """Every container, newest first."""
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
+        return [_from_row(r) for r in rows]
+
+    def lookup(self, text: str) -> Container | None:
+        """By full ID, exact name (a leading ``/`` allowed), or unique ID prefix."""
+        name = text.removeprefix("/")
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM containers WHERE id = ? OR name = ?", (text, name)
+            ).fetchone()
+            if row is not None:
+                return _from_row(row)
+            if not re.fullmatch(r"[0-9a-f]{1,64}", text):
+                return None
+            rows = conn.execute(
+                "SELECT * FROM containers WHERE id LIKE ?", (text + "%",)
+            ).fetchall()
+        if len(rows) > 1:
+            raise Conflict(f"multiple containers found with provided prefix: {text}")
+        return _from_row(rows[0]) if rows else None
+
+    def get(self, text: str) -> Container:
+        container = self.lookup(text)
+        if container is None:
+            raise NotFound(f"No such container: {text}")
+        return container
+
+    def set_running(self, cid: str, pid: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET state = ?, pid = ?, started = ?, exit_code = NULL,"
+                " finished = NULL WHERE id = ?",
+                (State.RUNNING.value, pid, now(), cid),
+            )
+
+    def set_exited(self, cid: str, exit_code: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET state = ?, pid = 0, exit_code = ?, finished = ?"
+                " WHERE id = ?",
+                (State.EXITED.value, exit_code, now(), cid),
+            )
+
+    def delete(self, cid: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+
+    def users_of_image(self, manifest_digests: list[str]) -> list[Container]:
+        marks = ",".join("?" * len(manifest_digests))
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM containers WHERE image IN ({marks})", manifest_digests
+            ).fetchall()
+        return [_from_row(r) for r in rows]
+
+    @staticmethod
+    def _free_name(conn: sqlite3.Connection) -> str:
+        taken = {r[0] for r in conn.execute("SELECT name FROM containers")}
+        for _ in range(100):
+            name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+            if name not in taken:
+                return name
+        return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}{secrets.randbelow(10000)}"
+
+
+def _from_row(row: sqlite3.Row) -> Container:
+    return Container(
+        id=row["id"],
+        name=row["name"],
+        image=row["image"],
+        image_ref=row["image_ref"],
+        snapshot=row["snapshot"],
+        runtime=row["runtime"],
+        config=json.loads(row["config"]),
+        state=State(row["state"]),
+        pid=int(row["pid"]),
+        exit_code=row["exit_code"],
+        created=row["created"],
+        started=row["started"],
+        finished=row["finished"],
+    )

@@ -1,0 +1,85 @@
+"""Container records, and the image rules that depend on them (Docker's rmi conflicts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strata.errors import Conflict, InvalidArgument, NotFound
+from strata.image.imports import import_rootfs
+from strata.image.root import StoreRoot
+from strata.image.store import Image, ImageStore
+from strata.oci.reference import parse_reference
+from strata.runtime.containers import ContainerStore, State
+from tests.cli.tarballs import rootfs_tar
+
+
+@pytest.fixture
+def images(store_root: Path) -> ImageStore:
+    return ImageStore(StoreRoot(store_root))
+
+
+@pytest.fixture
+def image(images: ImageStore, tmp_path: Path) -> Image:
+    tar = rootfs_tar(tmp_path / "a.tar")
+    with tar.open("rb") as src:
+        return import_rootfs(images, src, name=str(tar), names=[parse_reference("app:1")])
+
+
+def _container(images: ImageStore, image: Image, name: str | None) -> str:
+    store = ContainerStore(images.db)
+    return store.create(
+        name=name,
+        image=str(image.manifest_digest),
+        image_ref="app:1",
+        snapshot="container-x",
+        runtime="runc",
+        config={"cmd": ["true"]},
+    ).id
+
+
+def test_names_ids_and_prefixes(images: ImageStore, image: Image) -> None:
+    store = ContainerStore(images.db)
+    cid = _container(images, image, "web")
+    other = _container(images, image, None)
+    assert store.get("web").id == cid
+    assert store.get("/web").id == cid
+    assert store.get(cid[:12]).id == cid
+    assert "_" in store.get(other).name  # a made-up adjective_noun name
+    with pytest.raises(Conflict, match='The container name "/web" is already in use'):
+        _container(images, image, "web")
+    with pytest.raises(InvalidArgument, match="Invalid container name"):
+        _container(images, image, "-bad")
+    with pytest.raises(NotFound, match="No such container: nope"):
+        store.get("nope")
+
+
+def test_state_transitions(images: ImageStore, image: Image) -> None:
+    store = ContainerStore(images.db)
+    cid = _container(images, image, "c")
+    assert store.get(cid).state is State.CREATED
+    store.set_running(cid, 1234)
+    assert (store.get(cid).state, store.get(cid).pid) == (State.RUNNING, 1234)
+    store.set_exited(cid, 3)
+    done = store.get(cid)
+    assert (done.state, done.exit_code, done.pid) == (State.EXITED, 3, 0)
+    store.delete(cid)
+    assert store.lookup(cid) is None
+
+
+def test_rmi_refuses_an_image_a_container_uses(images: ImageStore, image: Image) -> None:
+    store = ContainerStore(images.db)
+    cid = _container(images, image, "c")
+    with pytest.raises(Conflict, match='unable to remove repository reference "app:1"'):
+        images.remove("app:1")
+    # -f takes the name away but keeps the image the container stands on.
+    report = images.remove("app:1", force=True)
+    assert report.untagged == ["app:1"] and report.deleted == []
+    assert images.get(image.id.short)
+    assert images.prune(dangling_only=False).deleted == []
+    store.set_running(cid, 99)
+    with pytest.raises(Conflict, match="cannot be forced"):
+        images.remove(image.id.short, force=True)
+    store.delete(cid)
+    assert images.remove(image.id.short).deleted == [image.id]
