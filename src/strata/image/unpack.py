@@ -1,0 +1,93 @@
+"""Unpack an image's layers into snapshots, each layer once, keyed by its chain ID.
+
+A layer's snapshot is shared by every image and container that stacks the same layers below it:
+its key is the OCI chain ID (``sha256(parent_chain + " " + diff_id)``), which names the whole
+stack up to and including that layer, not just the layer. Unpacking is idempotent and safe to
+run from two processes at once: each extracts into its own active snapshot and the loser of the
+final commit discards its copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Sequence
+
+from strata.digest import Digest
+from strata.errors import Conflict, NotFound
+from strata.image.store import Image, ImageStore
+from strata.layer.apply import apply_layer
+from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT
+from strata.snapshot import Snapshotter
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_PREFIX = "layer-"
+
+
+def chain_ids(diff_ids: Sequence[Digest]) -> list[Digest]:
+    """The OCI chain IDs of a stack of diff IDs, bottom first."""
+    chain: list[Digest] = []
+    for diff_id in diff_ids:
+        if not chain:
+            chain.append(diff_id)
+        else:
+            text = f"{chain[-1]} {diff_id}".encode()
+            chain.append(Digest("sha256", hashlib.sha256(text).hexdigest()))
+    return chain
+
+
+def layer_key(chain_id: Digest) -> str:
+    """The snapshot key of the stack ending at ``chain_id``."""
+    return f"{SNAPSHOT_PREFIX}{chain_id}"
+
+
+def unpack(images: ImageStore, snapshotter: Snapshotter, image: Image) -> str | None:
+    """Make sure every layer of ``image`` is extracted; return the top snapshot key.
+
+    Returns None for an image with no layers (a container then starts from an empty snapshot).
+    """
+    layers = images.layers(image)
+    parent: str | None = None
+    for layer, chain_id in zip(layers, chain_ids([x.diff_id for x in layers]), strict=True):
+        key = layer_key(chain_id)
+        if not _exists(snapshotter, key):
+            _extract(images, snapshotter, layer.blob, key, parent)
+        parent = key
+    return parent
+
+
+def _exists(snapshotter: Snapshotter, key: str) -> bool:
+    try:
+        snapshotter.stat(key)
+    except NotFound:
+        return False
+    return True
+
+
+def _extract(
+    images: ImageStore, snapshotter: Snapshotter, blob: Digest, key: str, parent: str | None
+) -> None:
+    active = f"extract-{uuid.uuid4().hex}"
+    snapshotter.prepare(active, parent)
+    try:
+        mode = "overlay" if snapshotter.diff_kind == "overlay" else "delete"
+        with images.content.open(blob) as src:
+            apply_layer(
+                src,
+                snapshotter.upper(active),
+                whiteouts=mode,
+                source=f"layer {blob}",
+                limit=DEFAULT_DECOMPRESS_LIMIT,
+            )
+        try:
+            snapshotter.commit(key, active)
+        except Conflict:
+            # Another process unpacked the same stack first; theirs is as good as ours.
+            log.debug("snapshot %s already committed by another process", key)
+            snapshotter.remove(active)
+    except BaseException:
+        if _exists(snapshotter, active):
+            snapshotter.remove(active)
+        raise
