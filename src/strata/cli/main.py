@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "save": ("strata.cli.image", "save_cmd", "Save one or more images to a tar archive"),
     "load": ("strata.cli.image", "load_cmd", "Load an image from a tar archive or STDIN"),
     "import": ("strata.cli.image", "import_cmd", "Import a tarball to create a filesystem image"),
+    "history": ("strata.cli.history", "history_cmd", "Show the history of an image"),
 }
 
 
