@@ -1,0 +1,15 @@
+"""Layers as tar changesets: the compression around them, and their canonical tar form.
+
+A layer is a tar of additions, modifications and deletions (OCI whiteouts ``.wh.NAME`` and
+``.wh..wh..opq`` travel as ordinary members). This package owns:
+
+- `compression`: detecting and streaming gzip (isal), zstd (zstandard), bzip2 and xz, with a
+  bound on decompressed bytes so a bomb is stopped early;
+- `generate`: a deterministic tar of a directory tree (same tree, same diff ID);
+- `normalize`: any tar stream re-emitted in that same canonical form, with hostile member names
+  rejected;
+- `tarreader` / `tarwriter`: the streaming tar reader and the canonical header encoder both of
+  them use (the later applier and overlay-diff generator build on the same two).
+
+Nothing here knows about images, snapshots or the content store.
+"""
