@@ -102,3 +102,34 @@ def store_state(root: Path) -> dict[str, object]:
         finally:
             conn.close()
     return {"files": files, "tables": tables}
+
+
+DEBIAN_CACHE = Path(os.environ.get("STRATA_TEST_CACHE", "/var/tmp/strata-test-cache"))
+
+
+def debian_rootfs_tar() -> Path:
+    """A Debian bookworm minbase rootfs tar, made once by mmdebstrap and cached across runs.
+
+    CI machines start empty, so the tests that need a real root filesystem build it themselves
+    (about 30 s) instead of relying on anything left on the machine.
+    """
+    import fcntl
+
+    tar = Path(os.environ.get("STRATA_TEST_ROOTFS_TAR", DEBIAN_CACHE / "bookworm-minbase.tar"))
+    if tar.is_file():
+        return tar
+    if os.geteuid() != 0 or shutil.which("mmdebstrap") is None:
+        pytest.skip("needs root and mmdebstrap to make a Debian rootfs")
+    tar.parent.mkdir(parents=True, exist_ok=True)
+    with open(tar.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tar.is_file():
+            partial = tar.with_suffix(f".{os.getpid()}.tmp")
+            subprocess.run(
+                ["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", "--format=tar",
+                 "bookworm", str(partial)],
+                check=True,
+                env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+            )  # fmt: skip
+            partial.rename(tar)
+    return tar

@@ -79,3 +79,23 @@ class ToolError(StrataError):
 
 class StoreError(StrataError):
     """The store on disk is unusable: wrong schema version, permissions, corruption."""
+
+
+class ContainerNotFound(NotFound):
+    """No container has this ID or name (in the store or in the runtime's state)."""
+
+
+class ContainerError(StrataError):
+    """A container could not be created, started, signalled or removed."""
+
+
+class CommandNotFound(ContainerError):
+    """The container's command does not exist in its filesystem (exit status 127, as Docker)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(ContainerError):
+    """The container's command exists but cannot be executed (exit status 126, as Docker)."""
+
+    exit_code = 126

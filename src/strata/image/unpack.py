@@ -13,6 +13,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import Literal
 
 from strata.digest import Digest
 from strata.errors import Conflict, NotFound
@@ -72,7 +73,9 @@ def _extract(
     active = f"extract-{uuid.uuid4().hex}"
     snapshotter.prepare(active, parent)
     try:
-        mode = "overlay" if snapshotter.diff_kind == "overlay" else "delete"
+        mode: Literal["overlay", "delete"] = (
+            "overlay" if snapshotter.diff_kind == "overlay" else "delete"
+        )
         with images.content.open(blob) as src:
             apply_layer(
                 src,
