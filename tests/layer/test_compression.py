@@ -12,7 +12,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import zstandard
@@ -179,6 +179,33 @@ def test_multi_frame_and_skippable_zstd() -> None:
     skippable = struct.pack("<II", 0x184D2A50, 4) + b"meta"
     blob = skippable + zc.compress(DATA[:5000]) + skippable + zc.compress(DATA[5000:])
     assert decompress(blob) == DATA
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"write_content_size": True, "write_checksum": False},
+        {"write_content_size": True, "write_checksum": True},
+        {"write_content_size": False, "write_checksum": False, "level": 19},
+    ],
+)
+@pytest.mark.parametrize("size", [0, 1, 200, 70_000, 2_000_000])
+def test_zstd_frame_header_variants(options: dict[str, Any], size: int) -> None:
+    # Content sizes of every width, single-segment frames, with and without checksums.
+    data = DATA[:size]
+    blob = zstandard.ZstdCompressor(**options).compress(data)
+    assert decompress(blob) == data
+    if size:
+        with pytest.raises(FormatError, match="truncated zstd stream"):
+            decompress(blob[:-1])
+
+
+def test_zstd_cli_output() -> None:
+    if not shutil.which("zstd"):
+        pytest.skip("zstd CLI not installed")
+    for args in (["-3"], ["-19", "--no-check"], ["--long=27", "-1"]):
+        blob = subprocess.run(["zstd", "-c", *args], input=DATA, capture_output=True, check=True)
+        assert decompress(blob.stdout) == DATA
 
 
 def test_multi_member_gzip() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -62,7 +64,7 @@ def test_same_tree_same_bytes(tree: Path) -> None:
     assert first == second
     assert stats == again
     assert stats.size == len(first)
-    assert stats.diff_id.hex == __import__("hashlib").sha256(first).hexdigest()
+    assert stats.diff_id.hex == hashlib.sha256(first).hexdigest()
     assert stats.entries == len(walk_order(tree))
     assert len(first) % 512 == 0
     assert first.endswith(bytes(1024))
@@ -232,6 +234,66 @@ def test_host_bookkeeping_xattrs_are_left_out(tmp_path: Path) -> None:
     os.setxattr(tmp_path / "d", "trusted.other", b"kept")
     (entry,) = TarReader(io.BytesIO(generate(tmp_path)[0]), source="t")
     assert entry.xattrs == ((b"trusted.other", b"kept"),)
+
+
+def oci_layout(path: Path, layer: bytes) -> None:
+    """A one-layer OCI image layout tagged "t" (built by hand: no other strata package)."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    layer_desc = put(layer)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+        "config": {},
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            **put(json.dumps(config).encode()),
+        },
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}],
+    }
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **put(json.dumps(manifest).encode()),
+                "annotations": {"org.opencontainers.image.ref.name": "t"},
+            }
+        ],
+    }
+    (path / "index.json").write_text(json.dumps(index))
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+@pytest.mark.root
+@pytest.mark.peers
+def test_go_archive_tar_reads_what_we_write(tree: Path, tmp_path: Path) -> None:
+    # umoci unpacks layers with Go's archive/tar, the reader of Docker, containerd and registries.
+    root = tmp_path / "tree"
+    subprocess.run(["cp", "-a", str(tree), str(root)], check=True)
+    os.mknod(root / "null", 0o20666, os.makedev(1, 3))
+    os.chown(root / "etc" / "hostname", 1234, 5678)
+    os.setxattr(root / "etc" / "empty", "security.capability", CAPABILITY)
+    oci_layout(tmp_path / "layout", generate(root)[0])
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{tmp_path / 'layout'}:t", str(tmp_path / "bundle")],
+        check=True,
+        capture_output=True,
+    )
+    expected = describe(root)
+    del expected[b".wh.gone"]  # an OCI whiteout: umoci applies it rather than creating it
+    assert describe(tmp_path / "bundle" / "rootfs") == expected
 
 
 def test_gnu_tar_is_present() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,25 @@ def test_dotdot_is_refused(name: str) -> None:
     data = tar_of((info("ok"), b""), (info(name), b"x"))
     with pytest.raises(UnsafePath, match=rf"^in\.tar: member {name}: path escapes the layer root$"):
         normalize(data)
+
+
+def test_worker_thread_stops_when_the_archive_is_abandoned() -> None:
+    before = threading.active_count()
+    big = os.urandom(3 << 20)  # past the first MiB, hashing moves to a worker thread
+    data = tar_of((info("big"), big), (info("../escape"), b"x"))
+    with pytest.raises(UnsafePath):
+        normalize(data)
+    assert threading.active_count() == before
+
+
+def test_output_errors_surface() -> None:
+    class Full(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    data = tar_of((info("big"), os.urandom(3 << 20)), (info("small"), b"x"))
+    with pytest.raises(OSError, match="No space left"):
+        normalize_tar(io.BytesIO(data), Full(), source="in.tar")
 
 
 def test_message_stays_on_one_line() -> None:

@@ -52,8 +52,13 @@ def keep_xattr(name: bytes) -> bool:
     return not name.startswith(_DROPPED_XATTR_PREFIXES) and name not in _DROPPED_XATTRS
 
 
+_DISPLAY_MAX: Final = 256
+
+
 def display_name(name: bytes) -> str:
-    """``name`` as one printable line for messages (undecodable bytes and controls escaped)."""
+    """``name`` as one short printable line for messages (odd bytes and controls escaped)."""
+    if len(name) > _DISPLAY_MAX:
+        return display_name(name[:_DISPLAY_MAX]) + f"...({len(name)} bytes)"
     text = name.decode("utf-8", "backslashreplace")
     if text.isprintable():
         return text

@@ -101,10 +101,12 @@ class _Walk:
         return seconds if self.clamp is None or seconds <= self.clamp else self.clamp
 
     def run(self, root_fd: int) -> None:
-        root_dev = os.fstat(root_fd).st_dev
-        stack: list[tuple[int, bytes, Iterator[bytes]]] = [
-            (root_fd, b"", iter(_sorted_names(root_fd)))
-        ]
+        try:
+            root_dev = os.fstat(root_fd).st_dev
+            top = _sorted_names(root_fd)
+        except OSError as e:
+            raise StrataError(f"{self.root}: cannot list: {e.strerror or e}") from None
+        stack: list[tuple[int, bytes, Iterator[bytes]]] = [(root_fd, b"", iter(top))]
         try:
             while stack:
                 dir_fd, prefix, names = stack[-1]
@@ -139,8 +141,8 @@ class _Walk:
     def member(self, dir_fd: int, name: bytes, relative: bytes, root_dev: int) -> int | None:
         """Write the member for ``name``; return an open fd if it is a directory to enter."""
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        mode = st.st_mode
-        kind = stat.S_IFMT(mode)
+        mode = stat.S_IMODE(st.st_mode)
+        kind = stat.S_IFMT(st.st_mode)
         if kind == stat.S_IFREG:
             self.regular(dir_fd, name, relative, st)
             return None
@@ -158,7 +160,7 @@ class _Walk:
                         self.mtime(st),
                         0,
                         xattrs=xattrs,
-                    )  # fmt: skip
+                    )
                 )
             except BaseException:
                 os.close(fd)
@@ -195,7 +197,7 @@ class _Walk:
                 devmajor,
                 devminor,
                 xattrs,
-            )  # fmt: skip
+            )
         )
         return None
 
@@ -206,7 +208,16 @@ class _Walk:
             first = self.links.get(key)
             if first is not None:
                 self.writer.add(
-                    TarEntry(relative, LNKTYPE, st.st_mode, st.st_uid, st.st_gid, mtime, 0, first)
+                    TarEntry(
+                        relative,
+                        LNKTYPE,
+                        stat.S_IMODE(st.st_mode),
+                        st.st_uid,
+                        st.st_gid,
+                        mtime,
+                        0,
+                        first,
+                    )
                 )
                 return
             self.links[key] = relative
@@ -214,9 +225,15 @@ class _Walk:
         try:
             size = st.st_size
             entry = TarEntry(
-                relative, REGTYPE, st.st_mode, st.st_uid, st.st_gid, mtime, size,
+                relative,
+                REGTYPE,
+                stat.S_IMODE(st.st_mode),
+                st.st_uid,
+                st.st_gid,
+                mtime,
+                size,
                 xattrs=read_xattrs(fd),
-            )  # fmt: skip
+            )
             if size <= _SMALL:
                 data = os.read(fd, size) if size else b""
                 while len(data) < size:

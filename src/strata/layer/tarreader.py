@@ -8,8 +8,9 @@ the archive only if the next block is zero too or the stream ends; an archive ma
 the zero blocks, but never inside a header or a member's data. Sparse files, multi-volume
 members and vendor types are refused rather than guessed at.
 
-Why not ``tarfile``: on a Debian rootfs its stream mode reads ~5,200 members/s and ~110 MB/s;
-this reader keeps up with GNU tar's throughput order (see bench/bench_layer_tar.py).
+Why not ``tarfile``: on a 170 MB Debian rootfs tar its stream mode reads ~5,200 members/s
+(~110 MB/s, and ~3,500 members/s re-writing them); normalising with this reader and our
+writer runs at ~20,000 members/s, ~400 MB/s (bench/bench_layer_tar.py).
 """
 
 from __future__ import annotations

@@ -174,6 +174,10 @@ def encode_header(entry: TarEntry) -> bytes:
     return b"%s%s%s%s" % (pax, data, bytes(-len(data) % BLOCK), block)
 
 
+class _AbandonedError(Exception):
+    """Marks a sink whose archive was given up: the worker drops what is still queued."""
+
+
 class _Sink:
     """Hashes and writes on a worker thread, so sha256 (GIL released) runs beside the tar work.
 
@@ -209,13 +213,16 @@ class _Sink:
                 except BaseException as e:
                     self._error = e
 
-    def close(self) -> None:
-        """Wait for everything queued to be written; raise the worker's error if it had one."""
+    def close(self, *, discard: bool = False) -> None:
+        """Wait for everything queued to be written and raise the worker's error, if any;
+        with ``discard`` (the archive is being abandoned) drop what is queued, raise nothing."""
+        if discard and self._error is None:
+            self._error = _AbandonedError()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
-        if self._error is not None:
+        if self._error is not None and not discard:
             raise self._error
 
     def stats(self, entries: int) -> LayerStats:
@@ -225,8 +232,9 @@ class _Sink:
 class TarWriter:
     """Writes canonical members to ``out``, hashing and counting the tar bytes on the way.
 
-    Use it as a context manager (or call `close`): hashing may run on a worker thread that
-    must be stopped when the archive is abandoned half-way.
+    Past the first MiB, hashing and writing to ``out`` move to one worker thread (calls to
+    ``out.write`` stay sequential). Use the writer as a context manager (or call `close`), so
+    that thread stops even when the archive is abandoned half-way.
     """
 
     def __init__(self, out: BinaryIO) -> None:
@@ -238,12 +246,13 @@ class TarWriter:
     def __enter__(self) -> TarWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(abandon=kind is not None)
 
-    def close(self) -> None:
-        """Stop the worker (if any); nothing more can be written."""
-        self._sink.close()
+    def close(self, *, abandon: bool = False) -> None:
+        """Stop the worker (if any); nothing more can be written. ``abandon`` drops queued data
+        and errors, for use when the archive is being given up anyway."""
+        self._sink.close(discard=abandon)
 
     def _put(self, data: bytes | memoryview) -> None:
         self._pending.append(data)
