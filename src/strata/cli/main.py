@@ -16,6 +16,10 @@ from strata.errors import StrataError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("strata.cli.image", "image_group", "Manage images"),
     "system": ("strata.cli.system", "system_group", "Manage strata"),
+    "container": ("strata.cli.container", "container_group", "Manage containers"),
+    "run": ("strata.cli.container", "run_cmd", "Create and run a new container from an image"),
+    "rm": ("strata.cli.container", "rm_cmd", "Remove one or more containers"),
+    "ps": ("strata.cli.container", "ps_cmd", "List containers"),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),
