@@ -187,3 +187,15 @@ def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | Non
 
 
 container_group.add_command(ps_cmd, "ps")
+
+
+def _register_commit_commands() -> None:
+    # commit/diff/export live in strata.cli.commit (they write images, not processes).
+    from strata.cli.commit import commit_cmd, diff_cmd, export_cmd
+
+    container_group.add_command(commit_cmd, "commit")
+    container_group.add_command(diff_cmd, "diff")
+    container_group.add_command(export_cmd, "export")
+
+
+_register_commit_commands()

@@ -20,6 +20,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("strata.cli.container", "run_cmd", "Create and run a new container from an image"),
     "rm": ("strata.cli.container", "rm_cmd", "Remove one or more containers"),
     "ps": ("strata.cli.container", "ps_cmd", "List containers"),
+    "commit": ("strata.cli.commit", "commit_cmd", "Create a new image from a container's changes"),
+    "diff": (
+        "strata.cli.commit",
+        "diff_cmd",
+        "Inspect changes to files on a container's filesystem",
+    ),
+    "export": (
+        "strata.cli.commit",
+        "export_cmd",
+        "Export a container's filesystem as a tar archive",
+    ),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),
