@@ -2,19 +2,100 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
 import click
+
+from strata.cli.context import App, pass_app
+from strata.errors import InvalidArgument
 
 
 @click.command("commit")
-def commit_cmd() -> None:
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <h@a.com>").')
+@click.option(
+    "-c",
+    "--change",
+    "changes",
+    multiple=True,
+    help="Apply Dockerfile instruction to the created image.",
+)
+@click.option(
+    "-p",
+    "--pause/--no-pause",
+    default=True,
+    help="Pause the container during commit (accepted; see docs).",
+)
+@click.argument("container")
+@click.argument("reference", required=False)
+@pass_app
+def commit_cmd(
+    app: App,
+    message: str,
+    author: str,
+    changes: tuple[str, ...],
+    pause: bool,
+    container: str,
+    reference: str | None,
+) -> None:
     """Create a new image from a container's changes."""
+    from strata.oci.reference import parse_reference
+    from strata.runtime.commit import commit_container
+    from strata.runtime.lifecycle import Containers
+
+    ref = parse_reference(reference) if reference else None
+    service = Containers(app.store())
+    record = service.records.get(container)
+    image = commit_container(
+        service, record, ref=ref, message=message, author=author, changes=changes
+    )
+    click.echo(str(image.id))
 
 
 @click.command("diff")
-def diff_cmd() -> None:
+@click.argument("container")
+@pass_app
+def diff_cmd(app: App, container: str) -> None:
     """Inspect changes to files or directories on a container's filesystem."""
+    from strata.runtime.commit import changes
+    from strata.runtime.lifecycle import Containers
+
+    service = Containers(app.store())
+    for kind, path in changes(service, service.records.get(container)):
+        click.echo(f"{kind} {path}")
 
 
 @click.command("export")
-def export_cmd() -> None:
+@click.option("-o", "--output", help="Write to a file, instead of STDOUT.")
+@click.argument("container")
+@pass_app
+def export_cmd(app: App, output: str | None, container: str) -> None:
     """Export a container's filesystem as a tar archive."""
+    from strata.runtime.commit import export
+    from strata.runtime.lifecycle import Containers
+
+    service = Containers(app.store())
+    record = service.records.get(container)
+    if output is None:
+        if sys.stdout.isatty():
+            raise InvalidArgument(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+            )
+        export(service, record, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            export(service, record, out)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,175 @@
+"""A container's writable layer as an image layer: ``commit``, ``diff`` and ``export``.
+
+For the overlay snapshotter the container's upper dir *is* its change set: it is written as a
+layer tar directly (whiteouts and opaque dirs become their OCI forms). For the copying
+snapshotter the container's tree is compared with its parent's. Either way the tar is
+canonical, so the same changes give the same diff ID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from strata.image.changes import apply_changes
+from strata.image.create import store_image
+from strata.image.store import Image, ImageLayer
+from strata.layer.diff import write_tar_from_dirs, write_tar_from_upper
+from strata.layer.entry import display_name
+from strata.layer.generate import write_tar_from_dir
+from strata.layer.stats import LayerStats
+from strata.layer.tarreader import TarReader
+from strata.oci.config import History, ImageConfig, RootFS, format_time
+from strata.oci.mediatypes import OCI_LAYER
+from strata.oci.reference import Reference
+from strata.runtime.containers import Container
+from strata.runtime.lifecycle import Containers
+from strata.snapshot.mount import mount_all, unmount
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+def write_container_layer(service: Containers, container: Container, out: BinaryIO) -> LayerStats:
+    """Write the container's changes to ``out`` as a canonical layer tar."""
+    snapshotter = service.snapshotter
+    upper = snapshotter.upper(container.snapshot)
+    if snapshotter.diff_kind == "overlay":
+        return write_tar_from_upper(upper, out)
+    parent = snapshotter.stat(container.snapshot).parent
+    with tempfile.TemporaryDirectory(dir=_scratch(service)) as empty:
+        lower = snapshotter.upper(parent) if parent else Path(empty)
+        return write_tar_from_dirs(lower, upper, out)
+
+
+def committed_config(
+    config: ImageConfig, container: Container, changes: Iterable[str]
+) -> ImageConfig:
+    """The new image's config: the image's, with the container's environment (as Docker
+    commits it) and the ``-c`` changes applied on top."""
+    env = tuple(container.config.get("env") or config.config.env)
+    merged = replace(config, config=replace(config.config, env=env))
+    if container.config.get("cmd") is not None:
+        merged = replace(merged, config=replace(merged.config, cmd=tuple(container.config["cmd"])))
+    return apply_changes(merged, changes)
+
+
+def commit_container(
+    service: Containers,
+    container: Container,
+    *,
+    ref: Reference | None = None,
+    message: str = "",
+    author: str = "",
+    changes: Sequence[str] = (),
+) -> Image:
+    """``docker commit``: the container's changes become one new layer on top of its image."""
+    images = service.images
+    image = images.get(container.image)
+    config = images.config(image)
+    layers = images.layers(image)
+    # Changes are validated before any layer is written, so a bad -c leaves nothing behind.
+    new_config = committed_config(config, container, changes)
+    with images.operation() as lease:
+        with images.content.writer(f"commit-{uuid.uuid4().hex}") as writer:
+            stats = write_container_layer(service, container, writer)  # type: ignore[arg-type]
+            lease.add("blob", str(stats.diff_id))
+            digest = writer.commit(expected=stats.diff_id, size=stats.size)
+        layer = ImageLayer(digest, OCI_LAYER, digest, stats.size)
+        now = format_time(datetime.now(UTC))
+        new_config = replace(
+            new_config,
+            created=now,
+            author=author or None,
+            rootfs=RootFS("layers", (*config.rootfs.diff_ids, digest)),
+            history=(
+                *config.history,
+                History(
+                    created=now,
+                    created_by=" ".join(container.config.get("args", [])),
+                    author=author or None,
+                    comment=message or None,
+                ),
+            ),
+        )
+        return store_image(
+            images,
+            lease,
+            config=new_config,
+            layers=[*layers, layer],
+            names=[ref] if ref is not None else [],
+        )
+
+
+def changes(service: Containers, container: Container) -> list[tuple[str, str]]:
+    """``docker diff``: (kind, path) with kind A (added), C (changed) or D (deleted), sorted."""
+    scratch = _scratch(service)
+    with tempfile.TemporaryFile(dir=scratch) as tar, _lower_view(service, container) as lower:
+        write_container_layer(service, container, tar)
+        tar.seek(0)
+        found: dict[str, str] = {}
+        for entry in TarReader(tar, source=f"container {container.short_id}"):
+            name = display_name(entry.name).rstrip("/")
+            directory, _, base = name.rpartition("/")
+            if base == OPAQUE:
+                found["/" + directory] = "C"
+            elif base.startswith(WHITEOUT):
+                found["/" + (f"{directory}/" if directory else "") + base[len(WHITEOUT) :]] = "D"
+            else:
+                exists = lower is not None and os.path.lexists(lower / name)
+                found.setdefault("/" + name, "C" if exists else "A")
+    return sorted(((kind, path) for path, kind in found.items()), key=lambda kp: kp[1])
+
+
+def export(service: Containers, container: Container, out: BinaryIO) -> LayerStats:
+    """``docker export``: the container's whole filesystem as one tar."""
+    with _merged_view(service, container) as merged:
+        return write_tar_from_dir(merged, out)
+
+
+def _scratch(service: Containers) -> Path:
+    scratch = service.root.path / "tmp"
+    scratch.mkdir(mode=0o700, exist_ok=True)
+    return scratch
+
+
+@contextlib.contextmanager
+def _lower_view(service: Containers, container: Container) -> Iterator[Path | None]:
+    """The image's filesystem under the container, mounted read-only while needed."""
+    snapshotter = service.snapshotter
+    parent = snapshotter.stat(container.snapshot).parent
+    if parent is None:
+        yield None
+        return
+    key = f"view-{uuid.uuid4().hex}"
+    mounts = snapshotter.view(key, parent)
+    with tempfile.TemporaryDirectory(dir=_scratch(service)) as target:
+        try:
+            mount_all(mounts, Path(target))
+            try:
+                yield Path(target)
+            finally:
+                unmount(Path(target), detach=True)
+        finally:
+            snapshotter.remove(key)
+
+
+@contextlib.contextmanager
+def _merged_view(service: Containers, container: Container) -> Iterator[Path]:
+    rootfs = service.directory(container) / "rootfs"
+    if rootfs.is_mount():
+        yield rootfs
+        return
+    with tempfile.TemporaryDirectory(dir=_scratch(service)) as target:
+        mount_all(service.snapshotter.mounts(container.snapshot), Path(target))
+        try:
+            yield Path(target)
+        finally:
+            unmount(Path(target), detach=True)
