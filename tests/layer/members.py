@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from strata.layer.apply import ApplyStats, Whiteouts, apply_layer
 from strata.layer.entry import (
@@ -42,20 +44,20 @@ def tar(*members: Member) -> bytes:
     return out.getvalue()
 
 
-def file(name: str | bytes, data: bytes = b"", mode: int = 0o644, **kw: object) -> Member:
+def file(name: str | bytes, data: bytes = b"", mode: int = 0o644, **kw: Any) -> Member:
     entry = TarEntry(_name(name), REGTYPE, mode, 0, 0, MTIME, len(data))
     return _with(entry, kw), data
 
 
-def directory(name: str | bytes, mode: int = 0o755, **kw: object) -> TarEntry:
+def directory(name: str | bytes, mode: int = 0o755, **kw: Any) -> TarEntry:
     return _with(TarEntry(_name(name), DIRTYPE, mode, 0, 0, MTIME), kw)
 
 
-def symlink(name: str | bytes, target: str | bytes, **kw: object) -> TarEntry:
+def symlink(name: str | bytes, target: str | bytes, **kw: Any) -> TarEntry:
     return _with(TarEntry(_name(name), SYMTYPE, 0o777, 0, 0, MTIME, 0, _name(target)), kw)
 
 
-def hardlink(name: str | bytes, target: str | bytes, **kw: object) -> TarEntry:
+def hardlink(name: str | bytes, target: str | bytes, **kw: Any) -> TarEntry:
     return _with(TarEntry(_name(name), LNKTYPE, 0o644, 0, 0, MTIME, 0, _name(target)), kw)
 
 
@@ -68,12 +70,8 @@ def fifo(name: str | bytes, mode: int = 0o644) -> TarEntry:
     return TarEntry(_name(name), FIFOTYPE, mode, 0, 0, MTIME)
 
 
-def _with(entry: TarEntry, fields: dict[str, object]) -> TarEntry:
-    if not fields:
-        return entry
-    values = {slot: getattr(entry, slot) for slot in TarEntry.__slots__}
-    values.update(fields)
-    return TarEntry(**values)  # type: ignore[arg-type]
+def _with(entry: TarEntry, fields: dict[str, Any]) -> TarEntry:
+    return dataclasses.replace(entry, **fields) if fields else entry
 
 
 def apply(data: bytes, target: Path, mode: Whiteouts, **kw: object) -> ApplyStats:

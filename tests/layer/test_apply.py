@@ -12,6 +12,7 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -308,6 +309,9 @@ LAYERS: dict[str, Callable[[], bytes]] = {
         file("etc/hosts", b"h"),
         file("etc/.wh..wh..opq"),
     ),
+    "opaque before its directory": lambda: tar(
+        file("etc/.wh..wh..opq"), directory("etc", 0o700), file("etc/x", b"x")
+    ),
     "whiteout after the same name": lambda: tar(
         directory("var"),
         directory("var/lib"),
@@ -346,6 +350,8 @@ def test_delete_mode_whiteouts(tmp_path: Path, name: str) -> None:
         == [b"etc/conf.d", b"etc/hosts"],
         "opaque after siblings": lambda: sorted(p for p in tree if p.startswith(b"etc/"))
         == [b"etc/conf.d", b"etc/conf.d/c.conf", b"etc/hosts"],
+        "opaque before its directory": lambda: sorted(p for p in tree if p.startswith(b"etc"))
+        == [b"etc", b"etc/x"],
         "whiteout after the same name": lambda: sorted(p for p in tree if p.startswith(b"var/"))
         == [b"var/lib", b"var/lib/new"]
         and (target / "keep").read_bytes() == b"replaced",
@@ -387,7 +393,7 @@ def test_overlay_mode_gives_the_same_merged_view(tmp_path: Path, name: str) -> N
     # a group of one (the name itself) is no group.
     for view in (seen, want):
         for key, value in view.items():
-            mtime = 0 if stat.S_ISDIR(value[0]) else value[4]  # type: ignore[call-overload]
+            mtime = 0 if stat.S_ISDIR(cast(int, value[0])) else value[4]
             group = None if value[6] == key else value[6]
             view[key] = (*value[:4], mtime, value[5], group, value[7])
     assert seen == want

@@ -335,6 +335,21 @@ def test_source_errors_are_not_disguised() -> None:
         open_decompressed(FailsLater(blob), source="net").read()
 
 
+def test_reads_are_full_until_the_end() -> None:
+    class Trickle(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            return super().read(min(1000, size if size is not None and size >= 0 else 1000))
+
+    for kind in (Compression.NONE, Compression.GZIP):
+        reader = open_decompressed(Trickle(compress(DATA, kind)), source="blob")
+        assert reader.read(0) == b""
+        assert reader.read(2) == DATA[:2]
+        assert reader.read(4998) == DATA[2:5000]
+        assert reader.read(3 << 20) == DATA[5000 : 5000 + (3 << 20)]
+        assert reader.read() == DATA[5000 + (3 << 20) :]
+        assert reader.read(10) == b""
+
+
 def test_close_leaves_source_open() -> None:
     src = io.BytesIO(compress(DATA, Compression.GZIP))
     reader = open_decompressed(src, source="blob")

@@ -23,7 +23,7 @@ import pytest
 
 from strata.errors import FormatError, StrataError, TooLarge, UnsafePath
 from strata.layer.entry import REGTYPE, TarEntry
-from strata.layer.tarwriter import BLOCK, END_OF_ARCHIVE, encode_header
+from strata.layer.tarwriter import BLOCK, END_OF_ARCHIVE, encode_header, pax_record
 from strata.layer.whiteout import OVERLAY_OPAQUE
 
 from .members import MODES, apply, device, directory, file, hardlink, symlink, tar
@@ -460,6 +460,49 @@ def _setuid(t: Path, mode: str) -> None:
 @case(check=_setuid, root=True)
 def setuid_file_keeps_mode(s: Sandbox) -> bytes:
     return tar(file("su", b"\x7fELF", 0o6755, uid=1000, gid=1000))
+
+
+@case(error=FormatError)
+def xattr_name_with_nul(s: Sandbox) -> bytes:
+    # our writer refuses such a name: the PAX header is made by hand
+    records = pax_record(b"SCHILY.xattr.user.a\x00b", b"1")
+    pax = encode_header(TarEntry(b"././@PaxHeader", b"x", 0, 0, 0, 0, len(records)))
+    body = records + bytes(-len(records) % BLOCK)
+    head = encode_header(TarEntry(b"f", REGTYPE, 0o644, 0, 0, 0, 1))
+    return pax + body + head + b"x" + bytes(BLOCK - 1) + END_OF_ARCHIVE
+
+
+@case(error=FormatError)
+def xattr_name_too_long(s: Sandbox) -> bytes:
+    return tar(file("f", b"x", xattrs=((b"user." + b"n" * 300, b"1"),)))
+
+
+@case(error=FormatError)
+def xattr_value_too_large(s: Sandbox) -> bytes:
+    return tar(file("f", b"x", xattrs=((b"user.big", bytes(70_000)),)))
+
+
+@case(error=FormatError, root=True)
+def uid_out_of_range(s: Sandbox) -> bytes:
+    return tar(file("f", b"x", uid=2**40))
+
+
+@case(error=FormatError)
+def mtime_out_of_range(s: Sandbox) -> bytes:
+    return tar(file("f", b"x", mtime=2**70))
+
+
+def _base256(block: bytes, start: int, end: int, value: int) -> bytes:
+    field = (value | (1 << (8 * (end - start) - 1))).to_bytes(end - start, "big")
+    block = block[:start] + field + block[end:]
+    block = block[:148] + b" " * 8 + block[156:]
+    return block[:148] + b"%06o\x00 " % sum(block) + block[156:]
+
+
+@case(error=FormatError, root=True)
+def device_number_out_of_range(s: Sandbox) -> bytes:
+    header = encode_header(device("dev/huge", 1, 3))
+    return _base256(header, 329, 337, 2**60) + END_OF_ARCHIVE
 
 
 # --- broken streams, duplicates, type changes ----------------------------------------------

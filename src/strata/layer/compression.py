@@ -164,8 +164,11 @@ class _Source(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
+        if size == 0:
+            return b""
         if self._head:
-            data, self._head = self._head, b""
+            cut = len(self._head) if size < 0 else size
+            data, self._head = self._head[:cut], self._head[cut:]
         else:
             try:
                 data = self._src.read(size if size > 0 else _CHUNK)
@@ -242,11 +245,17 @@ class _Decompressed(io.RawIOBase):
         return data
 
     def read(self, size: int = -1) -> bytes:
-        if size is not None and 0 <= size <= _CHUNK:
-            return self._read_some(size)
-        # Large or unbounded reads go in chunks so the limit is checked as bytes appear.
-        parts: list[bytes] = []
-        want = size if size is not None and size >= 0 else -1
+        """Up to ``size`` bytes (all that remain if negative); fewer only at the end."""
+        if size == 0:
+            return b""
+        if size is None or size < 0:
+            size = -1
+        first = self._read_some(_CHUNK if size < 0 else min(size, _CHUNK))
+        if len(first) == size or not first:
+            return first
+        # Short read or more wanted: gather in chunks, checking the limit as bytes appear.
+        parts = [first]
+        want = size - len(first) if size > 0 else -1
         while want:
             data = self._read_some(_CHUNK if want < 0 else min(want, _CHUNK))
             if not data:

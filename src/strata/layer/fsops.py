@@ -15,6 +15,8 @@ import stat
 from collections.abc import Callable
 from typing import Final
 
+from strata.layer.entry import display_name
+
 PATH_FLAGS: Final = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 LIST_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # More directory fds than this are never kept open at once, however deep a layer nests.
@@ -235,7 +237,7 @@ def set_xattrs(target: int | bytes, xattrs: tuple[tuple[bytes, bytes], ...]) -> 
         except OSError as e:
             if e.errno in NO_XATTRS or (e.errno == errno.EPERM and key.startswith(b"user.")):
                 continue
-            raise
+            raise OSError(e.errno, f"xattr {display_name(key)}: {e.strerror}") from None
 
 
 def sync_xattrs(path: bytes, xattrs: tuple[tuple[bytes, bytes], ...], keep: bytes) -> None:
