@@ -44,3 +44,7 @@ if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch .venv/.installed
 fi
+
+# Bytecode for our own sources: every `strata` command starts faster, also where
+# PYTHONDONTWRITEBYTECODE is set (Python still reads .pyc files it did not write).
+.venv/bin/python -m compileall -q -j 0 src >/dev/null || true
