@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end, as a new user would run it: a Debian base image from the mirror,
-# listed, inspected, saved to an archive that skopeo reads, removed and loaded back.
+# then the walkthrough ../shared/walkthroughs/understanding-image-layers.md (a container that
+# installs Node.js, committed as node-base; an app container committed as sample-app with a
+# CMD; their histories; running both), then save/load of the result.
+# The walkthrough types its commands into `-ti` shells; the demo runs them with `sh -c`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -9,19 +12,38 @@ mkdir -p "$out"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
+# Start clean, so the demo can be run again.
+strata rm -f base-container app-container >/dev/null 2>&1 || true
+strata rmi node-base sample-app >/dev/null 2>&1 || true
+
 if strata image inspect debian:bookworm >/dev/null 2>&1; then
-  echo "debian:bookworm is already in the store ($(strata image inspect -f '{{.Id}}' debian:bookworm)); reusing it"
+  echo "debian:bookworm is already in the store; reusing it"
 else
   step strata image bootstrap debian:bookworm
 fi
 step strata image ls
-step strata image inspect --format '{{.Id}} {{.Architecture}} {{json .Config.Cmd}}' debian:bookworm
-step strata image save -o "$out/debian-bookworm.tar" debian:bookworm
-step skopeo inspect --format '{{.Digest}} {{.Architecture}} layers={{len .Layers}}' "docker-archive:$out/debian-bookworm.tar"
-step strata image save --format oci-archive -o "$out/debian-bookworm.oci.tar" debian:bookworm
-step strata tag debian:bookworm demo/debian:saved
-step strata rmi demo/debian:saved
-step strata image load -i "$out/debian-bookworm.oci.tar"
+
+# Create a base image (walkthrough steps 2-8).
+step strata run --name=base-container debian:bookworm sh -c 'apt-get update -qq && apt-get install -y -qq nodejs >/dev/null && node -e "console.log(\"Hello world!\")"'
+step strata container commit -m "Add node" base-container node-base
+step strata image history node-base
+step strata run --rm node-base node -e "console.log('Hello again')"
+step strata rm -f base-container
+
+# Build an app image (walkthrough, second part).
+step strata run --name=app-container node-base sh -c "echo 'console.log(\"Hello from an app\")' > app.js && node app.js"
+step strata container commit -c "CMD node app.js" -m "Add app" app-container sample-app
+step strata image history sample-app
+step strata image history --files --top 3 sample-app
+step strata run --rm sample-app
+step strata rm -f app-container
+
+# Images in and out: archives that Docker, Podman and skopeo read.
+step strata image save -o "$out/sample-app.tar" sample-app
+step skopeo inspect --format '{{.Digest}} {{.Architecture}} layers={{len .Layers}}' "docker-archive:$out/sample-app.tar"
+step strata rmi sample-app
+step strata image load -i "$out/sample-app.tar"
+step strata run --rm sample-app
 step strata system df
 echo
 echo "demo: done (archives in $out/)"
