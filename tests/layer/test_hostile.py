@@ -10,13 +10,11 @@ and the sandbox around the target must hold no new names.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,56 +24,8 @@ from strata.layer.entry import REGTYPE, TarEntry
 from strata.layer.tarwriter import BLOCK, END_OF_ARCHIVE, encode_header, pax_record
 from strata.layer.whiteout import OVERLAY_OPAQUE
 
+from .hostile import CASES, Check, Sandbox, case, is_dir, plant, regular, that
 from .members import MODES, apply, device, directory, file, hardlink, symlink, tar
-
-Check = Callable[[Path, str], None]
-
-
-@dataclass
-class Sandbox:
-    """A target dir, a canary tree beside it and one in /tmp."""
-
-    base: Path
-    target: Path
-    canary: Path
-    tmp_canary: Path
-    mode: str = "delete"
-
-    def snapshot(self) -> dict[str, tuple[object, ...]]:
-        found: dict[str, tuple[object, ...]] = {}
-        for top in (self.base, self.tmp_canary):
-            for path in _walk(top, skip=self.target):
-                st = os.lstat(path)
-                content: object = None
-                if stat.S_ISREG(st.st_mode):
-                    content = hashlib.sha256(path.read_bytes()).hexdigest()
-                elif stat.S_ISLNK(st.st_mode):
-                    content = os.readlink(path)
-                xattrs = sorted(
-                    (n, os.getxattr(path, n, follow_symlinks=False))
-                    for n in os.listxattr(path, follow_symlinks=False)
-                )
-                found[str(path)] = (
-                    st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_nlink, st.st_ino,
-                    st.st_mtime_ns, st.st_ctime_ns, content, tuple(xattrs),
-                )  # fmt: skip
-        return found
-
-
-def _walk(top: Path, skip: Path) -> Iterator[Path]:
-    yield top
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
-        for name in dirnames + filenames:
-            yield Path(dirpath, name)
-
-
-def _plant(root: Path) -> None:
-    (root / "dir").mkdir(parents=True)
-    (root / "file").write_bytes(b"precious\n")
-    (root / "dir" / "inner").write_bytes(b"inner\n")
-    os.symlink("file", root / "link")
-    os.chmod(root / "file", 0o644)
 
 
 @pytest.fixture
@@ -83,53 +33,13 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     target = tmp_path / "target"
     target.mkdir()
     canary = tmp_path / "canary"
-    _plant(canary)
+    plant(canary)
     tmp_canary = Path(tempfile.mkdtemp(prefix="strata-canary-", dir="/tmp"))
-    _plant(tmp_canary)
+    plant(tmp_canary)
     try:
         yield Sandbox(tmp_path, target, canary, tmp_canary)
     finally:
         shutil.rmtree(tmp_canary)
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[Sandbox], bytes]
-    error: type[Exception] | None = None
-    check: Check | None = None
-    modes: tuple[str, ...] = MODES
-    root: bool = False
-    limit: int | None = None
-
-
-CASES: dict[str, Case] = {}
-
-
-def case(
-    *,
-    error: type[Exception] | None = None,
-    check: Check | None = None,
-    modes: tuple[str, ...] = MODES,
-    root: bool = False,
-    limit: int | None = None,
-) -> Callable[[Callable[[Sandbox], bytes]], Callable[[Sandbox], bytes]]:
-    def register(build: Callable[[Sandbox], bytes]) -> Callable[[Sandbox], bytes]:
-        CASES[build.__name__] = Case(build, error, check, modes, root, limit)
-        return build
-
-    return register
-
-
-def that(*conditions: object) -> None:
-    assert all(conditions), conditions
-
-
-def is_dir(path: Path) -> bool:
-    return stat.S_ISDIR(os.lstat(path).st_mode)
-
-
-def _regular(path: Path, content: bytes) -> bool:
-    return stat.S_ISREG(os.lstat(path).st_mode) and path.read_bytes() == content
 
 
 # --- names that climb ----------------------------------------------------------------------
@@ -155,7 +65,7 @@ def dotdot_after_absolute(s: Sandbox) -> bytes:
     return tar(file("/../escaped", b"x"))
 
 
-@case(check=lambda t, m: that(_regular(t / "abs-file", b"a")))
+@case(check=lambda t, m: that(regular(t / "abs-file", b"a")))
 def absolute_name(s: Sandbox) -> bytes:
     return tar(file("/abs-file", b"a"))
 
@@ -183,7 +93,7 @@ def hardlink_through_symlink_dir(s: Sandbox) -> bytes:
 
 def _hardlink_to_symlink(t: Path, mode: str) -> None:
     assert os.lstat(t / "h").st_ino == os.lstat(t / "s").st_ino
-    assert _regular(t / "h2", b"new")
+    assert regular(t / "h2", b"new")
 
 
 @case(check=_hardlink_to_symlink)
@@ -213,7 +123,7 @@ def hardlink_to_itself(s: Sandbox) -> bytes:
 
 def _replaced_by_dir(name: str, child: str, content: bytes) -> Check:
     def check(t: Path, mode: str) -> None:
-        assert is_dir(t / name) and _regular(t / name / child, content)
+        assert is_dir(t / name) and regular(t / name / child, content)
 
     return check
 
@@ -263,7 +173,7 @@ def lower_layer_symlink_opaque(s: Sandbox) -> bytes:
     return tar(file("lower/.wh..wh..opq"))
 
 
-@case(check=lambda t, m: that(_regular(t / "victim", b"replaced")))
+@case(check=lambda t, m: that(regular(t / "victim", b"replaced")))
 def file_replaces_symlink_to_outside(s: Sandbox) -> bytes:
     os.symlink(s.canary / "file", s.target / "victim")
     return tar(symlink("v2", str(s.tmp_canary / "file")), file("victim", b"replaced"), file("v2"))
@@ -400,7 +310,7 @@ def _gnu_long_name(name: bytes) -> bytes:
     return head + body + bytes(-len(body) % BLOCK)
 
 
-@case(check=lambda t, m: that(_regular(t / "ok", b"x")))
+@case(check=lambda t, m: that(regular(t / "ok", b"x")))
 def nul_in_gnu_long_name(s: Sandbox) -> bytes:
     # the name ends at the NUL: "ok", never "ok\0../../escaped"
     data = b"x"
@@ -434,12 +344,35 @@ def component_longer_than_name_max(s: Sandbox) -> bytes:
     return tar(file("a/" + "n" * 256, b"x"))
 
 
-@case(check=lambda t, m: that(_regular(t / "d", b"flat")))
+@case(check=lambda t, m: that(regular(t / "d", b"flat")))
 def deep_nesting_then_removed(s: Sandbox) -> bytes:
     # deeper than the dir fd cache and the recursion limit; then one member removes it all
     depth = 1200
     names = ["/".join(["d"] * i) for i in range(1, depth + 1)]
     return tar(*(directory(n) for n in names), file(names[-1] + "/leaf", b"l"), file("d", b"flat"))
+
+
+def _back_up(t: Path, mode: str) -> None:
+    for depth in (3, 100, 199):
+        fd = os.open(t, os.O_RDONLY)
+        try:
+            for _ in range(depth):
+                child = os.open("d", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = child
+            assert os.stat(f"at{depth}", dir_fd=fd, follow_symlinks=False).st_size == 1
+        finally:
+            os.close(fd)
+
+
+@case(check=_back_up)
+def deep_nesting_then_back_up(s: Sandbox) -> bytes:
+    # back up to levels whose cached fds were closed to stay under the limit
+    names = ["/".join(["d"] * i) for i in range(1, 201)]
+    return tar(
+        *(directory(n) for n in names),
+        *(file(names[depth - 1] + f"/at{depth}", b"x") for depth in (199, 3, 100)),
+    )
 
 
 @case(check=lambda t, m: that(stat.S_ISCHR(os.lstat(t / "dev" / "null").st_mode)), root=True)
@@ -533,12 +466,12 @@ def sparse_member_refused(s: Sandbox) -> bytes:
     return tar(TarEntry(b"sparse", b"S", 0o644, 0, 0, 0))
 
 
-@case(check=lambda t, m: that(_regular(t / "f", b"two") and _regular(t / "g", b"g")))
+@case(check=lambda t, m: that(regular(t / "f", b"two") and regular(t / "g", b"g")))
 def duplicate_entries_last_wins(s: Sandbox) -> bytes:
     return tar(file("f", b"one"), file("f", b"two"), file("g", b"g", 0o000), file("g", b"g"))
 
 
-@case(check=lambda t, m: that(_regular(t / "d", b"file") and _regular(t / "f/x", b"x")))
+@case(check=lambda t, m: that(regular(t / "d", b"file") and regular(t / "f/x", b"x")))
 def dir_replaced_by_file_and_back(s: Sandbox) -> bytes:
     return tar(
         directory("d"), file("d/x", b"x"), file("d", b"file"),

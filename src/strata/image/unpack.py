@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from strata.digest import Digest
-from strata.errors import Conflict, NotFound
+from strata.errors import Conflict, FormatError, NotFound
 from strata.image.store import Image, ImageStore
 from strata.layer.apply import apply_layer
 from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT
@@ -49,12 +49,22 @@ def unpack(images: ImageStore, snapshotter: Snapshotter, image: Image) -> str | 
 
     Returns None for an image with no layers (a container then starts from an empty snapshot).
     """
-    layers = images.layers(image)
+    manifest = images.manifest(image)
+    # The config's diff IDs are the image's identity (OCI): chain IDs come from them, and
+    # each layer is checked against its claim while it is extracted.
+    diff_ids = images.config(image).rootfs.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise FormatError(
+            f"image {image.id.short}: {len(manifest.layers)} layers but"
+            f" {len(diff_ids)} diff IDs in its config"
+        )
     parent: str | None = None
-    for layer, chain_id in zip(layers, chain_ids([x.diff_id for x in layers]), strict=True):
+    for layer, diff_id, chain_id in zip(
+        manifest.layers, diff_ids, chain_ids(diff_ids), strict=True
+    ):
         key = layer_key(chain_id)
         if not _exists(snapshotter, key):
-            _extract(images, snapshotter, layer.blob, key, parent)
+            _extract(images, snapshotter, layer.digest, diff_id, key, parent)
         parent = key
     return parent
 
@@ -68,7 +78,12 @@ def _exists(snapshotter: Snapshotter, key: str) -> bool:
 
 
 def _extract(
-    images: ImageStore, snapshotter: Snapshotter, blob: Digest, key: str, parent: str | None
+    images: ImageStore,
+    snapshotter: Snapshotter,
+    blob: Digest,
+    diff_id: Digest,
+    key: str,
+    parent: str | None,
 ) -> None:
     active = f"extract-{uuid.uuid4().hex}"
     snapshotter.prepare(active, parent)
@@ -83,6 +98,9 @@ def _extract(
                 whiteouts=mode,
                 source=f"layer {blob}",
                 limit=DEFAULT_DECOMPRESS_LIMIT,
+                # Snapshots are shared by chain ID, which rests on the config's diff IDs: a
+                # layer that is not what its image claims must never become one.
+                diff_id=diff_id,
             )
         try:
             snapshotter.commit(key, active)

@@ -268,6 +268,15 @@ class _Applier:
 
     def split(self, name: bytes, what: str = "path") -> list[bytes]:
         """``name`` as clean components (absolute made relative); UnsafePath if it climbs."""
+        clean = name[:-1] if name[-1:] == b"/" else name  # a directory's trailing slash
+        if (
+            clean
+            and clean[:1] not in b"./"  # (b"" is in it too: clean is not empty here)
+            and b"/." not in clean
+            and b"//" not in clean
+            and clean[-1:] != b"/"
+        ):
+            return clean.split(b"/")  # the usual case, already clean
         parts = name.split(b"/")
         if b"" in parts or b"." in parts or b".." in parts:
             if b".." in parts:
