@@ -8,8 +8,12 @@ A layer is a tar of additions, modifications and deletions (OCI whiteouts ``.wh.
 - `generate`: a deterministic tar of a directory tree (same tree, same diff ID);
 - `normalize`: any tar stream re-emitted in that same canonical form, with hostile member names
   rejected;
-- `tarreader` / `tarwriter`: the streaming tar reader and the canonical header encoder both of
-  them use (the later applier and overlay-diff generator build on the same two).
+- `apply`: extracting a layer onto a directory safely (no entry reaches outside it, symlinks
+  are never followed while resolving), whiteouts applied as deletions or as overlay whiteouts;
+- `diff`: an overlay upper dir, or a tree against its parent, back into a canonical layer;
+- `whiteout` / `fsops`: the whiteout forms and the symlink-safe file operations under `apply`;
+- `tarreader` / `tarwriter`: the streaming tar reader and the canonical header encoder all of
+  them use.
 
 Nothing here knows about images, snapshots or the content store.
 """
