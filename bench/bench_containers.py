@@ -35,7 +35,9 @@ PAYLOAD = (
 def bench_run(env: dict[str, str], runs: int, work: Path) -> list[list[str]]:
     strata = [*STRATA, "run", "--rm", "debian:bookworm", "true"]
     docker = ["docker", "run", "--rm", "--network", "host", "debian:bookworm", "true"]
+    # Podman's runc is refused rlimits above 1024 on this host (EPERM for nproc/nofile).
     podman = ["podman", "run", "--rm", "--network", "host", "--runtime", "runc",
+              "--ulimit", "nproc=1024:1024", "--ulimit", "nofile=1024:1024",
               "localhost/debian:bookworm", "true"]  # fmt: skip
     bundle = work / "runc-bundle"
     if not (bundle / "rootfs" / "bin").exists():
