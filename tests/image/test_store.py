@@ -149,3 +149,16 @@ def test_unknown_schema_is_refused(store_root: Path) -> None:
     conn.close()
     with pytest.raises(StrataError, match="newer"):
         ImageStore(StoreRoot(store_root))
+
+
+def test_layer_sizes_are_dockers_file_bytes(images: ImageStore, tmp_path: Path) -> None:
+    import tarfile
+
+    tar = rootfs_tar(tmp_path / "a.tar", {"./srv/data": bytes(5000)})
+    with tarfile.open(tar) as archive:
+        file_bytes = sum(m.size for m in archive.getmembers() if m.isfile())
+    _import(images, tar, "a:1")
+    image = images.get("a:1")
+    (layer,) = images.layers(image)
+    assert layer.content_size == file_bytes
+    assert image.size == file_bytes < layer.size  # the tar adds headers and padding

@@ -192,7 +192,8 @@ def _writer(path: Path, who: str, n: int) -> None:
                 # Read-then-write: only safe because BEGIN IMMEDIATE takes the write lock first.
                 count = conn.execute("SELECT count(*) FROM layers").fetchone()[0]
                 conn.execute(
-                    "INSERT INTO layers VALUES (?, ?, ?, 'application/vnd.oci.image.layer.v1.tar')",
+                    "INSERT INTO layers (digest, diff_id, size, media_type)"
+                    " VALUES (?, ?, ?, 'application/vnd.oci.image.layer.v1.tar')",
                     (f"{who}-{i}", f"diff-{count}", count),
                 )
 

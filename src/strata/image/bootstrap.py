@@ -239,7 +239,7 @@ def _run_debootstrap(
             stats = write_tar_from_dir(target, writer, clamp_mtime=epoch)  # type: ignore[arg-type]
             lease.add("blob", str(stats.diff_id))
             digest = writer.commit(expected=stats.diff_id, size=stats.size)
-    return ImageLayer(blob=digest, media_type=OCI_LAYER, diff_id=digest, size=stats.size)
+    return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
 
 
 def _check(returncode: int, command: list[str], log: IO[bytes]) -> None:

@@ -89,7 +89,15 @@ def history(
             f" but the image has {len(layers)} layers"
         )
     if sizes is None:
-        sizes = [content_size(images, layer) for layer in layers]
+        sizes = []
+        for layer in layers:
+            if layer.content_size is None:
+                # Counted once, then remembered: the next history is instant.
+                counted = content_size(images, layer)
+                images.record_content_size(layer.blob, counted)
+                sizes.append(counted)
+            else:
+                sizes.append(layer.content_size)
     elif len(sizes) != len(layers):
         raise InvalidArgument(
             f"image {image.id.short}: {len(sizes)} sizes for {len(layers)} layers"

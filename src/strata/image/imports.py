@@ -50,7 +50,7 @@ def write_rootfs_layer(
         digest = writer.commit(expected=stats.diff_id, size=stats.size)
     if digest != stats.diff_id:  # pragma: no cover - commit verifies this
         raise DigestMismatch(f"{name}: layer digest {digest} != {stats.diff_id}")
-    return ImageLayer(blob=digest, media_type=OCI_LAYER, diff_id=digest, size=stats.size)
+    return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
 
 
 def import_rootfs(

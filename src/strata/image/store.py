@@ -36,7 +36,13 @@ class ImageLayer:
     blob: Digest
     media_type: str
     diff_id: Digest
-    size: int
+    size: int  # of the uncompressed tar
+    content_size: int | None = None  # of its regular files (Docker's size); None: not known
+
+    @property
+    def shown_size(self) -> int:
+        """The size to show users: Docker's figure when known, else the tar's."""
+        return self.size if self.content_size is None else self.content_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +180,14 @@ class ImageStore:
             row = rows.get(str(desc.digest))
             if row is None:
                 raise StrataError(f"image {image.id.short}: layer {desc.digest} is not recorded")
+            content = row["content_size"]
             out.append(
                 ImageLayer(
-                    desc.digest, desc.media_type, Digest.parse(row["diff_id"]), int(row["size"])
+                    desc.digest,
+                    desc.media_type,
+                    Digest.parse(row["diff_id"]),
+                    int(row["size"]),
+                    None if content is None else int(content),
                 )
             )
         return out
@@ -216,7 +227,7 @@ class ImageStore:
         One transaction: the image appears with all its names, or not at all. A name that pointed
         at another image moves, leaving that image dangling (``<none>``) as Docker does.
         """
-        size = sum(layer.size for layer in layers)
+        size = sum(layer.shown_size for layer in layers)
         added = now_rfc3339()
         with self.db.transaction() as conn:
             conn.execute(
@@ -226,9 +237,12 @@ class ImageStore:
                 (str(manifest_digest), str(config_digest), media_type, config.created, size, added),
             )
             conn.executemany(
-                "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type)"
-                " VALUES (?, ?, ?, ?)",
-                [(str(lay.blob), str(lay.diff_id), lay.size, lay.media_type) for lay in layers],
+                "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type, content_size)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (str(lay.blob), str(lay.diff_id), lay.size, lay.media_type, lay.content_size)
+                    for lay in layers
+                ],
             )
             for name in names:
                 tagged = name.with_default_tag()
@@ -243,6 +257,13 @@ class ImageStore:
                     (ref.name, str(manifest_digest)),
                 )
         return self.get(str(manifest_digest))
+
+    def record_content_size(self, blob: Digest, content_size: int) -> None:
+        """Remember a layer's file bytes once someone has counted them (history does)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE layers SET content_size = ? WHERE digest = ?", (content_size, str(blob))
+            )
 
     def tag(self, image: Image, ref: Reference) -> Reference:
         """Point ``ref`` (``:latest`` by default) at ``image``."""

@@ -225,8 +225,8 @@ class _Sink:
         if self._error is not None and not discard:
             raise self._error
 
-    def stats(self, entries: int) -> LayerStats:
-        return LayerStats(self._writer.digest(), self._writer.size, entries)
+    def stats(self, entries: int, content: int) -> LayerStats:
+        return LayerStats(self._writer.digest(), self._writer.size, entries, content)
 
 
 class TarWriter:
@@ -242,6 +242,7 @@ class TarWriter:
         self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
         self.entries = 0
+        self.content = 0
 
     def __enter__(self) -> TarWriter:
         return self
@@ -279,6 +280,7 @@ class TarWriter:
             pad = -len(data) % BLOCK
             if pad:
                 self._put(bytes(pad))
+            self.content += len(data)
         self.entries += 1
 
     def add_chunks(self, entry: TarEntry, chunks: Iterable[bytes | memoryview]) -> None:
@@ -305,6 +307,7 @@ class TarWriter:
         pad = -written % BLOCK
         if pad:
             self._put(bytes(pad))
+        self.content += written
         self.entries += 1
 
     def finish(self) -> LayerStats:
@@ -312,4 +315,4 @@ class TarWriter:
         self._put(END_OF_ARCHIVE)
         self._drain()
         self._sink.close()
-        return self._sink.stats(self.entries)
+        return self._sink.stats(self.entries, self.content)

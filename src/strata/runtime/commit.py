@@ -82,7 +82,7 @@ def commit_container(
             stats = write_container_layer(service, container, writer)  # type: ignore[arg-type]
             lease.add("blob", str(stats.diff_id))
             digest = writer.commit(expected=stats.diff_id, size=stats.size)
-        layer = ImageLayer(digest, OCI_LAYER, digest, stats.size)
+        layer = ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
         now = format_time(datetime.now(UTC))
         new_config = replace(
             new_config,

@@ -86,6 +86,10 @@ MIGRATIONS: Final[list[str]] = [
     );
     CREATE INDEX containers_image ON containers (image);
     """,
+    # 4: the bytes of a layer's regular files (Docker's layer size), when known.
+    """
+    ALTER TABLE layers ADD COLUMN content_size INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
