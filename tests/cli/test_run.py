@@ -1,7 +1,18 @@
-"""``strata run`` / ``ps`` / ``rm`` end to end on a real Debian image and a real runtime."""
+"""``strata run`` / ``ps`` / ``rm`` end to end on a real Debian image and a real runtime.
+
+The ``-ti`` test drives a real terminal: a tmux session on its own server, read back with
+``capture-pane``, as a user at a keyboard would see it.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,4 +72,124 @@ def test_run_errors_are_one_line(debian: Strata) -> None:
     # The image a container stands on cannot be removed without -f.
     assert "must force" in debian.fail("rmi", "debian:bookworm")
     debian("rm", "dup")
+    assert not _mounts_under(debian.root)
+
+
+def test_stdin_is_dev_null_without_i(debian: Strata) -> None:
+    for extra in ([], ["--rm"]):
+        assert (
+            debian("run", *extra, "--name", "s1", "debian:bookworm", "cat", input=b"x\n").stdout
+            == ""
+        )
+        assert debian("run", *extra, "--name", "s2", "-i", "debian:bookworm", "cat",
+                      input=b"typed\n").stdout == "typed\n"  # fmt: skip
+        if not extra:
+            assert debian("logs", "s2").stdout == "typed\n"  # an attached run is logged too
+            debian("rm", "s1", "s2")
+    assert debian.fail("run", "-ti", "debian:bookworm", "true") == (
+        "Error: the input device is not a TTY"
+    )
+
+
+class Tmux:
+    """A tmux server of our own, one session in it: the user's terminal."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = f"strata-test-{os.getpid()}-{name}"
+        self.session = name
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    def start(self, command: str) -> None:
+        self("new-session", "-d", "-s", self.session, "-x", "120", "-y", "40", command)
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", self.session)
+
+    def expect(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            found = re.search(pattern, screen)
+            if found:
+                return found
+            assert time.monotonic() < deadline, f"{pattern!r} not on the screen:\n{screen}"
+            time.sleep(0.1)
+
+    def type(self, line: str) -> None:
+        self("send-keys", "-t", self.session, line, "Enter")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    terminal = Tmux("strata")
+    try:
+        yield terminal
+    finally:
+        terminal.close()
+
+
+@pytest.mark.parametrize("runtime", ["runc", "chroot"])
+def test_run_ti_is_a_real_terminal(debian: Strata, tmux: Tmux, runtime: str) -> None:
+    strata = f"env STRATA_ROOT={shlex.quote(str(debian.root))} {sys.executable} -m strata"
+    run = f"{strata} run --runtime {runtime} --name=base-container -ti debian:bookworm bash"
+    tmux.start(f"{run}; echo EXIT=$?; sleep 600")
+    prompt = tmux.expect(r"root@([0-9a-f]{12}):/#")
+    cid = debian("ps", "-q").stdout.strip()
+    assert prompt.group(1) == cid  # the container's own hostname
+    tmux.type("echo hello $((6*7))")
+    tmux.expect(r"\nhello 42\n")
+    tmux.type("stty size; tty")
+    tmux.expect(r"\n40 120\n/dev/pts/0\n")
+    tmux("resize-window", "-t", tmux.session, "-x", "100", "-y", "30")
+    tmux.type("stty size")
+    tmux.expect(r"\n30 100\n")
+    tmux.type("exit 3")
+    tmux.expect(r"EXIT=3")
+    assert debian("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout.startswith(
+        "base-container Exited (3) "
+    )
+    assert "hello 42" in debian("logs", "base-container").stdout
+    debian("rm", "base-container")
+    # Ctrl-D ends the shell too; --rm in the foreground is the path without a monitor.
+    tmux("kill-session", "-t", tmux.session)
+    tmux.start(
+        f"{strata} run --runtime {runtime} --rm -ti debian:bookworm bash; echo EXIT=$?; sleep 600"
+    )
+    tmux.expect(r"root@[0-9a-f]{12}:/#")
+    tmux.type("true")
+    tmux("send-keys", "-t", tmux.session, "C-d")
+    tmux.expect(r"EXIT=0")
+    assert debian("ps", "-a", "-q").stdout == ""
+    assert not _mounts_under(debian.root)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "chroot"])
+def test_start_ai_and_exec_ti_are_real_terminals(debian: Strata, tmux: Tmux, runtime: str) -> None:
+    strata = f"env STRATA_ROOT={shlex.quote(str(debian.root))} {sys.executable} -m strata"
+    debian("create", "--runtime", runtime, "-ti", "--name", "later", "debian:bookworm", "bash")
+    tmux.start(f"{strata} start -a -i later; echo EXIT=$?; sleep 600")
+    tmux.expect(r"root@[0-9a-f]{12}:/#")
+    tmux.type("echo in-$((2+3))")
+    tmux.expect(r"\nin-5\n")
+    tmux.type("exit 4")
+    tmux.expect(r"EXIT=4")
+    tmux("kill-session", "-t", tmux.session)
+
+    debian("run", "-d", "--runtime", runtime, "--name", "busy", "debian:bookworm", "sleep", "600")
+    tmux.start(f"{strata} exec -ti -w /tmp busy bash; echo EXIT=$?; sleep 600")
+    tmux.expect(r"root@[0-9a-f]{12}:/tmp#")
+    tmux.type("tty; stty size")
+    tmux.expect(r"\n/dev/pts/\d+\n40 120\n")
+    tmux.type("exit 5")
+    tmux.expect(r"EXIT=5")
+    assert debian("ps", "--format", "{{.Names}}").stdout == "busy\n"  # exec left it running
+    debian("rm", "-f", "busy", "later")
     assert not _mounts_under(debian.root)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 
@@ -88,6 +84,11 @@ def export_cmd(app: App, output: str | None, container: str) -> None:
         export(service, record, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
+    import contextlib
+    import os
+    import tempfile
+    from pathlib import Path
+
     target = Path(output)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:

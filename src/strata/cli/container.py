@@ -1,20 +1,33 @@
-"""``strata run``, ``ps``, ``rm`` and the ``container`` group.
+"""``strata run``, ``create``, ``start``, ``ps``, ``rm`` and the ``container`` group.
 
 Imports stay light: ``run`` loads the runtime and snapshot code it needs, never the archive or
-registry code.
+registry code. The commands on running containers (stop, kill, wait, logs, exec) are in
+:mod:`strata.cli.running`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from strata.cli.container_args import check_terminal, console_size, env_files, for_each
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, truncate
-from strata.errors import InvalidArgument, NotFound
+from strata.errors import ContainerError, InvalidArgument, NotFound
 from strata.oci.config import parse_time
+
+if TYPE_CHECKING:
+    from strata.runtime.containers import Container
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.monitor import MonitorLink
+    from strata.runtime.options import RunOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("container")
@@ -22,110 +35,184 @@ def container_group() -> None:
     """Manage containers."""
 
 
-def _env_files(paths: tuple[str, ...]) -> list[str]:
-    entries = []
-    for path in paths:
+def _create_options(command: F) -> F:
+    """The options ``run`` and ``create`` share, in Docker's spelling."""
+    for option in reversed(
+        [
+            click.option("--name", help="Assign a name to the container."),
+            click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+            click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+            click.option("--rm", "remove", is_flag=True, help="Remove the container on exit."),
+            click.option("-e", "--env", "env", multiple=True, help="Set environment variables."),
+            click.option("--env-file", multiple=True, help="Read a file of environment variables."),
+            click.option("-w", "--workdir", help="Working directory inside the container."),
+            click.option("-u", "--user", help="Username or UID (<name|uid>[:<group|gid>])."),
+            click.option("--hostname", help="Container host name."),
+            click.option("--network", "--net", default="host", show_default=True, help="host|none"),
+            click.option("-v", "--volume", "volumes", multiple=True, help="HOST:CONTAINER[:ro]"),
+            click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+            click.option("--runtime", help="runc, crun or chroot (default: what works here)."),
+            click.argument("image"),
+            click.argument("command", nargs=-1, type=click.UNPROCESSED),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _options(kw: dict[str, Any]) -> RunOptions:
+    from strata.runtime.options import RunOptions
+
+    return RunOptions(
+        name=kw["name"],
+        command=kw["command"],
+        entrypoint=kw["entrypoint"],
+        env=(*env_files(kw["env_file"]), *kw["env"]),
+        workdir=kw["workdir"],
+        user=kw["user"],
+        hostname=kw["hostname"],
+        network=kw["network"],
+        volumes=kw["volumes"],
+        tty=kw["tty"],
+        interactive=kw["interactive"],
+        runtime=kw["runtime"],
+        autoremove=kw["remove"],
+    )
+
+
+def _attached(service: Containers, container: Container, interactive: bool) -> NoReturn:
+    """Start ``container`` attached to our stdio; exit with its exit code."""
+    from strata.runtime.attach import attach_client
+    from strata.runtime.options import Attach
+    from strata.runtime.process import SignalRelay, forward_signals
+
+    tty = bool(container.config["tty"])
+    attach = Attach(stdin=interactive, console_size=console_size() if tty else None)
+    relay = SignalRelay()
+    with forward_signals(relay):  # from before the start: a signal meanwhile is kept, not lost
+        link: MonitorLink | None = service.start(container, attach=attach)
+        assert link is not None
         try:
-            text = open(path, encoding="utf-8").read()  # noqa: SIM115 - small file
-        except OSError as exc:
-            raise NotFound(f"open {path}: {exc.strerror}") from None
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                entries.append(line)
-    return entries
+            code = attach_client(link, stdin=0 if interactive and tty else None, relay=relay)
+        finally:
+            link.close()
+    if code is None:  # the monitor died: what the record says, once reconciled
+        current = service.refresh(container)
+        code = current.exit_code if current and current.exit_code is not None else 255
+    sys.exit(code)
+
+
+@container_group.command(
+    "create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False}
+)
+@_create_options
+@pass_app
+def create_cmd(app: App, /, **kw: Any) -> None:
+    """Create a new container; print its ID."""
+    from strata.runtime.lifecycle import Containers
+
+    container = Containers(app.store()).create(kw["image"], _options(kw))
+    click.echo(container.id)
 
 
 @container_group.command(
     "run", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False}
 )
-@click.option("--name", help="Assign a name to the container.")
-@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
-@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
-@click.option("-d", "--detach", is_flag=True, help="Run in the background (not yet supported).")
-@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
-@click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")
-@click.option("--env-file", multiple=True, help="Read in a file of environment variables.")
-@click.option("-w", "--workdir", help="Working directory inside the container.")
-@click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>]).")
-@click.option("--hostname", help="Container host name.")
-@click.option("--network", default="host", show_default=True, help="host or none.")
-@click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount HOST:CONTAINER[:ro].")
-@click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image.")
-@click.option("--runtime", help="runc, crun or chroot (default: what works here).")
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; print the ID.")
+@_create_options
 @pass_app
-def run_cmd(
-    app: App,
-    name: str | None,
-    interactive: bool,
-    tty: bool,
-    detach: bool,
-    remove: bool,
-    env: tuple[str, ...],
-    env_file: tuple[str, ...],
-    workdir: str | None,
-    user: str | None,
-    hostname: str | None,
-    network: str,
-    volumes: tuple[str, ...],
-    entrypoint: str | None,
-    runtime: str | None,
-    image: str,
-    command: tuple[str, ...],
-) -> None:
+def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
     """Create and run a new container from an image; exits with the container's exit code."""
-    from strata.runtime.lifecycle import Containers, RunOptions
+    from strata.runtime.lifecycle import Containers
 
-    if detach:
-        raise InvalidArgument("run -d: detached containers are not supported yet")
-    if tty and not sys.stdin.isatty():
-        raise InvalidArgument("the input device is not a TTY")
-    options = RunOptions(
-        name=name,
-        command=command,
-        entrypoint=entrypoint,
-        env=(*_env_files(env_file), *env),
-        workdir=workdir,
-        user=user,
-        hostname=hostname,
-        network=network,
-        volumes=volumes,
-        tty=tty,
-        interactive=interactive,
-        runtime=runtime,
-    )
+    if not detach:
+        check_terminal(kw["tty"], kw["interactive"])
+    options = _options(kw)
     service = Containers(app.store())
-    container = service.create(image, options)
-    try:
-        code = service.run(container)
-    finally:
-        if remove:
-            service.remove(service.records.get(container.id), force=True)
+    container = service.create(kw["image"], options)
+    if detach:
+        service.start(container)
+        click.echo(container.id)
+        return
+    if not options.autoremove:
+        _attached(service, container, options.interactive)
+    # --rm in the foreground: nobody will read a log, so the container takes our stdio itself.
+    from strata.runtime.backend import ProcessIO
+
+    stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
+    size = console_size() if options.tty else None
+    code = service.run(container, stdio=ProcessIO(stdin, 1, 2), console_size=size)
     sys.exit(code)
+
+
+@container_group.command("start")
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_app
+def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    from strata.runtime.containers import State
+    from strata.runtime.lifecycle import Containers
+
+    service = Containers(app.store())
+    if attach or interactive:
+        if len(containers) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        container = service.lookup(containers[0])
+        if container.state is State.RUNNING:
+            raise ContainerError(
+                f"container {containers[0]} is already running; attaching to a running"
+                " container is not supported"
+            )
+        check_terminal(bool(container.config["tty"]), interactive)
+        _attached(service, container, interactive)
+
+    def start(name: str) -> str:
+        container = service.lookup(name)
+        if container.state is not State.RUNNING:  # starting a running container is a no-op
+            service.start(container)
+        return name
+
+    for_each(containers, start, "failed to start containers")
 
 
 @container_group.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Force the removal of a running container.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes (there are none).")
 @click.argument("names", nargs=-1, required=True)
 @pass_app
-def rm_cmd(app: App, force: bool, names: tuple[str, ...]) -> None:
+def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None:
     """Remove one or more containers."""
     from strata.runtime.lifecycle import Containers
 
+    del volumes  # strata makes no anonymous volumes
     service = Containers(app.store())
-    failed = False
-    for name in names:
+
+    def remove(name: str) -> str | None:
         try:
-            service.remove(service.records.get(name), force=force)
+            container = service.lookup(name)
         except NotFound as exc:
-            click.echo(f"Error: {exc}", err=True)
-            failed = True
-            continue
-        click.echo(name)
-    if failed:
-        sys.exit(1)
+            if not force:
+                raise
+            click.echo(f"Error: {exc}", err=True)  # as Docker: said, but not a failure
+            return None
+        service.remove(container, force=force)
+        return name
+
+    for_each(names, remove, "failed to remove containers")
+
+
+def _status(container: Container, now: datetime) -> str:
+    from strata.runtime.containers import State
+
+    if container.state is State.RUNNING:
+        since = ago(parse_time(container.started or container.created), now)
+        return f"Up {since.removesuffix(' ago')}"
+    if container.state is State.EXITED:
+        when = ago(parse_time(container.finished or container.created), now)
+        return f"Exited ({container.exit_code}) {when}"
+    return "Created"
 
 
 @container_group.command("ls")
@@ -136,29 +223,26 @@ def rm_cmd(app: App, force: bool, names: tuple[str, ...]) -> None:
 @pass_app
 def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
     """List containers (running ones; all with -a)."""
-    from strata.runtime.containers import ContainerStore, State
+    from strata.runtime.containers import State
+    from strata.runtime.lifecycle import Containers
 
+    service = Containers(app.store())
     now = datetime.now(UTC)
     rows = []
-    for c in ContainerStore(app.store().db).all():
-        if not show_all and c.state is not State.RUNNING:
+    for record in service.records.all():
+        c = service.refresh(record) if record.state is State.RUNNING else record
+        if c is None or (not show_all and c.state is not State.RUNNING):
             continue
-        created = parse_time(c.created)
-        if c.state is State.RUNNING:
-            status = f"Up {ago(parse_time(c.started or c.created), now).removesuffix(' ago')}"
-        elif c.state is State.EXITED:
-            status = f"Exited ({c.exit_code}) {ago(parse_time(c.finished or c.created), now)}"
-        else:
-            status = "Created"
-        command = " ".join(c.config.get("args", []))
+        # Docker's rendering: arguments with a space in single quotes.
+        command = " ".join(f"'{a}'" if " " in a else a for a in c.config.get("args", []))
         rows.append(
             {
                 "ID": c.id if no_trunc else c.short_id,
                 "Image": c.image_ref,
                 "Command": f'"{command if no_trunc else truncate(command, 20)}"',
                 "CreatedAt": c.created,
-                "RunningFor": ago(created, now),
-                "Status": status,
+                "RunningFor": ago(parse_time(c.created), now),
+                "Status": _status(c, now),
                 "Ports": "",
                 "Names": c.name,
                 "State": c.state.value,
@@ -187,6 +271,19 @@ def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | Non
 
 
 container_group.add_command(ps_cmd, "ps")
+container_group.add_command(ps_cmd, "list")
+container_group.add_command(rm_cmd, "remove")
+
+
+def _register_running_commands() -> None:
+    # stop/kill/wait/logs/exec act on running containers; they live in strata.cli.running.
+    from strata.cli.running import exec_cmd, kill_cmd, logs_cmd, stop_cmd, wait_cmd
+
+    for command in (stop_cmd, kill_cmd, wait_cmd, logs_cmd, exec_cmd):
+        container_group.add_command(command)
+
+
+_register_running_commands()
 
 
 def _register_commit_commands() -> None:

@@ -20,6 +20,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("strata.cli.container", "run_cmd", "Create and run a new container from an image"),
     "rm": ("strata.cli.container", "rm_cmd", "Remove one or more containers"),
     "ps": ("strata.cli.container", "ps_cmd", "List containers"),
+    "create": ("strata.cli.container", "create_cmd", "Create a new container"),
+    "start": ("strata.cli.container", "start_cmd", "Start one or more stopped containers"),
+    "stop": ("strata.cli.running", "stop_cmd", "Stop one or more running containers"),
+    "kill": ("strata.cli.running", "kill_cmd", "Kill one or more running containers"),
+    "wait": ("strata.cli.running", "wait_cmd", "Block until containers stop; print exit codes"),
+    "logs": ("strata.cli.running", "logs_cmd", "Fetch the logs of a container"),
+    "exec": ("strata.cli.running", "exec_cmd", "Execute a command in a running container"),
     "commit": ("strata.cli.commit", "commit_cmd", "Create a new image from a container's changes"),
     "diff": (
         "strata.cli.commit",

@@ -18,8 +18,6 @@ from typing import Literal
 from strata.digest import Digest
 from strata.errors import Conflict, FormatError, NotFound
 from strata.image.store import Image, ImageStore
-from strata.layer.apply import apply_layer
-from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT
 from strata.snapshot import Snapshotter
 
 log = logging.getLogger(__name__)
@@ -85,6 +83,11 @@ def _extract(
     key: str,
     parent: str | None,
 ) -> None:
+    # The applier and the compression libraries load only when a layer must be extracted:
+    # a warm `strata run` never pays for them.
+    from strata.layer.apply import apply_layer
+    from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT
+
     active = f"extract-{uuid.uuid4().hex}"
     snapshotter.prepare(active, parent)
     try:

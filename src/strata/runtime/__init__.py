@@ -12,48 +12,79 @@ Container records (:mod:`.containers`), the detach monitor, logs and commit buil
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from strata.runtime.backend import (
-    ContainerState,
-    Created,
-    ProcessIO,
-    RuntimeBackend,
-    Status,
-    load_config,
-)
-from strata.runtime.process import exit_status, wait_exit
-from strata.runtime.runc import RuncBackend
-from strata.runtime.select import RUNTIMES, backend_by_name, default_backend
-from strata.runtime.spec import (
-    BindMount,
-    EtcFiles,
-    Network,
-    ProcessSpec,
-    RunSpec,
-    default_hostname,
-    find_init,
-    generate_config,
-    parse_volume,
-    write_bundle,
-    write_etc_files,
-)
-from strata.runtime.syscalls import become_subreaper
-from strata.runtime.tty import terminal_size
-from strata.runtime.users import ExecUser, resolve_user
-
 if TYPE_CHECKING:
+    from strata.runtime.backend import (
+        ContainerState,
+        Created,
+        ProcessIO,
+        RuntimeBackend,
+        Status,
+        load_config,
+    )
     from strata.runtime.chroot import ChrootBackend
+    from strata.runtime.process import exit_status, wait_exit
+    from strata.runtime.runc import RuncBackend
+    from strata.runtime.select import RUNTIMES, backend_by_name, default_backend
+    from strata.runtime.spec import (
+        BindMount,
+        EtcFiles,
+        Network,
+        ProcessSpec,
+        RunSpec,
+        default_hostname,
+        find_init,
+        generate_config,
+        parse_volume,
+        write_bundle,
+        write_etc_files,
+    )
+    from strata.runtime.syscalls import become_subreaper
+    from strata.runtime.tty import terminal_size
+    from strata.runtime.users import ExecUser, resolve_user
+
+# Every name loads its module on first use: `strata ps` or `logs` must not pay for the backends,
+# and `run` with runc not for the chroot backend's fork/namespace code.
+_HOMES = {
+    "backend": (
+        "ContainerState",
+        "Created",
+        "ProcessIO",
+        "RuntimeBackend",
+        "Status",
+        "load_config",
+    ),
+    "chroot": ("ChrootBackend",),
+    "process": ("exit_status", "wait_exit"),
+    "runc": ("RuncBackend",),
+    "select": ("RUNTIMES", "backend_by_name", "default_backend"),
+    "spec": (
+        "BindMount",
+        "EtcFiles",
+        "Network",
+        "ProcessSpec",
+        "RunSpec",
+        "default_hostname",
+        "find_init",
+        "generate_config",
+        "parse_volume",
+        "write_bundle",
+        "write_etc_files",
+    ),
+    "syscalls": ("become_subreaper",),
+    "tty": ("terminal_size",),
+    "users": ("ExecUser", "resolve_user"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    # The chroot backend (fork/namespace code) loads only when asked for: `run` with runc
-    # does not pay for it.
-    if name == "ChrootBackend":
-        from strata.runtime.chroot import ChrootBackend
-
-        return ChrootBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 __all__ = [

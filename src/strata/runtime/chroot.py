@@ -51,6 +51,7 @@ from strata.runtime.backend import (
 from strata.runtime.nsinit import InitPlan, container_init, parse_plan, report
 from strata.runtime.process import (
     FORWARDED_SIGNALS,
+    SignalRelay,
     exit_status,
     forward_signals,
     is_alive,
@@ -250,22 +251,24 @@ class ChrootBackend:
 
     def run(self, container_id: str, bundle: Path, *, stdio: ProcessIO = INHERIT) -> int:
         """Run in the foreground; the container's exit status."""
-        directory, pid, pid1, master = self._begin(container_id, bundle, stdio, detach=False)
-        try:
-            with forward_signals(lambda sig: os.kill(pid, sig)):
+        relay = SignalRelay()  # installed before the fork: a signal meanwhile waits, not kills
+        with forward_signals(relay):
+            directory, pid, pid1, master = self._begin(container_id, bundle, stdio, detach=False)
+            try:
+                relay.target(lambda sig: os.kill(pid, sig))
                 if master is not None:
                     attach_until_exit(master, pid, stdio)
                 _, status = os.waitpid(pid, 0)
-            return exit_status(status)
-        except BaseException:
-            # Whatever went wrong on our side, no container is left running unwatched.
-            with contextlib.suppress(OSError):
-                os.kill(pid1, signal.SIGKILL)  # the intermediate, our child, still holds pid1
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            raise
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
+                return exit_status(status)
+            except BaseException:
+                # Whatever went wrong on our side, no container is left running unwatched.
+                with contextlib.suppress(OSError):
+                    os.kill(pid1, signal.SIGKILL)  # the intermediate, our child, holds pid1
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                raise
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
 
     def create(self, container_id: str, bundle: Path, *, stdio: ProcessIO = INHERIT) -> Created:
         """Set the container up; its process waits for ``start``."""

@@ -56,8 +56,14 @@ def committed_config(
     commits it) and the ``-c`` changes applied on top."""
     env = tuple(container.config.get("env") or config.config.env)
     merged = replace(config, config=replace(config.config, env=env))
+    # The container's own ENTRYPOINT and CMD (given at run, or the image's) are what Docker
+    # commits.
+    if container.config.get("entrypoint") is not None:
+        entrypoint = tuple(container.config["entrypoint"]) or None
+        merged = replace(merged, config=replace(merged.config, entrypoint=entrypoint))
     if container.config.get("cmd") is not None:
-        merged = replace(merged, config=replace(merged.config, cmd=tuple(container.config["cmd"])))
+        cmd = tuple(container.config["cmd"]) or None
+        merged = replace(merged, config=replace(merged.config, cmd=cmd))
     return apply_changes(merged, changes)
 
 

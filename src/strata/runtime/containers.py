@@ -167,6 +167,35 @@ class ContainerStore:
                 (State.EXITED.value, exit_code, now(), cid),
             )
 
+    def claim(self, cid: str) -> bool:
+        """Mark a container that is not running as running (pid unknown yet); whether it was."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE containers SET state = ?, pid = 0, started = ?, exit_code = NULL,"
+                " finished = NULL WHERE id = ? AND state != ?",
+                (State.RUNNING.value, now(), cid, State.RUNNING.value),
+            )
+            return cursor.rowcount == 1
+
+    def set_failed(self, cid: str, exit_code: int) -> None:
+        """A start that failed: back to ``created``, with the exit code (as Docker shows it)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET state = ?, pid = 0, exit_code = ?, started = NULL,"
+                " finished = ? WHERE id = ?",
+                (State.CREATED.value, exit_code, now(), cid),
+            )
+
+    def set_exited_if_running(self, cid: str, exit_code: int) -> bool:
+        """Record an exit nobody recorded (its owner died); whether this call did it."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE containers SET state = ?, pid = 0, exit_code = ?, finished = ?"
+                " WHERE id = ? AND state = ?",
+                (State.EXITED.value, exit_code, now(), cid, State.RUNNING.value),
+            )
+            return cursor.rowcount == 1
+
     def delete(self, cid: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (cid,))

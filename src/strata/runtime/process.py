@@ -59,6 +59,29 @@ def forward_signals(send: Callable[[int], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+class SignalRelay:
+    """A :func:`forward_signals` target that may be set later: signals that come before it
+    is known (while the container starts) are kept and sent once it is, not lost."""
+
+    def __init__(self) -> None:
+        self._send: Callable[[int], None] | None = None
+        self._pending: list[int] = []
+
+    def __call__(self, sig: int) -> None:
+        if self._send is None:
+            self._pending.append(sig)
+        else:
+            self._send(sig)
+
+    def target(self, send: Callable[[int], None]) -> None:
+        """From now on signals go to ``send``; those kept so far go first."""
+        self._send = send
+        pending, self._pending = self._pending, []
+        for sig in pending:
+            with contextlib.suppress(OSError):
+                send(sig)
+
+
 @dataclass(frozen=True, slots=True)
 class ProcStat:
     """The parts of /proc/PID/stat that identify a process and tell whether it still runs."""

@@ -48,7 +48,7 @@ from strata.runtime.backend import (
     container_path_env,
     load_config,
 )
-from strata.runtime.process import exit_status, forward_signals
+from strata.runtime.process import SignalRelay, exit_status, forward_signals
 from strata.runtime.rootfs import find_executable
 from strata.runtime.syscalls import become_subreaper
 from strata.runtime.tty import ConsoleSocket, attach_until_exit
@@ -172,23 +172,25 @@ class RuncBackend:
         """
         config, log = self._prepare(container_id, bundle)
         become_subreaper()
-        pid, master = self._launch(container_id, bundle, log, "run", stdio, config)
-        try:
-            # The init is our child now (we are its subreaper): its pid cannot be reused
-            # before we reap it, so signalling it directly is safe.
-            with forward_signals(lambda sig: os.kill(pid, sig)):
+        relay = SignalRelay()  # installed before the launch: a signal meanwhile waits, not kills
+        with forward_signals(relay):
+            pid, master = self._launch(container_id, bundle, log, "run", stdio, config)
+            try:
+                # The init is our child now (we are its subreaper): its pid cannot be reused
+                # before we reap it, so signalling it directly is safe.
+                relay.target(lambda sig: os.kill(pid, sig))
                 if master is not None:
                     attach_until_exit(master, pid, stdio)
                 code = _reap(pid)
-        except BaseException:
-            # Whatever went wrong on our side, no container is left running unwatched.
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-            raise
-        finally:
-            with contextlib.suppress(StrataError):
-                self._call(container_id, "delete", "--force", container_id)
+            except BaseException:
+                # Whatever went wrong on our side, no container is left running unwatched.
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                _reap(pid)
+                raise
+            finally:
+                with contextlib.suppress(StrataError):
+                    self._call(container_id, "delete", "--force", container_id)
         return code
 
     def create(self, container_id: str, bundle: Path, *, stdio: ProcessIO = INHERIT) -> Created:

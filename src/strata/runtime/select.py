@@ -40,7 +40,9 @@ def backend_by_name(name: str, state_root: Path) -> RuntimeBackend:
 def default_backend(state_root: Path, *, runc_binary: str = "runc") -> RuntimeBackend:
     """runc if it is there and a probe container runs, else chroot (ToolError if neither)."""
     runc = RuncBackend(state_root / "runc", binary=runc_binary)
-    if runc.available() and _probe_cached(runc, state_root):
+    # No `runc --version` here: the cached probe is keyed by the binary itself, and a probe that
+    # runs a container says more than a version string (and costs nothing after the first).
+    if _probe_cached(runc, state_root):
         return runc
     from strata.runtime.chroot import ChrootBackend
 
