@@ -193,3 +193,13 @@ def test_start_ai_and_exec_ti_are_real_terminals(debian: Strata, tmux: Tmux, run
     assert debian("ps", "--format", "{{.Names}}").stdout == "busy\n"  # exec left it running
     debian("rm", "-f", "busy", "later")
     assert not _mounts_under(debian.root)
+
+
+def test_system_df_counts_containers(debian: Strata) -> None:
+    debian("run", "--name", "df1", "debian:bookworm", "sh", "-c", "head -c 100000 /dev/zero > /big")
+    rows = {
+        line.split()[0]: line.split() for line in debian("system", "df").stdout.splitlines()[1:]
+    }
+    assert rows["Images"][1:3] == ["1", "1"]  # one image, in use by a container
+    assert rows["Containers"][1:3] == ["1", "0"]  # one container, not running
+    assert rows["Containers"][3].endswith("kB")  # its 100 kB writable layer

@@ -17,21 +17,62 @@ def system_group() -> None:
 @pass_app
 def df_cmd(app: App) -> None:
     """Show disk usage: images, containers, local volumes, build cache."""
+    from strata.runtime.containers import ContainerStore, State
+
     store = app.images()
     images = store.all()
+    containers = ContainerStore(store.db).all()
+    used = {c.image for c in containers}
     # Layers shared by several images count once, as in Docker's SIZE column.
     unique: dict[str, int] = {}
+    unused: dict[str, int] = {}
     for image in images:
         for layer in store.layers(image):
-            unique[str(layer.diff_id)] = layer.size
+            unique[str(layer.diff_id)] = layer.shown_size
+            if str(image.manifest_digest) not in used:
+                unused[str(layer.diff_id)] = layer.shown_size
+    in_use: set[str] = set()
+    for image in images:
+        if str(image.manifest_digest) in used:
+            in_use.update(str(layer.diff_id) for layer in store.layers(image))
     size = sum(unique.values())
+    reclaimable = sum(v for k, v in unused.items() if k not in in_use)
+    active_images = sum(1 for i in images if str(i.manifest_digest) in used)
+    running = [c for c in containers if c.state is State.RUNNING]
+    container_sizes = {c.id: _container_size(app, c.snapshot) for c in containers}
+    stopped_size = sum(v for k, v in container_sizes.items() if k not in {c.id for c in running})
+    total_containers = sum(container_sizes.values())
     rows = [
-        ["Images", str(len(images)), "0", human_size(size), _reclaimable(size, size)],
-        ["Containers", "0", "0", "0B", "0B"],
+        [
+            "Images",
+            str(len(images)),
+            str(active_images),
+            human_size(size),
+            _reclaimable(reclaimable, size),
+        ],
+        [
+            "Containers",
+            str(len(containers)),
+            str(len(running)),
+            human_size(total_containers),
+            _reclaimable(stopped_size, total_containers),
+        ],
         ["Local Volumes", "0", "0", "0B", "0B"],
         ["Build Cache", "0", "0", "0B", "0B"],
     ]
     click.echo(table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
+
+
+def _container_size(app: App, key: str) -> int:
+    """Bytes in a container's own writable layer (0 if its snapshot is gone)."""
+    from strata.errors import StrataError
+    from strata.snapshot.select import default_snapshotter
+
+    root = app.store()
+    try:
+        return default_snapshotter(root.path, root.db).usage(key).size
+    except StrataError:
+        return 0
 
 
 def _reclaimable(reclaimable: int, total: int) -> str:
