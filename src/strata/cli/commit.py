@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from strata.cli.context import App, pass_app
-from strata.errors import InvalidArgument
 
 
 @click.command("commit")
@@ -76,27 +73,7 @@ def export_cmd(app: App, output: str | None, container: str) -> None:
 
     service = Containers(app.store())
     record = service.records.get(container)
-    if output is None:
-        if sys.stdout.isatty():
-            raise InvalidArgument(
-                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-            )
-        export(service, record, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return
-    import contextlib
-    import os
-    import tempfile
-    from pathlib import Path
+    from strata.cli.output import archive_output
 
-    target = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            export(service, record, out)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with archive_output(output) as out:
+        export(service, record, out)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -425,27 +423,10 @@ def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> 
         )
         for image, tags in by_manifest.values()
     ]
-    archive_format = ArchiveFormat(fmt)
-    if output is None:
-        if sys.stdout.isatty():
-            raise InvalidArgument(
-                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-            )
-        write_archive(sys.stdout.buffer, images, store.content, format=archive_format)
-        sys.stdout.buffer.flush()
-        return
-    target = Path(output)
-    # Written beside the target and renamed, so a failed save never leaves a partial archive.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write_archive(out, images, store.content, format=archive_format)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from strata.cli.output import archive_output
+
+    with archive_output(output) as out:
+        write_archive(out, images, store.content, format=ArchiveFormat(fmt))
 
 
 def _named_tag(text: str, image: Image) -> Reference | None:

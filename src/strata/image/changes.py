@@ -92,16 +92,23 @@ def apply_change(container: ContainerConfig, change: str) -> ContainerConfig:
     return replace(container, on_build=(*container.on_build, rest))
 
 
+def _json_strings(rest: str) -> list[str] | None:
+    """``rest`` as a JSON array of strings (Dockerfile exec form), or None if it is not one."""
+    if not rest.startswith("["):
+        return None
+    try:
+        parsed = json.loads(rest)
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
+        return parsed
+    return None
+
+
 def _command(rest: str) -> tuple[str, ...]:
     """Exec form if ``rest`` is a JSON array of strings, else shell form under /bin/sh -c."""
-    if rest.startswith("["):
-        try:
-            parsed = json.loads(rest)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
-            return tuple(parsed)
-    return ("/bin/sh", "-c", rest)
+    exec_form = _json_strings(rest)
+    return tuple(exec_form) if exec_form is not None else ("/bin/sh", "-c", rest)
 
 
 def _env_map(env: Iterable[str]) -> dict[str, str]:
@@ -189,11 +196,5 @@ def _ports(word: str, change: str) -> list[str]:
 
 
 def _list_or_words(rest: str, change: str) -> list[str]:
-    if rest.startswith("["):
-        try:
-            parsed = json.loads(rest)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
-            return list(parsed)
-    return _words(rest, change)
+    listed = _json_strings(rest)
+    return listed if listed is not None else _words(rest, change)

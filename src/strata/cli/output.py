@@ -1,0 +1,41 @@
+"""Where commands write archives: a file written beside its target and renamed, or stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from strata.errors import InvalidArgument
+
+
+@contextlib.contextmanager
+def archive_output(output: str | None) -> Iterator[BinaryIO]:
+    """Yield the stream an archive goes to: ``output``, or stdout when it is None.
+
+    A file is written beside its target and renamed into place only when complete, so a
+    failed command never leaves a partial archive; stdout must not be a terminal, as Docker.
+    """
+    if output is None:
+        if sys.stdout.isatty():
+            raise InvalidArgument(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+            )
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
