@@ -226,7 +226,8 @@ def assert_untouched(strata: Strata, *args: str, reason: str) -> None:
 def test_bad_references_and_unknown_images(seeded: Strata) -> None:
     assert_untouched(seeded, "tag", "seed:1", "Bad/Name", reason="must be lowercase")
     assert_untouched(seeded, "tag", "seed:1", "a:b:c:d", reason="invalid reference format")
-    assert_untouched(seeded, "inspect", "nope", reason="No such image: nope")
+    assert_untouched(seeded, "inspect", "nope", reason="No such object: nope")
+    assert_untouched(seeded, "image", "inspect", "nope", reason="No such image: nope")
     assert_untouched(seeded, "rmi", "nope:1", reason="No such image: nope:1")
     assert_untouched(seeded, "tag", "nope", "x", reason="No such image: nope")
     assert_untouched(seeded, "save", "-o", "/tmp/never.tar", "nope", reason="No such image: nope")

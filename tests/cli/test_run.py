@@ -203,3 +203,15 @@ def test_system_df_counts_containers(debian: Strata) -> None:
     assert rows["Images"][1:3] == ["1", "1"]  # one image, in use by a container
     assert rows["Containers"][1:3] == ["1", "0"]  # one container, not running
     assert rows["Containers"][3].endswith("kB")  # its 100 kB writable layer
+
+
+def test_inspect_finds_images_and_containers(debian: Strata) -> None:
+    debian("run", "--name", "insp", "debian:bookworm", "sh", "-c", "exit 4", check=False)
+    out = debian("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}}", "insp")
+    assert out.stdout == "exited 4 /insp\n"
+    assert debian("container", "inspect", "-f", "{{.Config.Image}}", "insp").stdout == (
+        "debian:bookworm\n"
+    )
+    assert debian("inspect", "-f", "{{.Os}}", "debian:bookworm").stdout == "linux\n"
+    assert "No such object: nope" in debian.fail("inspect", "nope")
+    assert "No such container: nope" in debian.fail("container", "inspect", "nope")

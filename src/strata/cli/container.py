@@ -293,6 +293,9 @@ def _register_commit_commands() -> None:
     container_group.add_command(commit_cmd, "commit")
     container_group.add_command(diff_cmd, "diff")
     container_group.add_command(export_cmd, "export")
+    from strata.cli.inspect import container_inspect_cmd
+
+    container_group.add_command(container_inspect_cmd, "inspect")
 
 
 _register_commit_commands()

@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),
     "tag": ("strata.cli.image", "tag_cmd", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
-    "inspect": ("strata.cli.image", "inspect_cmd", "Return low-level information on objects"),
+    "inspect": ("strata.cli.inspect", "inspect_cmd", "Return low-level information on objects"),
     "save": ("strata.cli.image", "save_cmd", "Save one or more images to a tar archive"),
     "load": ("strata.cli.image", "load_cmd", "Load an image from a tar archive or STDIN"),
     "import": ("strata.cli.image", "import_cmd", "Import a tarball to create a filesystem image"),

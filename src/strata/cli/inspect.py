@@ -1,0 +1,109 @@
+"""``strata inspect``: images and containers, as ``docker inspect`` (first kind that matches)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from strata.cli.context import App, pass_app
+from strata.cli.format import render_template
+from strata.errors import NotFound
+
+
+def container_document(app: App, text: str) -> dict[str, Any] | None:
+    """``docker container inspect``'s main fields for the container named ``text``."""
+    from strata.runtime.containers import ContainerStore, State
+
+    container = ContainerStore(app.store().db).lookup(text)
+    if container is None:
+        return None
+    cfg = dict(container.config)
+    args = list(cfg.get("args") or [])
+    return {
+        "Id": container.id,
+        "Created": container.created,
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": container.state.value,
+            "Running": container.state is State.RUNNING,
+            "Pid": container.pid,
+            "ExitCode": container.exit_code or 0,
+            "StartedAt": container.started or "0001-01-01T00:00:00Z",
+            "FinishedAt": container.finished or "0001-01-01T00:00:00Z",
+        },
+        "Image": container.image,
+        "Name": f"/{container.name}",
+        "Driver": "overlay",
+        "HostConfig": {
+            "NetworkMode": cfg.get("network", "host"),
+            "Binds": list(cfg.get("volumes") or []),
+            "Runtime": container.runtime,
+        },
+        "Config": {
+            "Hostname": cfg.get("hostname") or container.id[:12],
+            "User": cfg.get("user", ""),
+            "Tty": bool(cfg.get("tty")),
+            "OpenStdin": bool(cfg.get("interactive")),
+            "Env": list(cfg.get("env") or []),
+            "Cmd": cfg.get("cmd"),
+            "Entrypoint": cfg.get("entrypoint"),
+            "Image": container.image_ref,
+            "WorkingDir": cfg.get("cwd", ""),
+        },
+    }
+
+
+def _emit(docs: list[dict[str, Any]], fmt: str | None) -> None:
+    if fmt:
+        for doc in docs:
+            click.echo(render_template(fmt, doc))
+    else:
+        click.echo(json.dumps(docs, indent=4))
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+@click.option("--type", "kind", type=click.Choice(["image", "container"]), help="Only this kind.")
+@click.argument("names", nargs=-1, required=True)
+@pass_app
+def inspect_cmd(app: App, fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
+    """Return low-level information on images or containers."""
+    from strata.cli.image import inspect_document
+
+    docs: list[dict[str, Any]] = []
+    missing = []
+    store = app.images() if kind != "container" else None
+    for name in names:
+        image = store.lookup(name) if store is not None else None
+        if image is not None and store is not None:
+            docs.append(inspect_document(store, image))
+            continue
+        container = container_document(app, name) if kind != "image" else None
+        if container is None:
+            missing.append(name)
+        else:
+            docs.append(container)
+    if docs or not missing:
+        _emit(docs, fmt)
+    if missing:
+        raise NotFound(f"No such object: {missing[0]}")
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+@click.argument("names", nargs=-1, required=True)
+@pass_app
+def container_inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
+    """Display detailed information on one or more containers."""
+    docs: list[dict[str, Any]] = []
+    for name in names:
+        doc = container_document(app, name)
+        if doc is None:
+            if docs:
+                _emit(docs, fmt)
+            raise NotFound(f"No such container: {name}")
+        docs.append(doc)
+    _emit(docs, fmt)
