@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -88,3 +89,26 @@ def test_bad_commits_leave_nothing_behind(base: Strata) -> None:
     assert "RUN is not a valid change command" in base.fail("commit", "-c", "RUN x", "base", "x:1")
     assert "must be lowercase" in base.fail("commit", "base", "X/Y")
     assert store_state(base.root) == before
+
+
+def test_commit_of_a_running_container_pauses_and_resumes_it(strata: Strata) -> None:
+    strata("import", str(debian_rootfs_tar()), "debian:bookworm")
+    script = "echo ready > /ready; while true; do date +%s%N >> /ticks; sleep 0.05; done"
+    cid = strata(
+        "run", "-d", "--name", "busy", "debian:bookworm", "sh", "-c", script
+    ).stdout.strip()
+    strata("commit", "busy", "busy:1")
+    strata("commit", "--no-pause", "busy", "busy:2")
+    state = strata("inspect", "-f", "{{.State.Status}}", cid).stdout.strip()
+    assert state == "running"  # resumed after the paused commit
+    out = strata("run", "--rm", "busy:1", "cat", "/ready").stdout
+    assert out == "ready\n"
+    # The runtime knows it as running, not paused.
+    runc_state = subprocess.run(
+        ["runc", "--root", str(strata.root / "runtime" / "runc"), "state", cid],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(runc_state)["status"] == "running"
+    strata("rm", "-f", "busy")

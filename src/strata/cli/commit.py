@@ -21,7 +21,7 @@ from strata.cli.context import App, pass_app
     "-p",
     "--pause/--no-pause",
     default=True,
-    help="Pause the container during commit (accepted; see docs).",
+    help="Pause the container during commit (default; runc's freezer).",
 )
 @click.argument("container")
 @click.argument("reference", required=False)
@@ -44,7 +44,7 @@ def commit_cmd(
     service = Containers(app.store())
     record = service.records.get(container)
     image = commit_container(
-        service, record, ref=ref, message=message, author=author, changes=changes
+        service, record, ref=ref, message=message, author=author, changes=changes, pause=pause
     )
     click.echo(str(image.id))
 

@@ -67,6 +67,25 @@ def committed_config(
     return apply_changes(merged, changes)
 
 
+@contextlib.contextmanager
+def _paused(service: Containers, container: Container, pause: bool) -> Iterator[None]:
+    """Freeze a running container while its layer is read, as Docker's commit does by default,
+    so the layer is one consistent moment of its filesystem. Backends without a freezer (the
+    chroot one) commit the running container as it is."""
+    from strata.runtime.containers import State
+    from strata.runtime.runc import RuncBackend
+
+    backend = service.backend(container.runtime) if pause else None
+    if container.state is not State.RUNNING or not isinstance(backend, RuncBackend):
+        yield
+        return
+    backend.pause(container.id)
+    try:
+        yield
+    finally:
+        backend.resume(container.id)
+
+
 def commit_container(
     service: Containers,
     container: Container,
@@ -75,6 +94,7 @@ def commit_container(
     message: str = "",
     author: str = "",
     changes: Sequence[str] = (),
+    pause: bool = True,
 ) -> Image:
     """``docker commit``: the container's changes become one new layer on top of its image."""
     images = service.images
@@ -84,7 +104,10 @@ def commit_container(
     # Changes are validated before any layer is written, so a bad -c leaves nothing behind.
     new_config = committed_config(config, container, changes)
     with images.operation() as lease:
-        with images.content.writer(f"commit-{uuid.uuid4().hex}") as writer:
+        with (
+            images.content.writer(f"commit-{uuid.uuid4().hex}") as writer,
+            _paused(service, container, pause),
+        ):
             stats = write_container_layer(service, container, writer)  # type: ignore[arg-type]
             lease.add("blob", str(stats.diff_id))
             digest = writer.commit(expected=stats.diff_id, size=stats.size)

@@ -265,6 +265,14 @@ class RuncBackend:
         """``runc kill`` (the init only, as ``docker kill``)."""
         self._call(container_id, "kill", container_id, str(int(sig)))
 
+    def pause(self, container_id: str) -> None:
+        """``runc pause``: freeze every process of the container (cgroup freezer)."""
+        self._call(container_id, "pause", container_id)
+
+    def resume(self, container_id: str) -> None:
+        """``runc resume``: thaw what `pause` froze."""
+        self._call(container_id, "resume", container_id)
+
     def delete(self, container_id: str, *, force: bool = False) -> None:
         """``runc delete [--force]`` (a created container is deleted without ``force``)."""
         self._call(container_id, "delete", *(["--force"] if force else []), container_id)
