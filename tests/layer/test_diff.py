@@ -28,7 +28,7 @@ def lower_tree(root: Path) -> Path:
         (root / name).mkdir(parents=True)
     files = {
         "etc/hostname": b"old\n",
-        "etc/apt/sources.list": b"deb http://deb.debian.org/debian bookworm main\n",
+        "etc/apt/sources.list": b"deb http://mirror.example/debian bookworm main\n",
         "usr/share/doc/pkg/README": b"readme\n" * 100,
         "usr/share/doc/pkg/same-size": b"aaaa",
         "var/cache/apt/archives/a.deb": os.urandom(5000),
