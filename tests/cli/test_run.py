@@ -215,3 +215,17 @@ def test_inspect_finds_images_and_containers(debian: Strata) -> None:
     assert debian("inspect", "-f", "{{.Os}}", "debian:bookworm").stdout == "linux\n"
     assert "No such object: nope" in debian.fail("inspect", "nope")
     assert "No such container: nope" in debian.fail("container", "inspect", "nope")
+
+
+def test_layers_stay_while_a_container_needs_them(debian: Strata) -> None:
+    def snapshots() -> int:
+        return sum(1 for p in (debian.root / "snapshots").iterdir() if p.name.isdigit())
+
+    debian("run", "--name", "keep", "debian:bookworm", "true")
+    before = snapshots()
+    assert before >= 3  # the layer, the init layer, the container's layer
+    debian("rmi", "-f", "debian:bookworm")  # untags; the container still stands on it
+    assert snapshots() == before
+    debian("rm", "keep")
+    debian("image", "prune", "-a", "-f")
+    assert snapshots() == 0

@@ -86,3 +86,19 @@ def test_a_layer_that_lies_about_its_diff_id_is_refused(store_root: Path, tmp_pa
         unpack(images, snapshotter, images.get("liar"))
     assert [s.key for s in snapshotter.walk()] == []
     assert layer_key(forged) not in {s.key for s in snapshotter.walk()}
+
+
+def test_gc_removes_the_layers_of_removed_images_only(store_root: Path, tmp_path: Path) -> None:
+    root = StoreRoot(store_root)
+    images = ImageStore(root)
+    snapshotter = default_snapshotter(root.path, root.db)
+    _two_layer_image(images, tmp_path, "one", b"1")
+    _two_layer_image(images, tmp_path, "two", b"2")
+    top_one = unpack(images, snapshotter, images.get("one"))
+    top_two = unpack(images, snapshotter, images.get("two"))
+    base = snapshotter.stat(top_one).parent
+    images.remove("one")
+    keys = {s.key for s in snapshotter.walk()}
+    assert top_one not in keys and {top_two, base} <= keys  # the shared base stays
+    assert images.remove("two").deleted
+    assert list(snapshotter.walk()) == []

@@ -71,6 +71,7 @@ class GcReport:
     blobs: int = 0
     reclaimed: int = 0
     ingests: int = 0
+    snapshots: int = 0
 
 
 @dataclass(slots=True)
@@ -370,9 +371,18 @@ class ImageStore:
                 "DELETE FROM layers WHERE digest = ?", [(d,) for d in sorted(recorded - live)]
             )
         ingests = self.content.clean_ingests(older_than=INGEST_MAX_AGE)
-        return GcReport(blobs, reclaimed, ingests)
+        return GcReport(blobs, reclaimed, ingests, self._collect_snapshots())
 
     # -- internals -------------------------------------------------------------------------
+
+    def _collect_snapshots(self) -> int:
+        """Extracted layers of images that are gone (only where something was ever unpacked)."""
+        if not (self.root.path / "snapshots").is_dir():
+            return 0
+        from strata.image.unpack import collect_snapshots
+        from strata.snapshot.select import default_snapshotter
+
+        return collect_snapshots(self, default_snapshotter(self.root.path, self.db))
 
     def _live_blobs(self, conn: sqlite3.Connection) -> set[str]:
         live: set[str] = set()

@@ -16,13 +16,15 @@ from collections.abc import Sequence
 from typing import Literal
 
 from strata.digest import Digest
-from strata.errors import Conflict, FormatError, NotFound
+from strata.errors import Conflict, FormatError, NotFound, StrataError
 from strata.image.store import Image, ImageStore
-from strata.snapshot import Snapshotter
+from strata.snapshot import Kind, Snapshotter
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PREFIX = "layer-"
+# Containers stack on an init snapshot per image top (strata.runtime.initlayer): init-<top key>.
+INIT_PREFIX = "init-"
 
 
 def chain_ids(diff_ids: Sequence[Digest]) -> list[Digest]:
@@ -115,3 +117,38 @@ def _extract(
         if _exists(snapshotter, active):
             snapshotter.remove(active)
         raise
+
+
+def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:
+    """Remove the extracted layers (and init layers) no image stacks any more.
+
+    A snapshot is live when some image's chain IDs name it; one with children (a container's
+    layer, or layers above it) is never removed: the snapshotter refuses, and it stays until
+    they go. Returns how many snapshots were removed.
+    """
+    live = {f"{INIT_PREFIX}scratch"}
+    for image in images.all():
+        try:
+            diff_ids = images.config(image).rootfs.diff_ids
+        except StrataError:
+            continue  # a broken image keeps nothing alive
+        keys = [layer_key(chain_id) for chain_id in chain_ids(diff_ids)]
+        live.update(keys)
+        if keys:
+            live.add(f"{INIT_PREFIX}{keys[-1]}")
+    removed = 0
+    progress = True
+    while progress:  # top layers first make room for the ones below them
+        progress = False
+        for info in list(snapshotter.walk()):
+            if info.kind is not Kind.COMMITTED or info.key in live:
+                continue
+            if not info.key.startswith((SNAPSHOT_PREFIX, INIT_PREFIX)):
+                continue
+            try:
+                snapshotter.remove(info.key)
+            except Conflict:
+                continue
+            removed += 1
+            progress = True
+    return removed
