@@ -32,7 +32,7 @@ image_group.add_command(history_cmd)
 # -- ls -------------------------------------------------------------------------------------
 
 
-def _ls_rows(images: list[Image], *, show_all: bool) -> list[dict[str, Any]]:
+def _ls_rows(images: list[Image]) -> list[dict[str, Any]]:
     """One row per (image, tag) as ``docker image ls``; untagged images as ``<none>``."""
     rows: list[dict[str, Any]] = []
     now = datetime.now(UTC)
@@ -104,7 +104,8 @@ def ls_cmd(
 ) -> None:
     """List images."""
     images = app.images().all()
-    rows = _ls_rows(images, show_all=show_all)
+    # -a shows intermediate images; strata has none until builds make them (issue 4).
+    rows = _ls_rows(images)
     if no_trunc:
         full = {i.id.short: str(i.id) for i in images}
         for row in rows:
