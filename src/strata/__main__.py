@@ -1,5 +1,5 @@
 """``python -m strata``: the same as the ``strata`` command."""
 
-from strata.cli.main import main
+from strata.cli.entry import main
 
 main()

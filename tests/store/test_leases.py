@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from strata.errors import InvalidArgument, StoreError
-from strata.store import Database, expire, held, lease
+from strata.store.db import Database
+from strata.store.leases import expire, held, lease
 
 
 @pytest.fixture

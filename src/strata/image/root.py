@@ -6,11 +6,14 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from strata.content.local import LocalContentStore
 from strata.errors import StoreError
 from strata.store.db import Database
-from strata.store.leases import Lease, lease
+
+if TYPE_CHECKING:
+    from strata.content.local import LocalContentStore
+    from strata.store.leases import Lease
 
 DEFAULT_ROOT_FOR_ROOT = Path("/var/lib/strata")
 
@@ -42,8 +45,17 @@ class StoreRoot:
             raise StoreError(f"store root {path}: not a directory")
         if not os.access(path, os.W_OK | os.X_OK):
             raise StoreError(f"store root {path}: not writable by this user")
-        self.content = LocalContentStore(path)
+        self._content: LocalContentStore | None = None
         self._db: Database | None = None
+
+    @property
+    def content(self) -> LocalContentStore:
+        # Lazily: ``run`` of an unpacked image reads no blob through it.
+        if self._content is None:
+            from strata.content.local import LocalContentStore
+
+            self._content = LocalContentStore(self.path)
+        return self._content
 
     @property
     def db(self) -> Database:
@@ -54,6 +66,8 @@ class StoreRoot:
     @contextlib.contextmanager
     def lease(self, *, ttl: float = 24 * 3600.0) -> Iterator[Lease]:
         """Protect blobs written during an operation from a concurrent gc until it commits."""
+        from strata.store.leases import lease
+
         with lease(self.db, ttl=ttl) as held:
             yield held
 

@@ -9,39 +9,19 @@ final commit discards its copy.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
 from typing import Literal
 
 from strata.digest import Digest
 from strata.errors import Conflict, FormatError, NotFound, StrataError
+from strata.image.chain import INIT_PREFIX, SNAPSHOT_PREFIX, chain_ids, layer_key
 from strata.image.store import Image, ImageStore
 from strata.snapshot import Kind, Snapshotter
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_PREFIX = "layer-"
-# Containers stack on an init snapshot per image top (strata.runtime.initlayer): init-<top key>.
-INIT_PREFIX = "init-"
-
-
-def chain_ids(diff_ids: Sequence[Digest]) -> list[Digest]:
-    """The OCI chain IDs of a stack of diff IDs, bottom first."""
-    chain: list[Digest] = []
-    for diff_id in diff_ids:
-        if not chain:
-            chain.append(diff_id)
-        else:
-            text = f"{chain[-1]} {diff_id}".encode()
-            chain.append(Digest("sha256", hashlib.sha256(text).hexdigest()))
-    return chain
-
-
-def layer_key(chain_id: Digest) -> str:
-    """The snapshot key of the stack ending at ``chain_id``."""
-    return f"{SNAPSHOT_PREFIX}{chain_id}"
+__all__ = ["INIT_PREFIX", "SNAPSHOT_PREFIX", "chain_ids", "layer_key", "unpack"]
 
 
 def unpack(images: ImageStore, snapshotter: Snapshotter, image: Image) -> str | None:

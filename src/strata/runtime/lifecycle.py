@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.errors import Conflict, ContainerNotFound, InvalidArgument, StrataError
-from strata.image.root import StoreRoot
 from strata.runtime.backend import INHERIT, ProcessIO, RuntimeBackend, Status
 from strata.runtime.containers import Container, ContainerStore, State
 from strata.runtime.options import (
     Attach,
+    ProcessDefaults,
     RunOptions,
     entrypoint_cmd,
     parse_signal,
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from strata.image.root import StoreRoot
     from strata.image.store import ImageStore
     from strata.runtime.execution import ExecOptions
     from strata.runtime.monitor import MonitorLink
@@ -123,6 +124,31 @@ class Containers:
         """Unpack the image if needed, give the container a writable snapshot, record it."""
         image = self.images.get(image_ref)
         config = self.images.config(image).config
+        self._check(config, options)
+        from strata.image.unpack import unpack  # only now: it loads the layer code
+
+        top = unpack(self.images, self.snapshotter, image)
+        return self.create_on(str(image.manifest_digest), top, config, image_ref, options)
+
+    @staticmethod
+    def _check(config: ProcessDefaults, options: RunOptions) -> None:
+        # Bad options fail before any unpacking.
+        process_args(config, options)
+        process_env(config, options.env)
+        if options.network not in ("host", "none"):
+            raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
+        for volume in options.volumes:
+            parse_volume(volume)
+
+    def create_on(
+        self,
+        manifest_digest: str,
+        top: str | None,
+        config: ProcessDefaults,
+        image_ref: str,
+        options: RunOptions,
+    ) -> Container:
+        """Create a container on an unpacked image whose top layer snapshot is ``top``."""
         args = process_args(config, options)
         entrypoint, cmd = entrypoint_cmd(config, options)
         env = process_env(config, options.env)
@@ -130,9 +156,6 @@ class Containers:
             raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
         volumes = [parse_volume(v) for v in options.volumes]
         backend = self.backend(options.runtime)
-        from strata.image.unpack import unpack  # only now: it loads the layer code
-
-        top = unpack(self.images, self.snapshotter, image)
         for volume in volumes:
             volume.source.mkdir(parents=True, exist_ok=True)
         from strata.runtime.initlayer import ensure_init_layer
@@ -143,7 +166,7 @@ class Containers:
         try:
             container = self.records.create(
                 name=options.name,
-                image=str(image.manifest_digest),
+                image=manifest_digest,
                 image_ref=image_ref,
                 snapshot=key,
                 runtime=backend.name,

@@ -9,11 +9,71 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from strata.errors import InvalidArgument
-from strata.oci.config import ContainerConfig
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ProcessDefaults(Protocol):
+    """What a container takes from its image's config (an OCI ``ContainerConfig`` has it)."""
+
+    @property
+    def entrypoint(self) -> tuple[str, ...] | None: ...
+    @property
+    def cmd(self) -> tuple[str, ...] | None: ...
+    @property
+    def env(self) -> tuple[str, ...]: ...
+    @property
+    def working_dir(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def stop_signal(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDefaults:
+    """`ProcessDefaults` read straight from a config's JSON ``config`` object.
+
+    ``run``'s quick path uses it so it need not load the OCI model (see strata.runtime.quick).
+    """
+
+    entrypoint: tuple[str, ...] | None
+    cmd: tuple[str, ...] | None
+    env: tuple[str, ...]
+    working_dir: str
+    user: str
+    stop_signal: str
+
+    @classmethod
+    def from_json(cls, config: Any) -> ConfigDefaults | None:
+        """None unless every field has the plain type the OCI spec gives it."""
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):
+            return None
+        entrypoint, cmd, env = (config.get(k) for k in ("Entrypoint", "Cmd", "Env"))
+        strings = (config.get(k) or "" for k in ("WorkingDir", "User", "StopSignal"))
+        working_dir, user, stop_signal = strings
+        lists = (entrypoint, cmd, env)
+        if not all(v is None or (isinstance(v, list) and _all_str(v)) for v in lists):
+            return None
+        if not all(isinstance(v, str) for v in (working_dir, user, stop_signal)):
+            return None
+        return cls(
+            tuple(entrypoint) if entrypoint is not None else None,
+            tuple(cmd) if cmd is not None else None,
+            tuple(env or ()),
+            working_dir,
+            user,
+            stop_signal,
+        )
+
+
+def _all_str(values: list[Any]) -> bool:
+    return all(isinstance(v, str) for v in values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +96,7 @@ class RunOptions:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def process_args(config: ContainerConfig, options: RunOptions) -> tuple[str, ...]:
+def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...]:
     """Docker's rule: ENTRYPOINT + CMD, where a given command replaces CMD and a given
     ``--entrypoint`` replaces ENTRYPOINT (and drops the image's CMD)."""
     entrypoint, cmd = entrypoint_cmd(config, options)
@@ -47,7 +107,7 @@ def process_args(config: ContainerConfig, options: RunOptions) -> tuple[str, ...
 
 
 def entrypoint_cmd(
-    config: ContainerConfig, options: RunOptions
+    config: ProcessDefaults, options: RunOptions
 ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     """The container's Entrypoint and Cmd, as Docker records them (what ``commit`` keeps)."""
     if options.entrypoint is not None:
@@ -56,7 +116,7 @@ def entrypoint_cmd(
     return config.entrypoint, options.command or config.cmd
 
 
-def process_env(config: ContainerConfig, extra: Sequence[str]) -> tuple[str, ...]:
+def process_env(config: ProcessDefaults, extra: Sequence[str]) -> tuple[str, ...]:
     """The image's env, then ``-e`` values; PATH defaults as Docker's."""
     merged: dict[str, str] = {}
     for entry in (*config.env, *extra):

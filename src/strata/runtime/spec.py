@@ -18,14 +18,12 @@ import json
 import os
 import resource
 import shutil
-import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from strata.errors import InvalidArgument
-from strata.runtime.users import resolve_user
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -211,6 +209,8 @@ def find_init() -> Path | None:
 
 def default_hostname(container_id: str, network: Network) -> str:
     """Docker's default: the host's name on the host network, else the short container ID."""
+    import socket
+
     return socket.gethostname() if network is Network.HOST else container_id[:12]
 
 
@@ -278,6 +278,8 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
     rootfs = spec.rootfs.resolve()
     if not rootfs.is_dir():
         raise InvalidArgument(f"rootfs {spec.rootfs}: not a directory")
+    from strata.runtime.users import resolve_user  # its models load only when needed
+
     user = resolve_user(rootfs, proc.user)
 
     env = _merge_env(proc.env)

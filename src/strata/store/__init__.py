@@ -4,7 +4,5 @@ leases. Every change is one transaction; the schema carries a version and migrat
 
 from __future__ import annotations
 
-from strata.store.db import Database
-from strata.store.leases import Lease, expire, held, lease
-
-__all__ = ["Database", "Lease", "expire", "held", "lease"]
+# Submodules are imported by name (strata.store.db, strata.store.leases): importing the
+# package stays free for the commands that need only the database.

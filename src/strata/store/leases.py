@@ -9,9 +9,9 @@ time to live.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
-import uuid
 from types import TracebackType
 from typing import Final
 
@@ -77,7 +77,7 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
     if not ttl > 0:
         raise InvalidArgument(f"invalid lease time to live {ttl}: must be positive")
     now = time.time()
-    lease_id = uuid.uuid4().hex
+    lease_id = secrets.token_hex(16)
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO leases (id, created, expires) VALUES (?, ?, ?)",

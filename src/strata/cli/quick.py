@@ -1,0 +1,100 @@
+"""``strata run --rm IMAGE [CMD...]`` without click: the hand-parsed quick path.
+
+Only the plainest form is taken: ``--rm`` in the foreground, no terminal, no stdin, an image
+already unpacked, and the options ``-e/--env``, ``--name``, ``--network``, ``-w/--workdir``
+and ``--hostname``. Anything else (another flag, ``--``, a global option, an image that is
+not unpacked yet) returns None before anything is created, and the full command line handles
+it: both paths create and run the container through the same `Containers` service.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from strata.errors import StrataError
+
+# flag -> RunOptions field; every one takes a value.
+_VALUED = {
+    "-e": "env",
+    "--env": "env",
+    "--name": "name",
+    "--network": "network",
+    "--net": "network",
+    "-w": "workdir",
+    "--workdir": "workdir",
+    "--hostname": "hostname",
+}
+
+
+def parse(args: list[str]) -> tuple[dict[str, str | list[str] | bool], str, list[str]] | None:
+    """(options, image, command) when ``args`` is in the quick form, else None."""
+    options: dict[str, str | list[str] | bool] = {"env": []}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg == "--rm":
+            options["rm"] = True
+            i += 1
+            continue
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else (arg[:2], "", arg[2:])
+        field = _VALUED.get(flag)
+        if field is None:
+            return None
+        if eq or value:
+            i += 1
+        elif i + 1 < len(args):
+            value = args[i + 1]
+            i += 2
+        else:
+            return None
+        if field == "env":
+            env = options["env"]
+            assert isinstance(env, list)
+            env.append(value)
+        elif field in options:
+            return None  # given twice: let click say what it says
+        else:
+            options[field] = value
+    if i >= len(args) or not options.get("rm"):
+        return None
+    return options, args[i], args[i + 1 :]
+
+
+def quick_run(args: list[str]) -> int | None:
+    """Run the container and return its exit code; None if the full path must do it."""
+    parsed = parse(args)
+    if parsed is None:
+        return None
+    options, image_text, command = parsed
+    try:
+        from strata.image.root import StoreRoot, default_root
+        from strata.runtime.quick import run_unpacked
+
+        def text(key: str) -> str | None:
+            value = options.get(key)
+            return value if isinstance(value, str) else None
+
+        env = options["env"]
+        assert isinstance(env, list)
+        with StoreRoot(default_root()) as root:
+            return run_unpacked(
+                root,
+                image_text,
+                command=tuple(command),
+                env=tuple(env),
+                name=text("name"),
+                network=text("network") or "host",
+                workdir=text("workdir"),
+                hostname=text("hostname"),
+            )
+    except StrataError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"Error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
