@@ -99,3 +99,23 @@ class CommandNotExecutable(ContainerError):
     """The container's command exists but cannot be executed (exit status 126, as Docker)."""
 
     exit_code = 126
+
+
+class BuildError(StrataError):
+    """A build could not be carried out (bad context, missing source, unknown stage, ...)."""
+
+
+class DockerfileError(BuildError):
+    """A Dockerfile does not parse, or a word in it does not expand.
+
+    The message starts with ``FILE:LINE:`` when the place is known, as compilers print.
+    """
+
+
+class StepFailed(BuildError):
+    """A RUN step exited non-zero; the build exits with the step's status, as Docker's does."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.exit_code = status if 0 < status < 256 else 1

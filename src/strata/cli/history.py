@@ -148,7 +148,7 @@ def history_cmd(
         sizes = [layer.content_size for layer in per_layer]  # each layer is read only once
     elif quiet and table_format:
         sizes = [0] * len(store.layers(found))  # IDs only: no need to read the layers
-    rows = history(store, found, sizes=sizes)
+    rows = history(store, found, sizes=sizes, ancestors=store.ancestors(found))
     now = datetime.now(UTC)
     items = [_item(row, trunc=not no_trunc, human=human, now=now) for row in rows]
     if table_format and quiet:

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from strata.cli.build import build_cmd
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, human_size, render_template
 from strata.cli.history import history_cmd
@@ -27,6 +28,7 @@ def image_group() -> None:
 
 
 image_group.add_command(history_cmd)
+image_group.add_command(build_cmd)
 
 
 # -- ls -------------------------------------------------------------------------------------
@@ -104,7 +106,8 @@ def ls_cmd(
 ) -> None:
     """List images."""
     images = app.images().all()
-    # -a shows intermediate images; strata has none until builds make them (issue 4).
+    if not show_all:  # build steps' images, as Docker hides them
+        images = [i for i in images if i.tags or i.repo_digests or not i.intermediate]
     rows = _ls_rows(images)
     if no_trunc:
         full = {i.id.short: str(i.id) for i in images}

@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("strata.cli.image", "load_cmd", "Load an image from a tar archive or STDIN"),
     "import": ("strata.cli.image", "import_cmd", "Import a tarball to create a filesystem image"),
     "history": ("strata.cli.history", "history_cmd", "Show the history of an image"),
+    "build": ("strata.cli.build", "build_cmd", "Build an image from a Dockerfile"),
+    "builder": ("strata.cli.build", "builder_group", "Manage builds"),
 }
 
 

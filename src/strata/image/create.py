@@ -29,6 +29,8 @@ def store_image(
     config: ImageConfig,
     layers: Sequence[ImageLayer],
     names: Iterable[Reference] = (),
+    intermediate: bool = False,
+    parent: Digest | None = None,
 ) -> Image:
     """Write the config and an OCI manifest for ``layers`` and record the image under ``names``."""
     config_bytes = config.to_json()
@@ -51,4 +53,6 @@ def store_image(
         config=config,
         layers=layers,
         names=names,
+        intermediate=intermediate,
+        parent=parent,
     )

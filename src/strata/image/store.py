@@ -57,6 +57,7 @@ class Image:
     added: str
     tags: tuple[Reference, ...] = ()
     repo_digests: tuple[str, ...] = ()
+    intermediate: bool = False  # made by a build step (see `add`)
 
     @property
     def id(self) -> Digest:
@@ -222,8 +223,13 @@ class ImageStore:
         layers: Sequence[ImageLayer],
         names: Iterable[Reference] = (),
         repo_digests: Iterable[Reference] = (),
+        intermediate: bool = False,
+        parent: Digest | None = None,
     ) -> Image:
         """Record an image whose blobs are already in the content store, and point names at it.
+
+        An ``intermediate`` image (a build step's) is hidden by ``image ls`` unless ``-a`` and
+        left alone by ``image prune``: the build cache holds it until ``builder prune``.
 
         One transaction: the image appears with all its names, or not at all. A name that pointed
         at another image moves, leaving that image dangling (``<none>``) as Docker does.
@@ -233,9 +239,18 @@ class ImageStore:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO images"
-                " (manifest_digest, config_digest, media_type, created, size, added)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (str(manifest_digest), str(config_digest), media_type, config.created, size, added),
+                " (manifest_digest, config_digest, media_type, created, size, added, intermediate,"
+                " parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(manifest_digest),
+                    str(config_digest),
+                    media_type,
+                    config.created,
+                    size,
+                    added,
+                    int(intermediate),
+                    str(parent) if parent is not None else None,
+                ),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type, content_size)"
@@ -258,6 +273,30 @@ class ImageStore:
                     (ref.name, str(manifest_digest)),
                 )
         return self.get(str(manifest_digest))
+
+    def ancestors(self, image: Image) -> dict[int, Digest]:
+        """Local images ``image`` was made from, by how many history entries each has.
+
+        Follows the parent links builds and commits record (Docker's Parent chain), for the
+        IDs ``history`` shows instead of ``<missing>``.
+        """
+        found: dict[int, Digest] = {}
+        current = image
+        seen = {str(image.config_digest)}
+        while True:
+            with self.db.read() as conn:
+                row = conn.execute(
+                    "SELECT parent FROM images WHERE config_digest = ? AND parent IS NOT NULL",
+                    (str(current.config_digest),),
+                ).fetchone()
+            if row is None or row[0] in seen:
+                return found
+            seen.add(row[0])
+            parent = self.lookup(row[0])
+            if parent is None:
+                return found
+            found[len(self.config(parent).history)] = parent.config_digest
+            current = parent
 
     def record_content_size(self, blob: Digest, content_size: int) -> None:
         """Remember a layer's file bytes once someone has counted them (history does)."""
@@ -343,7 +382,9 @@ class ImageStore:
         with self.db.read() as conn:
             used = {i.config_digest for i in images if self._container_users(conn, i.config_digest)}
         for image in images:
-            if (dangling_only and image.tags) or image.config_digest in used:
+            if (
+                dangling_only and (image.tags or image.intermediate)
+            ) or image.config_digest in used:
                 continue
             removed = self.remove(str(image.manifest_digest), force=True, prune=False)
             report.untagged.extend(removed.untagged)
@@ -472,6 +513,7 @@ def _image_from_row(
         added=row["added"],
         tags=tuple(sorted(tags, key=str)),
         repo_digests=tuple(sorted(repo_digests.get(row["manifest_digest"], []))),
+        intermediate=bool(row["intermediate"]),
     )
 
 

@@ -134,6 +134,7 @@ def commit_container(
             config=new_config,
             layers=[*layers, layer],
             names=[ref] if ref is not None else [],
+            parent=image.id,
         )
 
 

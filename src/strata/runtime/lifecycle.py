@@ -147,8 +147,14 @@ class Containers:
         config: ProcessDefaults,
         image_ref: str,
         options: RunOptions,
+        *,
+        init_layer: bool = True,
     ) -> Container:
-        """Create a container on an unpacked image whose top layer snapshot is ``top``."""
+        """Create a container on an unpacked image whose top layer snapshot is ``top``.
+
+        Without ``init_layer`` the container's snapshot stacks right on ``top`` (a build step,
+        whose snapshot becomes the next layer; the runtime's mount points are its to clean).
+        """
         args = process_args(config, options)
         entrypoint, cmd = entrypoint_cmd(config, options)
         env = process_env(config, options.env)
@@ -162,7 +168,8 @@ class Containers:
 
         cid = secrets.token_hex(32)
         key = f"container-{cid}"
-        self.snapshotter.prepare(key, ensure_init_layer(self.snapshotter, top))
+        parent = ensure_init_layer(self.snapshotter, top) if init_layer else top
+        self.snapshotter.prepare(key, parent)
         try:
             container = self.records.create(
                 name=options.name,
@@ -524,6 +531,14 @@ class Containers:
                     " container before attempting removal or force remove"
                 )
             self._purge(latest)
+
+    def discard(self, container: Container) -> None:
+        """Remove a stopped container at once: runtime state, mount, snapshot, files, record.
+
+        For a build step, whose snapshot has already been committed as a layer (then it is
+        no longer the container's to remove).
+        """
+        self._purge(container)
 
     def _purge(self, container: Container) -> None:
         """Everything of the container goes: runtime state, mount, snapshot, files, record."""

@@ -90,6 +90,35 @@ MIGRATIONS: Final[list[str]] = [
     """
     ALTER TABLE layers ADD COLUMN content_size INTEGER;
     """,
+    # 5: the build cache (strata.build.cache): a step's key -> the image it made, with what
+    # the key was made of, so that a miss can be explained against the nearest earlier build.
+    """
+    -- An image a build step made: hidden by `image ls` (but -a) and kept by `image prune`.
+    ALTER TABLE images ADD COLUMN intermediate INTEGER NOT NULL DEFAULT 0;
+    -- The image it was made from by a build step or a commit (Docker's Parent): its ID.
+    ALTER TABLE images ADD COLUMN parent TEXT;
+
+    CREATE TABLE build_cache (
+        key         TEXT PRIMARY KEY,
+        parent      TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        original    TEXT NOT NULL,
+        image       TEXT NOT NULL REFERENCES images (manifest_digest) ON DELETE CASCADE,
+        args        TEXT NOT NULL,
+        sources     TEXT,
+        created     TEXT NOT NULL,
+        used        TEXT NOT NULL
+    );
+    CREATE INDEX build_cache_parent ON build_cache (parent);
+    CREATE INDEX build_cache_image ON build_cache (image);
+
+    -- The steps of the last build of a Dockerfile in a context (for explanations).
+    CREATE TABLE build_lineage (
+        identity TEXT PRIMARY KEY,
+        steps    TEXT NOT NULL,
+        updated  TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

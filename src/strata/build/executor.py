@@ -1,0 +1,332 @@
+"""The stage executor: Docker's classic builder, one image per step, each step cached.
+
+Stages run in order up to ``--target``. A step's key (`strata.build.cache.StepKey`) is looked
+up first; on a hit the cached image is the step's result, on a miss the step runs (RUN in a
+container, COPY/ADD straight into a snapshot, anything else on the config alone) and the
+reason for the miss is reported. ``--explain`` walks the same path without running anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from strata.build.cache import BuildCache, StepKey
+from strata.build.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage
+from strata.build.dockerfile.instructions import parse_stages
+from strata.build.dockerfile.parser import parse
+from strata.build.dockerfile.shell import ShellLex
+from strata.build.events import BuildEvents, BuildOptions, BuildResult
+from strata.build.explain import explain_miss
+from strata.build.images import StepImage, store_step
+from strata.build.stage import METADATA, StageState, apply_metadata
+from strata.build.steps import StepRunner
+from strata.errors import BuildError, DockerfileError, ImageNotFound
+from strata.image.chain import chain_ids, layer_key
+from strata.image.root import StoreRoot
+from strata.image.store import ImageStore
+from strata.oci.config import History, ImageConfig, format_time
+from strata.oci.descriptor import Platform
+from strata.oci.reference import Reference, parse_reference
+from strata.runtime.lifecycle import Containers
+
+
+class Builder:
+    """Builds Dockerfiles into images of one store root."""
+
+    def __init__(self, root: StoreRoot, events: BuildEvents) -> None:
+        self.root = root
+        self.events = events
+        self.images = ImageStore(root)
+        self.service = Containers(root)
+        self.cache = BuildCache(root.db)
+
+    def build(self, options: BuildOptions) -> BuildResult | None:
+        """Build; the final image (None with ``explain``, which builds nothing)."""
+        tags = [_tag(t) for t in options.tags]
+        if options.network not in ("host", "none", "default"):
+            raise BuildError(f"invalid --network {options.network!r}: use host or none")
+        dockerfile = options.dockerfile or options.context / "Dockerfile"
+        if not options.context.is_dir():
+            raise BuildError(f"unable to prepare context: path {str(options.context)!r} not found")
+        text = _read_dockerfile(dockerfile)
+        df = parse(text, filename=dockerfile.name)
+        meta, stages = parse_stages(df)
+        lex = ShellLex(df.escape)
+        meta_values = _meta_args(meta, options.build_args, lex)
+        chosen = _stages_up_to(stages, options.target)
+        from strata.build.context.scan import load_ignore, scan_context
+
+        context = scan_context(options.context, load_ignore(options.context), dockerfile=dockerfile)
+        self.events.context(context.tar_size)
+        identity = hashlib.sha256(
+            f"{options.context.resolve()}\0{dockerfile.resolve()}\0{options.target}".encode()
+        ).hexdigest()
+        run = _Run(self, options, lex, meta_values, context, self.cache.lineage(identity))
+        run.total = sum(1 + len(s.instructions) for s in chosen)
+        for stage in chosen:
+            run.stage(stage)
+        final = run.current
+        if options.explain:
+            return None
+        if final is None or final.image is None:
+            raise BuildError("the build made no image (FROM scratch with nothing on it)")
+        for ref in tags:
+            self.images.tag(final.image, ref)
+        self.cache.set_lineage(identity, run.lineage)
+        return BuildResult(
+            image_id=str(final.image.id),
+            manifest_digest=str(final.image.manifest_digest),
+            tags=tuple(r.familiar for r in tags),
+            steps=run.number,
+            cached=run.hits,
+        )
+
+
+class _Run:
+    """One build: the steps so far, the stages built, what was fresh."""
+
+    def __init__(
+        self,
+        builder: Builder,
+        options: BuildOptions,
+        lex: ShellLex,
+        meta: dict[str, str | None],
+        context: Any,
+        previous: list[dict[str, Any]],
+    ) -> None:
+        self.b = builder
+        self.options = options
+        self.lex = lex
+        self.meta = meta
+        self.context = context
+        self.previous = previous
+        self.lineage: list[dict[str, Any]] = []
+        self.stages: dict[str, StepImage] = {}
+        self.stage_dirty: dict[str, int | None] = {}
+        self.current: StepImage | None = None
+        self.number = 0
+        self.total = 0
+        self.hits = 0
+        # The step of this build that made the current parent, if it ran now (a miss).
+        self.fresh: int | None = None
+        self.steps = StepRunner(builder, options, context)
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def stage(self, stage: Stage) -> None:
+        self.fresh = None
+        current = self.from_(stage.from_)
+        base_config = current.config
+        config = replace(base_config, config=replace(base_config.config, on_build=()))
+        state = StageState(config=config, build_args=self._args(), lex=self.lex)
+        self.current = current
+        triggers = base_config.config.on_build
+        if triggers:
+            self.b.events.triggers(len(triggers))
+            from strata.build.dockerfile.instructions import parse_instruction
+            from strata.build.dockerfile.parser import parse as parse_text
+
+            for trigger in triggers:
+                node = parse_text(trigger, filename="ONBUILD").nodes[0]
+                self.instruction(state, parse_instruction(node, filename="ONBUILD"), counted=False)
+        for instruction in stage.instructions:
+            self.instruction(state, instruction)
+        done = self.current
+        assert done is not None
+        self.stages[str(stage.index)] = done
+        self.stage_dirty[str(stage.index)] = self.fresh
+        if stage.name:
+            self.stages[stage.name] = done
+            self.stage_dirty[stage.name] = self.fresh
+
+    def _args(self) -> dict[str, str]:
+        values = {k: v for k, v in self.meta.items() if v is not None}
+        return {**values, **self.options.build_args}
+
+    def from_(self, step: From) -> StepImage:
+        self.number += 1
+        self.b.events.step(self.number, self.total, step.node.original)
+        env = {k: v for k, v in self.meta.items() if v is not None}
+        name = self.lex.process_word(step.image, env)
+        if not name:
+            raise BuildError(
+                f"Dockerfile:{step.node.start_line}: base name ({step.image}) should not be blank"
+            )
+        if name.lower() in self.stages:
+            current = self.stages[name.lower()]
+            self.fresh = self.stage_dirty.get(name.lower())
+        elif name == "scratch":
+            platform = Platform.current()
+            config = ImageConfig(architecture=platform.architecture, os=platform.os)
+            current = StepImage(None, config, (), None)
+        else:
+            try:
+                image = self.b.images.get(name)
+            except ImageNotFound:
+                raise BuildError(
+                    f"FROM {name}: No such image: {name} (build from a local image: pull,"
+                    " load or bootstrap it first)"
+                ) from None
+            config = self.b.images.config(image)
+            current = StepImage(image, config, tuple(self.b.images.layers(image)), None)
+        if self.options.explain:
+            self.b.events.plan(
+                self.number, step.node.original, True, f"base {current.id[7:19] or 'scratch'}"
+            )
+        else:
+            self.b.events.image(_short(current.id))
+        self.lineage.append({"original": step.node.original, "parent": "", "image": current.id})
+        return current
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def instruction(self, state: StageState, step: Instruction, *, counted: bool = True) -> None:
+        if counted:
+            self.number += 1
+            self.b.events.step(self.number, self.total, step.node.original)
+        current = self.current
+        assert current is not None
+        state.used = set()
+        epoch = self.options.epoch
+        if isinstance(step, METADATA):
+            config, text = apply_metadata(state, step)
+            key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
+            self._step(key, None, lambda: self._metadata(current, config, text))
+        elif isinstance(step, Run):
+            request, text, args = self.steps.run_request(state, step)
+            key = StepKey(current.id, text, args, None, epoch, step.node.original)
+            self._step(key, None, lambda: self.steps.run(current, request, text))
+        elif isinstance(step, Copy | Add):
+            plan = self.steps.copy_plan(state, step, self.stages, self.stage_dirty)
+            key = StepKey(
+                current.id, plan.text, state.used_args(), plan.digest, epoch, step.node.original
+            )
+            if plan.source_fresh is not None and self.fresh is None:
+                # --from a stage built now: its files are new even if this parent is not.
+                self.fresh = plan.source_fresh
+            self._step(key, plan.table, lambda: self.steps.copy(current, plan))
+        else:  # FROM inside a stage cannot happen: parse_stages splits there
+            raise DockerfileError(f"Dockerfile:{step.node.start_line}: unexpected instruction")
+        assert self.current is not None
+        state.config = self.current.config
+
+    def _step(self, key: StepKey, sources: dict[str, Any] | None, execute: Any) -> None:
+        current = self.current
+        assert current is not None
+        index = self.number
+        previous = self.previous[index - 1] if 0 < index <= len(self.previous) else None
+        self.lineage.append(
+            {"original": key.original, "parent": key.parent, "instruction": key.instruction}
+        )
+        record = None
+        if not self.options.no_cache and self.fresh is None:
+            record = self.b.cache.lookup(key)
+        if record is not None:
+            image = self._load(record.image)
+            if image is not None:
+                self.hits += 1
+                if self.options.explain:
+                    self.b.events.plan(index, key.original, True, "")
+                else:
+                    self.b.events.cache_hit()
+                    self.b.events.image(_short(image.id))
+                self.current = image
+                return
+        if self.options.no_cache:
+            reason = "cache disabled (--no-cache)"
+        else:
+            from strata.build.context.sums import explain_changes
+
+            reason = explain_miss(
+                key,
+                cache=self.b.cache,
+                parent_step=self.fresh,
+                previous=previous,
+                sources=sources,
+                explain_sources=explain_changes,
+            )
+        if self.options.explain:
+            self.b.events.plan(index, key.original, False, reason)
+            if self.fresh is None:
+                self.fresh = index
+            return
+        self.b.events.cache_miss(reason)
+        result: StepImage = execute()
+        self.b.cache.record(key, str(result.image.manifest_digest) if result.image else "", sources)
+        self.b.events.image(_short(result.id))
+        self.current = result
+        self.fresh = index
+
+    def _metadata(self, current: StepImage, config: ImageConfig, text: str) -> StepImage:
+        return store_step(
+            self.b.images,
+            current,
+            config=config,
+            history=History(created=self.created(), created_by=text),
+            layer=None,
+            top=None,
+        )
+
+    def created(self) -> str:
+        when = self.options.epoch
+        now = datetime.fromtimestamp(when, UTC) if when is not None else datetime.now(UTC)
+        return format_time(now)
+
+    def _load(self, manifest_digest: str) -> StepImage | None:
+        image = next(
+            (i for i in self.b.images.all() if str(i.manifest_digest) == manifest_digest), None
+        )
+        if image is None:
+            return None
+        layers = tuple(self.b.images.layers(image))
+        config = self.b.images.config(image)
+        top = layer_key(chain_ids([la.diff_id for la in layers])[-1]) if layers else None
+        return StepImage(image, config, layers, top)
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def _tag(text: str) -> Reference:
+    ref = parse_reference(text)
+    if ref.digest is not None:
+        raise BuildError(f"invalid tag {text!r}: a tag cannot name a digest")
+    return ref.with_default_tag()
+
+
+def _read_dockerfile(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BuildError(f"cannot read Dockerfile {path}: no such file") from None
+    except IsADirectoryError:
+        raise BuildError(f"cannot read Dockerfile {path}: is a directory") from None
+    except OSError as exc:
+        raise BuildError(f"cannot read Dockerfile {path}: {exc.strerror}") from None
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def _meta_args(
+    meta: tuple[Any, ...], given: dict[str, str] | Any, lex: ShellLex
+) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for arg in meta:
+        for name, default in arg.pairs:
+            env = {k: v for k, v in values.items() if v is not None}
+            fallback = lex.process_word(default, env) if default is not None else None
+            values[name] = given.get(name, fallback)
+    return values
+
+
+def _stages_up_to(stages: tuple[Stage, ...], target: str | None) -> tuple[Stage, ...]:
+    if target is None:
+        return stages
+    for i, stage in enumerate(stages):
+        if stage.name == target.lower():
+            return stages[: i + 1]
+    raise BuildError(f"failed to reach build target {target} in Dockerfile")

@@ -1,0 +1,114 @@
+"""The images a build makes: one per step, each its parent plus a layer or a config change.
+
+A layer step's snapshot is committed in place as the new layer's snapshot (keyed by chain ID),
+so what a step wrote is never extracted again: the next step stacks on it at once. The layer
+blob is the canonical tar of the snapshot's changes, written while hashing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from strata.errors import Conflict
+from strata.image.chain import chain_ids, layer_key
+from strata.image.create import store_image
+from strata.image.store import Image, ImageLayer, ImageStore
+from strata.layer.diff import write_tar_from_dirs, write_tar_from_upper
+from strata.oci.config import History, ImageConfig, RootFS
+from strata.oci.mediatypes import OCI_LAYER
+from strata.snapshot import Snapshotter
+
+
+@dataclass(frozen=True, slots=True)
+class StepImage:
+    """The image a stage stands on after a step."""
+
+    image: Image | None  # None: nothing stored yet (FROM scratch)
+    config: ImageConfig
+    layers: tuple[ImageLayer, ...]
+    top: str | None  # snapshot key of the top layer (None: no layers)
+
+    @property
+    def id(self) -> str:
+        return str(self.image.id) if self.image is not None else "scratch"
+
+
+def write_snapshot_layer(
+    images: ImageStore,
+    snapshotter: Snapshotter,
+    key: str,
+    parent: str | None,
+    scratch: Path,
+    clamp_mtime: int | None,
+) -> ImageLayer:
+    """Store the changes of active snapshot ``key`` as an uncompressed layer blob."""
+    with images.root.lease() as lease, images.content.writer(f"build-{uuid.uuid4().hex}") as w:
+        upper = snapshotter.upper(key)
+        if snapshotter.diff_kind == "overlay":
+            stats = write_tar_from_upper(upper, w, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
+        else:
+            with tempfile.TemporaryDirectory(dir=scratch) as empty:
+                lower = snapshotter.upper(parent) if parent else Path(empty)
+                stats = write_tar_from_dirs(lower, upper, w, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
+        lease.add("blob", str(stats.diff_id))
+        digest = w.commit(expected=stats.diff_id, size=stats.size)
+    return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
+
+
+def adopt_snapshot(snapshotter: Snapshotter, key: str, diff_ids: Sequence[str]) -> str:
+    """Commit active snapshot ``key`` as the layer snapshot of the stack ``diff_ids``.
+
+    If another build made that layer first, ours is dropped and theirs used: same chain ID,
+    same content.
+    """
+    from strata.digest import Digest
+
+    top = layer_key(chain_ids([Digest.parse(d) for d in diff_ids])[-1])
+    try:
+        snapshotter.commit(top, key)
+    except Conflict:
+        snapshotter.remove(key)
+    return top
+
+
+def store_step(
+    images: ImageStore,
+    parent: StepImage,
+    *,
+    config: ImageConfig,
+    history: History,
+    layer: ImageLayer | None,
+    top: str | None,
+) -> StepImage:
+    """Store the image of a step: ``parent`` with ``config`` and, if given, one more layer."""
+    layers = (*parent.layers, layer) if layer is not None else parent.layers
+    history = replace(history, empty_layer=layer is None)
+    diff_ids = tuple(la.diff_id for la in layers)
+    new_config = replace(
+        config,
+        created=history.created,
+        rootfs=RootFS("layers", diff_ids),
+        history=(*config.history, history),
+    )
+    with images.operation() as lease:
+        image = store_image(
+            images,
+            lease,
+            config=new_config,
+            layers=list(layers),
+            intermediate=True,
+            parent=parent.image.id if parent.image is not None else None,
+        )
+    return StepImage(image, new_config, layers, top if layer is not None else parent.top)
+
+
+def scratch_dir(root: Path) -> Path:
+    path = root / "tmp"
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path

@@ -1,0 +1,206 @@
+"""A stage's state between steps, and the metadata-only instructions that change it.
+
+Each metadata instruction (ENV, LABEL, CMD, ...) turns the current image config into the next
+one and says what Docker's classic builder records as the step's history entry
+(``/bin/sh -c #(nop)  CMD ["node" "app.js"]``). Words are expanded with the stage's build args
+and environment first, as Docker does for these instructions; the names a word used are kept
+for the cache key and its explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from strata.build.dockerfile.commands import (
+    Arg,
+    Cmd,
+    Entrypoint,
+    Env,
+    Expose,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    Onbuild,
+    Shell,
+    Stopsignal,
+    User,
+    Volume,
+    Workdir,
+)
+from strata.build.dockerfile.shell import ShellLex
+from strata.errors import BuildError
+from strata.oci.config import ImageConfig
+
+DEFAULT_SHELL = ("/bin/sh", "-c")
+METADATA = (
+    *(Arg, Cmd, Entrypoint, Env, Expose, Healthcheck, Label, Maintainer, Onbuild),
+    *(Shell, Stopsignal, User, Volume, Workdir),
+)
+
+
+@dataclass
+class StageState:
+    """What expansion and the next steps need: declared build args and the config so far."""
+
+    config: ImageConfig
+    build_args: Mapping[str, str]  # --build-arg values (and the meta ARG values)
+    lex: ShellLex
+    declared: dict[str, str | None] = field(default_factory=dict)  # ARGs of this stage
+    used: set[str] = field(default_factory=set)  # args the current step referenced
+
+    @property
+    def shell(self) -> tuple[str, ...]:
+        return self.config.config.shell or DEFAULT_SHELL
+
+    def arg_values(self) -> dict[str, str]:
+        """The stage's build args that have a value (given, else their default)."""
+        out: dict[str, str] = {}
+        for name, default in self.declared.items():
+            value = self.build_args.get(name, default)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def env(self) -> dict[str, str]:
+        """Expansion environment: build args, overridden by the image's ENV (Docker's rule)."""
+        env = self.arg_values()
+        for entry in self.config.config.env:
+            key, _, value = entry.partition("=")
+            env[key] = value
+        return env
+
+    def expand(self, word: str) -> str:
+        env = self.env()
+        value, names = self.lex.process_word_with_matches(word, env)
+        self.used |= {n for n in names if n in self.declared and n not in self._env_names()}
+        return value
+
+    def expand_words(self, word: str) -> list[str]:
+        env = self.env()
+        _, names = self.lex.process_word_with_matches(word, env)
+        self.used |= {n for n in names if n in self.declared and n not in self._env_names()}
+        return self.lex.process_words(word, env)
+
+    def _env_names(self) -> set[str]:
+        return {e.partition("=")[0] for e in self.config.config.env}
+
+    def used_args(self) -> dict[str, str]:
+        values = self.arg_values()
+        return {n: values.get(n, "") for n in sorted(self.used)}
+
+
+def nop(shell: tuple[str, ...], text: str) -> str:
+    """Docker's history text of a metadata step: ``/bin/sh -c #(nop)  TEXT``."""
+    return " ".join((*shell, "#(nop) ", text))
+
+
+def go_list(values: tuple[str, ...] | list[str]) -> str:
+    """Go's ``%q`` of a []string: ``["node" "app.js"]``."""
+    from strata.build.dockerfile.dump import go_quote
+
+    return "[" + " ".join(go_quote(v) for v in values) + "]"
+
+
+def _command(state: StageState, command: tuple[str, ...], shell_form: bool) -> tuple[str, ...]:
+    return (*state.shell, command[0]) if shell_form else command
+
+
+def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, str]:
+    """The config after the metadata instruction ``step`` and its history text (``#(nop)``)."""
+    config = state.config.config
+    shell = state.shell
+    new: Any = config
+    if isinstance(step, Env):
+        env = dict(e.partition("=")[::2] for e in config.env)
+        pairs = []
+        for key, raw in step.pairs:
+            name, value = state.expand(key), state.expand(raw)
+            env[name] = value
+            pairs.append(f"{name}={value}")
+        new = replace(config, env=tuple(f"{k}={v}" for k, v in env.items()))
+        text = "ENV " + " ".join(pairs)
+    elif isinstance(step, Label):
+        labels = dict(config.labels)
+        pairs = []
+        for key, raw in step.pairs:
+            name, value = state.expand(key), state.expand(raw)
+            labels[name] = value
+            pairs.append(f"{name}={value}")
+        new = replace(config, labels=labels)
+        text = "LABEL " + " ".join(pairs)
+    elif isinstance(step, Cmd):
+        cmd = _command(state, step.command, step.shell_form)
+        new = replace(config, cmd=cmd)
+        text = f"CMD {go_list(cmd)}"
+    elif isinstance(step, Entrypoint):
+        entry = _command(state, step.command, step.shell_form) if step.command else None
+        # A new ENTRYPOINT drops the CMD inherited from the base image (Docker's rule).
+        new = replace(config, entrypoint=entry, cmd=None)
+        text = f"ENTRYPOINT {go_list(entry or ())}"
+    elif isinstance(step, Workdir):
+        path = state.expand(step.path)
+        if not path.startswith("/"):
+            base = config.working_dir or "/"
+            path = base.rstrip("/") + "/" + path
+        new = replace(config, working_dir=path)
+        text = f"WORKDIR {path}"
+    elif isinstance(step, User):
+        user = state.expand(step.user)
+        new = replace(config, user=user)
+        text = f"USER {user}"
+    elif isinstance(step, Expose):
+        ports = []
+        for raw in step.ports:
+            for port in state.expand_words(raw):
+                ports.append(port if "/" in port else f"{port}/tcp")
+        new = replace(config, exposed_ports=tuple(sorted({*config.exposed_ports, *ports})))
+        text = "EXPOSE " + " ".join(state.expand(p) for p in step.ports)
+    elif isinstance(step, Volume):
+        paths = [state.expand(p) for p in step.paths]
+        if any(not p for p in paths):
+            raise BuildError(f"{_where(step)}: VOLUME specified can not be an empty string")
+        new = replace(config, volumes=tuple(sorted({*config.volumes, *paths})))
+        text = "VOLUME [" + " ".join(paths) + "]"
+    elif isinstance(step, Shell):
+        new = replace(config, shell=step.shell)
+        text = "SHELL [" + " ".join(step.shell) + "]"
+    elif isinstance(step, Stopsignal):
+        sig = state.expand(step.signal)
+        new = replace(config, stop_signal=sig)
+        text = f"STOPSIGNAL {sig}"
+    elif isinstance(step, Healthcheck):
+        check: dict[str, Any] = {"Test": list(step.test)}
+        for field_name, number in (
+            ("Interval", step.interval),
+            ("Timeout", step.timeout),
+            ("StartPeriod", step.start_period),
+            ("StartInterval", step.start_interval),
+            ("Retries", step.retries),
+        ):
+            if number:
+                check[field_name] = number
+        new = replace(config, healthcheck=check)
+        text = f"HEALTHCHECK {go_list(list(step.test))}"
+    elif isinstance(step, Onbuild):
+        new = replace(config, on_build=(*config.on_build, step.expression))
+        text = f"ONBUILD {step.expression}"
+    elif isinstance(step, Maintainer):
+        state.config = replace(state.config, author=step.maintainer)
+        text = f"MAINTAINER {step.maintainer}"
+    elif isinstance(step, Arg):
+        parts = []
+        for name, default in step.pairs:
+            given = state.expand(default) if default is not None else None
+            state.declared[name] = given
+            parts.append(name if given is None else f"{name}={given}")
+        text = "ARG " + " ".join(parts)
+    else:  # pragma: no cover - the caller dispatches only metadata instructions
+        raise BuildError(f"{_where(step)}: not a metadata instruction")
+    return replace(state.config, config=new), nop(shell, text)
+
+
+def _where(step: Instruction) -> str:
+    return f"Dockerfile:{step.node.start_line}"

@@ -1,0 +1,258 @@
+"""``strata image build`` (``strata build``) and ``strata builder prune``: Docker's classic output.
+
+Each step prints ``Step N/M : INSTRUCTION``, then `` ---> Using cache`` or, beyond Docker,
+`` ---> cache miss: <why>``, a RUN step's output between ``Running in``/``Removing intermediate
+container`` lines, and the step's image `` ---> 1cac91e937bb``. ``-q`` prints only the final
+ID (and a failed step's output). ``--explain`` prints what every step would do and builds
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from strata.cli.context import App, pass_app
+from strata.errors import InvalidArgument, StrataError
+
+
+class ClassicPrinter:
+    """`BuildEvents` printed as Docker's classic builder prints them."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.buffer = bytearray()  # -q: a failing step's output is shown after all
+        self.at_line_start = True
+        self.live = _LiveLine() if not quiet and sys.stdout.isatty() else None
+
+    def _line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.live:
+            self.live.clear()
+        if not self.at_line_start:
+            sys.stdout.write("\n")
+            self.at_line_start = True
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def context(self, size: int) -> None:
+        from strata.build.context.scan import human_size_precise
+
+        self._line(f"Sending build context to Docker daemon  {human_size_precise(size)}")
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self.buffer.clear()
+        self._line(f"Step {number}/{total} : {text}")
+        if self.live:
+            self.live.start(f"Step {number}/{total}")
+
+    def triggers(self, count: int) -> None:
+        self._line(f"# Executing {count} build trigger{'s' if count != 1 else ''}")
+
+    def cache_hit(self) -> None:
+        self._line(" ---> Using cache")
+
+    def cache_miss(self, reason: str) -> None:
+        self._line(f" ---> cache miss: {reason}")
+
+    def running(self, container_id: str) -> None:
+        self._line(f" ---> Running in {container_id}")
+
+    def output(self, data: bytes) -> None:
+        if self.quiet:
+            self.buffer += data
+            return
+        if self.live:
+            self.live.clear()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        self.at_line_start = data.endswith(b"\n")
+
+    def removed(self, container_id: str) -> None:
+        self._line(f"Removing intermediate container {container_id}")
+
+    def image(self, image_id: str) -> None:
+        if self.live:
+            self.live.stop()
+        self._line(f" ---> {image_id}")
+
+    def plan(self, number: int, text: str, hit: bool, reason: str) -> None:
+        verdict = (f"cached ({reason})" if reason else "cached") if hit else f"would run: {reason}"
+        click.echo(f"Step {number} : {text}\n ---> {verdict}")
+
+    def close(self) -> None:
+        if self.live:
+            self.live.stop()
+
+
+class _LiveLine:
+    """On a terminal: the running step and its time, redrawn in place below the output."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.label = ""
+        self.since = 0.0
+        self.shown = False
+        self.active = False
+        self.thread: threading.Thread | None = None
+
+    def start(self, label: str) -> None:
+        with self.lock:
+            self.label, self.since, self.active = label, time.monotonic(), True
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._loop, daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.active = False
+            self._erase()
+
+    def clear(self) -> None:
+        with self.lock:
+            self._erase()
+
+    def _erase(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            self.shown = False
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.2)
+            with self.lock:
+                elapsed = time.monotonic() - self.since
+                if not self.active or elapsed < 1.0:
+                    continue
+                sys.stderr.write(f"\r\x1b[2K\x1b[2m[+] {self.label}  {elapsed:.1f}s\x1b[0m")
+                sys.stderr.flush()
+                self.shown = True
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, eq, given = value.partition("=")
+        if not name:
+            raise InvalidArgument(f"invalid --build-arg {value!r}: the name is empty")
+        if eq:
+            out[name] = given
+        elif name in os.environ:  # Docker: `--build-arg NAME` takes NAME from the environment
+            out[name] = os.environ[name]
+    return out
+
+
+def _epoch(timestamp: str | None) -> int | None:
+    text = timestamp if timestamp is not None else os.environ.get("SOURCE_DATE_EPOCH")
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        what = "--timestamp" if timestamp is not None else "SOURCE_DATE_EPOCH"
+        raise InvalidArgument(f"invalid {what} {text!r}: not a number of seconds") from None
+    if value < 0:
+        raise InvalidArgument(f"invalid timestamp {text!r}: before 1970")
+    return value
+
+
+@click.command("build")
+@click.option("-t", "--tag", "tags", multiple=True, help="Name and tag the image (name:tag).")
+@click.option("-f", "--file", "dockerfile", help="The Dockerfile (default: PATH/Dockerfile).")
+@click.option("--build-arg", "build_args", multiple=True, help="Set a build-time variable.")
+@click.option("--target", help="Build up to this stage.")
+@click.option("--no-cache", is_flag=True, help="Do not use the cache.")
+@click.option("--network", default="host", show_default=True, help="RUN's network: host|none.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.option("--timestamp", help="Seconds since 1970 for every time in the image.")
+@click.option("--explain", is_flag=True, help="Say what each step would do; build nothing.")
+@click.option("--runtime", help="Runtime for RUN steps (runc, crun, chroot).")
+@click.option("--platform", help="Accepted for Docker compatibility: the host's platform only.")
+@click.argument("path")
+@pass_app
+def build_cmd(
+    app: App,
+    tags: tuple[str, ...],
+    dockerfile: str | None,
+    build_args: tuple[str, ...],
+    target: str | None,
+    no_cache: bool,
+    network: str,
+    quiet: bool,
+    timestamp: str | None,
+    explain: bool,
+    runtime: str | None,
+    platform: str | None,
+    path: str,
+) -> None:
+    """Build an image from a Dockerfile."""
+    from strata.build.events import BuildOptions
+    from strata.build.executor import Builder
+
+    del platform
+    if path == "-":
+        raise InvalidArgument("building from a Dockerfile on stdin is not supported; give a path")
+    context = Path(path)
+    options = BuildOptions(
+        context=context,
+        dockerfile=Path(dockerfile) if dockerfile else None,
+        tags=tags,
+        build_args=_build_args(build_args),
+        target=target,
+        no_cache=no_cache,
+        network=network,
+        epoch=_epoch(timestamp),
+        runtime=runtime,
+        explain=explain,
+    )
+    printer = ClassicPrinter(quiet)
+    try:
+        result = Builder(app.store(), printer).build(options)
+    except StrataError:
+        printer.close()
+        if quiet and printer.buffer:
+            sys.stdout.buffer.write(bytes(printer.buffer))
+            sys.stdout.flush()
+        raise
+    printer.close()
+    if result is None:
+        return
+    if quiet:
+        click.echo(result.image_id)
+        return
+    click.echo(f"Successfully built {result.image_id.removeprefix('sha256:')[:12]}")
+    for tag in result.tags:
+        click.echo(f"Successfully tagged {tag}")
+
+
+@click.group("builder")
+def builder_group() -> None:
+    """Manage the build cache."""
+
+
+@builder_group.command("prune")
+@click.option("-a", "--all", "prune_all", is_flag=True, help="Accepted: the whole cache goes.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@pass_app
+def prune_cmd(app: App, prune_all: bool, force: bool) -> None:
+    """Remove the build cache (and the intermediate images only it kept)."""
+    from strata.build.prune import prune_build_cache
+
+    del prune_all
+    if not force and not click.confirm(
+        "WARNING! This will remove all build cache.\nAre you sure you want to continue?"
+    ):
+        return
+    removed, reclaimed = prune_build_cache(app.store())
+    from strata.cli.format import human_size
+
+    for image_id in removed:
+        click.echo(f"Deleted: {image_id}")
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
