@@ -79,7 +79,7 @@ def main() -> None:
     edited = context / "index.js"
     chosen = {k: v for k, v in tools(env, context).items() if k in args.tools.split(",")}
     times: dict[tuple[str, str], list[float]] = {}
-    for name, (argv, _) in chosen.items():
+    for argv, _ in chosen.values():
         run(argv, env)  # warm: base image unpacked, cache filled once
     for i in range(args.runs):
         for name, (argv, cold) in chosen.items():

@@ -13,7 +13,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHORS = REPO / ".." / "shared" / "tools" / "anchors.sh"
-STRATA = [sys.executable, "-m", "strata"]
+# The console script users type (``python -m strata`` would add runpy to every timing).
+STRATA = [str(Path(sys.executable).with_name("strata"))]
 
 
 def peers_env() -> dict[str, str]:
