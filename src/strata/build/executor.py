@@ -67,8 +67,11 @@ class Builder:
         ).hexdigest()
         run = _Run(self, options, lex, meta_values, context, self.cache.lineage(identity))
         run.total = sum(1 + len(s.instructions) for s in chosen)
-        for stage in chosen:
-            run.stage(stage)
+        try:
+            for stage in chosen:
+                run.stage(stage)
+        finally:
+            run.steps.close()
         final = run.current
         if options.explain:
             return None
@@ -201,20 +204,31 @@ class _Run:
             key = StepKey(current.id, text, args, None, epoch, step.node.original)
             self._step(key, None, lambda: self.steps.run(current, request, text))
         elif isinstance(step, Copy | Add):
-            plan = self.steps.copy_plan(state, step, self.stages, self.stage_dirty)
-            key = StepKey(
-                current.id, plan.text, state.used_args(), plan.digest, epoch, step.node.original
-            )
-            if plan.source_fresh is not None and self.fresh is None:
-                # --from a stage built now: its files are new even if this parent is not.
-                self.fresh = plan.source_fresh
-            self._step(key, plan.table, lambda: self.steps.copy(current, plan))
+            plan = self.steps.copy_plan(state, step, self.stages, self.stage_dirty, current)
+            try:
+                key = StepKey(
+                    current.id, plan.key_text, state.used_args(), plan.digest, epoch,
+                    step.node.original,
+                )  # fmt: skip
+                forced = None
+                if self.options.explain and plan.source_fresh is not None:
+                    # Not built in a dry run: what the other stage will hold is not known.
+                    forced = f"its source stage is rebuilt (step {plan.source_fresh})"
+                self._step(key, plan.table, lambda: self.steps.copy(current, plan), forced)
+            finally:
+                plan.close()
         else:  # FROM inside a stage cannot happen: parse_stages splits there
             raise DockerfileError(f"Dockerfile:{step.node.start_line}: unexpected instruction")
         assert self.current is not None
         state.config = self.current.config
 
-    def _step(self, key: StepKey, sources: dict[str, Any] | None, execute: Any) -> None:
+    def _step(
+        self,
+        key: StepKey,
+        sources: dict[str, Any] | None,
+        execute: Any,
+        forced: str | None = None,
+    ) -> None:
         current = self.current
         assert current is not None
         index = self.number
@@ -223,7 +237,7 @@ class _Run:
             {"original": key.original, "parent": key.parent, "instruction": key.instruction}
         )
         record = None
-        if not self.options.no_cache and self.fresh is None:
+        if not self.options.no_cache and self.fresh is None and forced is None:
             record = self.b.cache.lookup(key)
         if record is not None:
             image = self._load(record.image)
@@ -236,7 +250,9 @@ class _Run:
                     self.b.events.image(_short(image.id))
                 self.current = image
                 return
-        if self.options.no_cache:
+        if forced is not None:
+            reason = forced
+        elif self.options.no_cache:
             reason = "cache disabled (--no-cache)"
         else:
             from strata.build.context.sums import explain_changes

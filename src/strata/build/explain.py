@@ -1,10 +1,10 @@
 """Why a step missed the cache, in one line: the part of its key that differs from before.
 
 The nearest earlier build of the step is, in order: a record on the same parent image with the
-same instruction as written (its args, sources or expansion differ), the same step of the last
-build of this Dockerfile (its instruction or its parent differ), any record on the same parent
-(the instruction was edited). A step whose parent was built in this run misses because of that
-step, which is named.
+same instruction as written (its args, sources or expansion differ), then the same step of the
+last build of this Dockerfile in this context (its instruction or its parent differ). Records
+of other Dockerfiles on the same parent are not compared: they are not an earlier build of
+this step. A step whose parent was built in this run misses because of that step, named.
 """
 
 from __future__ import annotations
@@ -82,6 +82,4 @@ def explain_miss(
             return f"instruction changed (was: {short_text(str(previous.get('original')))})"
         if previous.get("parent") != key.parent:
             return f"parent image changed (was {short_id(str(previous.get('parent')))})"
-    if siblings:
-        return f"instruction changed (was: {short_text(siblings[0].original)})"
     return "no earlier build of this step"

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strata.build.dockerfile.commands import Run
+from strata.build.context.hashcache import HashCache
+from strata.build.dockerfile.commands import Add, Copy, Run
+from strata.build.dockerfile.shell import ShellLex
 from strata.build.events import BuildOptions
 from strata.build.images import (
     StepImage,
@@ -23,11 +26,30 @@ from strata.build.images import (
 )
 from strata.build.run import RunRequest, clean_mount_points, run_container
 from strata.build.stage import StageState
-from strata.errors import StepFailed
+from strata.errors import BuildError, StepFailed, StrataError
 from strata.oci.config import History
 
 if TYPE_CHECKING:
     from strata.build.executor import Builder
+
+
+@dataclass
+class CopyStep:
+    """A COPY/ADD resolved and summed, with what its key and explanation need.
+
+    It may hold a mounted view of another stage (``--from``) or downloads: `close` it.
+    """
+
+    plan: Any  # strata.build.copy.CopyPlan
+    text: str  # the history entry, Docker's
+    key_text: str  # what the key hashes: the history entry plus flags it does not show
+    digest: str
+    table: dict[str, Any]
+    source_fresh: int | None  # the step of this build that made the --from stage, if any
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 class StepRunner:
@@ -37,6 +59,11 @@ class StepRunner:
         self.b = builder
         self.options = options
         self.context = context
+        self.hashes = HashCache(builder.root.path / "build", namespace=str(options.context))
+
+    def close(self) -> None:
+        """Remember the context's file hashes for the next build."""
+        self.hashes.save()
 
     @property
     def snapshotter(self) -> Any:
@@ -126,8 +153,6 @@ class StepRunner:
         """``image`` with its layers extracted (a base image on first use)."""
         if image.top is not None or not image.layers or image.image is None:
             return image
-        from dataclasses import replace
-
         from strata.image.unpack import unpack
 
         top = unpack(self.b.images, self.snapshotter, image.image)
@@ -156,3 +181,140 @@ class StepRunner:
         finally:
             with contextlib.suppress(OSError):
                 target.rmdir()
+
+    # -- COPY / ADD -------------------------------------------------------------------------
+
+    def copy_plan(
+        self,
+        state: StageState,
+        step: Copy | Add,
+        stages: dict[str, StepImage],
+        dirty: dict[str, int | None],
+        current: StepImage,
+    ) -> CopyStep:
+        """Resolve and sum the sources of ``step`` (the key needs their content)."""
+        from strata.build.copy import plan_copy
+        from strata.build.owner import ROOT, parse_chmod, resolve_chown
+
+        command = "ADD" if isinstance(step, Add) else "COPY"
+        line = f"Dockerfile:{step.node.start_line}"
+        if step.exclude or (isinstance(step, Copy) and step.parents):
+            raise BuildError(f"{line}: {command} --exclude and --parents are not supported")
+        sources: list[str | tuple[str, bytes]] = [state.expand(s) for s in step.sources]
+        env = state.env()
+        raw = ShellLex(state.lex.escape, raw_quotes=True, raw_escapes=True)
+        for doc in step.heredocs:
+            body = raw.process_word(doc.body, env) if doc.expand else doc.body
+            sources.append((doc.name, body.encode()))
+        dest = state.expand(step.dest)
+        chmod = parse_chmod(state.expand(step.chmod)) if step.chmod else None
+        result = CopyStep(None, "", "", "", {}, None)
+        try:
+            root: Any = self.context
+            from_stage = step.from_stage if isinstance(step, Copy) else None
+            if from_stage is not None:
+                name = state.expand(from_stage)
+                result.source_fresh = dirty.get(name.lower())
+                root = self._source_root(result.stack, name, stages)
+            owner = ROOT
+            if step.chown:
+                spec = state.expand(step.chown)
+                rootfs = None
+                if not all(part.isdigit() for part in spec.split(":")):
+                    rootfs = result.stack.enter_context(self.view(current))
+                owner = resolve_chown(rootfs, spec)
+            plan = plan_copy(
+                sources,
+                dest,
+                root=root,
+                command=command,
+                workdir=state.config.config.working_dir or "/",
+                owner=owner,
+                chmod=chmod,
+                hashes=self.hashes,
+                tempdir=scratch_dir(self.b.root.path),
+            )
+            result.stack.callback(plan.close)
+        except BaseException:
+            result.close()
+            raise
+        chown = f"--chown={step.chown} " if step.chown else ""
+        text = " ".join((*state.shell, f"#(nop) {command} {chown}{plan.description} in {dest} "))
+        flags = f" chmod={step.chmod}" if step.chmod else ""
+        result.plan = plan
+        result.text = text
+        # The sources are in the key by their digest: the text keeps only what else matters,
+        # so that a change of content is explained by file, not as an edited instruction.
+        result.key_text = text.replace(plan.description, "<sources>") + flags
+        result.digest = str(plan.sources.digest)
+        result.table = {"digest": result.digest, "files": plan.sources.table}
+        return result
+
+    def _source_root(
+        self, stack: contextlib.ExitStack, name: str, stages: dict[str, StepImage]
+    ) -> Path:
+        """The rootfs of a ``--from`` stage (by name or index) or image, mounted read-only."""
+        image = stages.get(name.lower())
+        if image is None:
+            try:
+                found = self.b.images.get(name)
+            except StrataError:
+                raise BuildError(f"COPY --from={name}: no stage or image of that name") from None
+            config = self.b.images.config(found)
+            image = StepImage(found, config, tuple(self.b.images.layers(found)), None)
+        return stack.enter_context(self.view(image))
+
+    @contextlib.contextmanager
+    def view(self, image: StepImage) -> Iterator[Path]:
+        """``image``'s filesystem mounted read-only for as long as the block runs."""
+        from strata.snapshot.mount import mount_all, unmount
+
+        image = self.unpacked(image)
+        snapshotter = self.snapshotter
+        key = f"build-view-{uuid.uuid4().hex}"
+        mounts = snapshotter.view(key, image.top)
+        target = scratch_dir(self.b.root.path) / key
+        try:
+            target.mkdir()
+            mount_all(mounts, target)
+            try:
+                yield target
+            finally:
+                unmount(target, detach=True)
+        finally:
+            with contextlib.suppress(Exception):
+                snapshotter.remove(key)
+            with contextlib.suppress(OSError):
+                target.rmdir()
+
+    def copy(self, parent: StepImage, step: CopyStep) -> StepImage:
+        """Write the planned files into a snapshot on ``parent``; it becomes the layer."""
+        from strata.build.copy import apply_copy
+
+        parent = self.unpacked(parent)
+        snapshotter = self.snapshotter
+        with self.mounted_step(parent) as (key, target):
+            apply_copy(step.plan, target)
+        try:
+            layer = write_snapshot_layer(
+                self.b.images,
+                snapshotter,
+                key,
+                parent.top,
+                scratch_dir(self.b.root.path),
+                self.options.epoch,
+            )
+            diff_ids = [str(la.diff_id) for la in (*parent.layers, layer)]
+            top = adopt_snapshot(snapshotter, key, diff_ids)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                snapshotter.remove(key)
+            raise
+        return store_step(
+            self.b.images,
+            parent,
+            config=parent.config,
+            history=History(created=self.created(), created_by=step.text),
+            layer=layer,
+            top=top,
+        )
