@@ -26,6 +26,7 @@ def st(tmp_path_factory: pytest.TempPathFactory) -> Strata:
 
 
 def context(tmp_path: Path, dockerfile: str, **files: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "Dockerfile").write_text(dockerfile)
     for name, text in files.items():
         path = tmp_path / name.replace("__", "/")

@@ -50,7 +50,11 @@ def test_walkthrough(strata: Strata, terminal: Tmux) -> None:
     assert lines[0].split() == HEADER
     top = lines[1]
     assert re.match(r"[0-9a-f]{12}   .* ago +/bin/bash +\d+(\.\d+)?MB +Add node$", top), top
-    assert lines[2].startswith("<missing>")
+    # The parent image is local: its ID shows on its top row, as in the walkthrough; the rows
+    # below it are <missing>.
+    debian_id = strata("images", "-q", "debian:bookworm").stdout.strip()
+    assert lines[2].startswith(debian_id)
+    assert all(line.startswith("<missing>") for line in lines[3:])
     # 7. node is in the new image
     out = strata("run", "node-base", "node", "-e", "console.log('Hello again')").stdout
     assert out == "Hello again\n"
@@ -79,6 +83,8 @@ def test_walkthrough(strata: Strata, terminal: Tmux) -> None:
     lines = strata("image", "history", "sample-app").stdout.splitlines()
     assert re.search(r"/bin/bash +33B +Add app$", lines[1]), lines[1]
     assert lines[2].rstrip().endswith("Add node")
+    node_base = strata("images", "-q", "node-base").stdout.strip()
+    assert lines[2].startswith(node_base) and lines[3].startswith(debian_id)
     # 5. the image runs its CMD
     assert strata("run", "sample-app").stdout == "Hello from an app\n"
     # 6. clean up

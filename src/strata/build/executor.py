@@ -126,7 +126,8 @@ class _Run:
         base_config = current.config
         config = replace(base_config, config=replace(base_config.config, on_build=()))
         state = StageState(config=config, build_args=self._args(), lex=self.lex)
-        self.current = current
+        # The triggers are the base's, for this build to run: no child image inherits them.
+        self.current = replace(current, config=config)
         triggers = base_config.config.on_build
         if triggers:
             self.b.events.triggers(len(triggers))
