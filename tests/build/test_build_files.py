@@ -120,7 +120,9 @@ def test_copy_from_stage_add_archive_and_url(st: Strata, tmp_path: Path, web: st
 def test_onbuild_triggers_run_in_the_child(st: Strata, tmp_path: Path) -> None:
     parent = context(
         tmp_path / "parent",
-        "FROM debian:bookworm\nONBUILD COPY greeting.txt /greeting.txt\nONBUILD RUN echo triggered\n",
+        "FROM debian:bookworm\n"
+        "ONBUILD COPY greeting.txt /greeting.txt\n"
+        "ONBUILD RUN echo triggered\n",
     )
     st("build", "-t", "onbuild:parent", str(parent))
     child = context(tmp_path / "child", "FROM onbuild:parent\nCMD [\"cat\", \"/greeting.txt\"]\n",
