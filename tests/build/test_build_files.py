@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -160,3 +161,18 @@ def test_bad_file_steps_fail_in_one_line(
     after = st("images", "-a", "-q").stdout.split()
     # Only the cached steps before the failing one may have been added (none here but FROM).
     assert set(after) == set(before.split())
+
+
+def test_workdir_makes_its_directory_and_dot_is_it(st: Strata, tmp_path: Path) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM debian:bookworm\nWORKDIR /srv/app\nCOPY pkg.json .\nWORKDIR /tmp\n",
+        pkg_json="{}\n",
+    )
+    (ctx / "pkg_json").rename(ctx / "pkg.json")
+    st("build", "-t", "workdir:1", str(ctx))
+    assert cat(st, "workdir:1", "/srv/app/pkg.json") == "{}\n"
+    layers = json.loads(st("image", "inspect", "workdir:1").stdout)[0]["RootFS"]["Layers"]
+    base = json.loads(st("image", "inspect", "debian:bookworm").stdout)[0]["RootFS"]["Layers"]
+    # WORKDIR /srv/app made the directory (a layer); /tmp existed (no layer); COPY: a layer.
+    assert len(layers) == len(base) + 2

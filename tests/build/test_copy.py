@@ -517,7 +517,8 @@ def test_add_unreachable_url(ctx: Context, rootfs: Path) -> None:
 
 
 def test_normalize_dest() -> None:
-    assert normalize_dest("/app", ".") == "/app"
+    assert normalize_dest("/app", ".") == "/app/"  # "." is a directory: COPY f . -> /app/f
+    assert normalize_dest("/app", "lib/.") == "/app/lib/"
     assert normalize_dest("/app", "./") == "/app/"
     assert normalize_dest("/app", "lib/") == "/app/lib/"
     assert normalize_dest("/", "x") == "/x"

@@ -95,7 +95,9 @@ def normalize_dest(workdir: str, dest: str) -> str:
     if dest.startswith("/"):
         return dest
     joined = globs.clean("/" + workdir + "/" + dest)
-    if dest.endswith("/") and not joined.endswith("/"):
+    # "." and "dir/." name a directory, as a trailing "/" does (BuildKit's rule; the classic
+    # builder gets there because WORKDIR made the directory).
+    if (dest.endswith("/") or dest == "." or dest.endswith("/.")) and not joined.endswith("/"):
         joined += "/"
     return joined
 

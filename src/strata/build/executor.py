@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.build.cache import BuildCache, StepKey
-from strata.build.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage
+from strata.build.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage, Workdir
 from strata.build.dockerfile.instructions import parse_stages
 from strata.build.dockerfile.parser import parse
 from strata.build.dockerfile.shell import ShellLex
@@ -196,7 +196,11 @@ class _Run:
         assert current is not None
         state.used = set()
         epoch = self.options.epoch
-        if isinstance(step, METADATA):
+        if isinstance(step, Workdir):
+            config, text = apply_metadata(state, step)
+            key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
+            self._step(key, None, lambda: self.steps.workdir(current, config, text))
+        elif isinstance(step, METADATA):
             config, text = apply_metadata(state, step)
             key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
             self._step(key, None, lambda: self._metadata(current, config, text))

@@ -7,6 +7,8 @@ becomes the layer blob, and the snapshot itself is committed as that layer's sna
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,7 +29,8 @@ from strata.build.images import (
 from strata.build.run import RunRequest, clean_mount_points, run_container
 from strata.build.stage import StageState
 from strata.errors import BuildError, StepFailed, StrataError
-from strata.oci.config import History
+from strata.image.store import ImageLayer
+from strata.oci.config import History, ImageConfig
 
 if TYPE_CHECKING:
     from strata.build.executor import Builder
@@ -182,6 +185,53 @@ class StepRunner:
             with contextlib.suppress(OSError):
                 target.rmdir()
 
+    # -- WORKDIR ----------------------------------------------------------------------------
+
+    def workdir(self, parent: StepImage, config: ImageConfig, text: str) -> StepImage:
+        """WORKDIR: the config change and, as Docker's builder does, the directory made if
+        the parent has none (then the step has a layer: the directory, 0755 root)."""
+        from strata.build.owner import ROOT
+        from strata.build.rootwriter import RootWriter
+
+        path = config.config.working_dir
+        history = History(created=self.created(), created_by=text)
+        if parent.image is not None and parent.layers:
+            with self.view(parent) as rootfs, RootWriter(rootfs, "WORKDIR") as reader:
+                parts = reader.resolve(path)
+                st = reader.lstat(parts)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    return store_step(
+                        self.b.images, parent, config=config, history=history, layer=None, top=None
+                    )
+        parent = self.unpacked(parent)
+        with self.mounted_step(parent) as (key, target), RootWriter(target, "WORKDIR") as writer:
+            fd = writer.open_dir(writer.resolve(path), create=ROOT)
+            if fd is not None:
+                os.close(fd)
+        layer, top = self._commit_layer(parent, key)
+        return store_step(
+            self.b.images, parent, config=config, history=history, layer=layer, top=top
+        )
+
+    def _commit_layer(self, parent: StepImage, key: str) -> tuple[ImageLayer, str]:
+        """The layer of active snapshot ``key`` (on ``parent``), and its committed key."""
+        snapshotter = self.snapshotter
+        try:
+            layer = write_snapshot_layer(
+                self.b.images,
+                snapshotter,
+                key,
+                parent.top,
+                scratch_dir(self.b.root.path),
+                self.options.epoch,
+            )
+            diff_ids = [str(la.diff_id) for la in (*parent.layers, layer)]
+            return layer, adopt_snapshot(snapshotter, key, diff_ids)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                snapshotter.remove(key)
+            raise
+
     # -- COPY / ADD -------------------------------------------------------------------------
 
     def copy_plan(
@@ -292,24 +342,9 @@ class StepRunner:
         from strata.build.copy import apply_copy
 
         parent = self.unpacked(parent)
-        snapshotter = self.snapshotter
         with self.mounted_step(parent) as (key, target):
             apply_copy(step.plan, target)
-        try:
-            layer = write_snapshot_layer(
-                self.b.images,
-                snapshotter,
-                key,
-                parent.top,
-                scratch_dir(self.b.root.path),
-                self.options.epoch,
-            )
-            diff_ids = [str(la.diff_id) for la in (*parent.layers, layer)]
-            top = adopt_snapshot(snapshotter, key, diff_ids)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                snapshotter.remove(key)
-            raise
+        layer, top = self._commit_layer(parent, key)
         return store_step(
             self.b.images,
             parent,
