@@ -14,7 +14,7 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 # Start clean, so the demo can be run again.
 strata rm -f base-container app-container >/dev/null 2>&1 || true
-strata rmi node-base sample-app >/dev/null 2>&1 || true
+strata rmi hello:v0.1 hello:v0.2 node-base sample-app >/dev/null 2>&1 || true
 
 if strata image inspect debian:bookworm >/dev/null 2>&1; then
   echo "debian:bookworm is already in the store; reusing it"
@@ -37,6 +37,29 @@ step strata image history sample-app
 step strata image history --files --top 3 sample-app
 step strata run --rm sample-app
 step strata rm -f app-container
+
+# Build the hello app from a Dockerfile (image-layers-node-v0.2.md, building-images-cache.md):
+# a build, a rebuild after editing index.js (the cache says which steps and why), history.
+app="$out/hello"
+rm -rf "$app" && mkdir -p "$app"
+cat > "$app/Dockerfile" <<'DOCKERFILE'
+FROM node-base
+WORKDIR /app
+COPY package.json .
+RUN node -e "console.log('installing', require('./package.json').name)"
+COPY . .
+EXPOSE 8080
+CMD ["node", "index.js"]
+DOCKERFILE
+printf '{"name": "hello", "version": "0.1.0"}\n' > "$app/package.json"
+printf 'console.log("Hello from the hello app");\n' > "$app/index.js"
+step strata image build -t hello:v0.1 "$app"
+step strata run --rm hello:v0.1
+echo 'console.log("this is v0.2");' >> "$app/index.js"
+step strata image build --explain "$app"
+step strata image build -t hello:v0.2 "$app"
+step strata run --rm hello:v0.2
+step strata image history hello:v0.2
 
 # Images in and out: archives that Docker, Podman and skopeo read.
 step strata image save -o "$out/sample-app.tar" sample-app

@@ -177,11 +177,7 @@ class _Run:
                 ) from None
             config = self.b.images.config(image)
             current = StepImage(image, config, tuple(self.b.images.layers(image)), None)
-        if self.options.explain:
-            self.b.events.plan(
-                self.number, step.node.original, True, f"base {current.id[7:19] or 'scratch'}"
-            )
-        else:
+        if current.image is not None:  # FROM scratch has no image to show
             self.b.events.image(_short(current.id))
         self.lineage.append({"original": step.node.original, "parent": "", "image": current.id})
         return current
@@ -249,7 +245,7 @@ class _Run:
             if image is not None:
                 self.hits += 1
                 if self.options.explain:
-                    self.b.events.plan(index, key.original, True, "")
+                    self.b.events.plan(index, key.original, True, _short(image.id))
                 else:
                     self.b.events.cache_hit()
                     self.b.events.image(_short(image.id))
@@ -272,8 +268,7 @@ class _Run:
             )
         if self.options.explain:
             self.b.events.plan(index, key.original, False, reason)
-            if self.fresh is None:
-                self.fresh = index
+            self.fresh = index  # what follows would stand on this step's new image
             return
         self.b.events.cache_miss(reason)
         result: StepImage = execute()

@@ -83,8 +83,10 @@ class ClassicPrinter:
         self._line(f" ---> {image_id}")
 
     def plan(self, number: int, text: str, hit: bool, reason: str) -> None:
-        verdict = (f"cached ({reason})" if reason else "cached") if hit else f"would run: {reason}"
-        click.echo(f"Step {number} : {text}\n ---> {verdict}")
+        # The step line is printed by `step`: only the decision goes under it.
+        del number, text
+        verdict = f"would use cache ({reason})" if hit else f"would run: {reason}"
+        self._line(f" ---> {verdict}")
 
     def close(self) -> None:
         if self.live:

@@ -20,7 +20,10 @@ def df_cmd(app: App) -> None:
     from strata.runtime.containers import ContainerStore, State
 
     store = app.images()
-    images = store.all()
+    everything = store.all()
+    # Build steps' images are the build cache (Docker lists them apart); tagged ones are images.
+    images = [i for i in everything if i.tags or i.repo_digests or not i.intermediate]
+    cache_images = [i for i in everything if i not in images]
     containers = ContainerStore(store.db).all()
     used = {c.image for c in containers}
     # Layers shared by several images count once, as in Docker's SIZE column.
@@ -36,6 +39,13 @@ def df_cmd(app: App) -> None:
         if str(image.manifest_digest) in used:
             in_use.update(str(layer.diff_id) for layer in store.layers(image))
     size = sum(unique.values())
+    cache_layers = {
+        str(layer.diff_id): layer.shown_size
+        for image in cache_images
+        for layer in store.layers(image)
+        if str(layer.diff_id) not in unique
+    }
+    cache_size = sum(cache_layers.values())
     reclaimable = sum(v for k, v in unused.items() if k not in in_use)
     active_images = sum(1 for i in images if str(i.manifest_digest) in used)
     running = [c for c in containers if c.state is State.RUNNING]
@@ -58,7 +68,13 @@ def df_cmd(app: App) -> None:
             _reclaimable(stopped_size, total_containers),
         ],
         ["Local Volumes", "0", "0", "0B", "0B"],
-        ["Build Cache", "0", "0", "0B", "0B"],
+        [
+            "Build Cache",
+            str(len(cache_images)),
+            "0",
+            human_size(cache_size),
+            human_size(cache_size),
+        ],
     ]
     click.echo(table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
 
