@@ -87,8 +87,12 @@ class StepRunner:
         """The container to run, the history text (Docker's) and the build args it sees."""
         if step.shell_form:
             script = step.command[0]
-            for doc in step.heredocs:  # the shell itself reads here-documents
-                script += "\n" + doc.content + doc.name
+            if len(step.heredocs) == 1 and _is_marker(script, step.heredocs[0].name):
+                # `RUN <<EOF`: the here-document is the script (BuildKit's rule).
+                script = step.heredocs[0].body
+            else:
+                for doc in step.heredocs:  # `RUN python3 <<EOF`: the shell reads it
+                    script += "\n" + doc.content + doc.name
             args: tuple[str, ...] = (*state.shell, script)
         else:
             args = step.command
@@ -353,3 +357,9 @@ class StepRunner:
             layer=layer,
             top=top,
         )
+
+
+def _is_marker(command: str, name: str) -> bool:
+    """Whether ``command`` is nothing but the here-document marker of ``name``."""
+    text = command.strip().removeprefix("<<").removeprefix("-").strip()
+    return text in (name, f'"{name}"', f"'{name}'")

@@ -1,0 +1,123 @@
+"""Every metadata instruction, RUN forms (exec, heredoc, --network), several tags, -f, --chown
+by name, and the cache's life: it survives runs, `image prune` keeps it, `builder prune` and gc
+remove it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.build.test_build import context, verdicts
+from tests.conftest import Strata, debian_rootfs_tar
+
+pytestmark = [pytest.mark.root, pytest.mark.peers]
+
+
+@pytest.fixture(scope="module")
+def st(tmp_path_factory: pytest.TempPathFactory) -> Strata:
+    strata = Strata(tmp_path_factory.mktemp("more") / "store")
+    strata("import", str(debian_rootfs_tar()), "debian:bookworm")
+    return strata
+
+
+def config(st: Strata, image: str) -> dict[str, object]:
+    doc = json.loads(st("image", "inspect", image).stdout)[0]
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_every_metadata_instruction(st: Strata, tmp_path: Path) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM debian:bookworm\n"
+        "MAINTAINER someone@example.org\n"
+        'LABEL a=1 b="two words"\n'
+        "ENV PATH=/opt/bin:$PATH GREETING=hello\n"
+        "EXPOSE 8080 53/udp\n"
+        "VOLUME /data\n"
+        "USER nobody\n"
+        "WORKDIR /tmp\n"
+        "STOPSIGNAL SIGINT\n"
+        "HEALTHCHECK --interval=30s --retries=2 CMD true\n"
+        'SHELL ["/bin/bash", "-c"]\n'
+        'ENTRYPOINT ["/bin/echo"]\n'
+        'CMD ["from", "cmd"]\n'
+        "ONBUILD RUN echo later\n",
+    )
+    st("build", "-t", "meta:1", "-t", "meta:also", str(ctx))
+    doc = config(st, "meta:1")
+    cfg = doc["Config"]
+    assert isinstance(cfg, dict)
+    assert doc["Author"] == "someone@example.org"
+    assert cfg["Labels"] == {"a": "1", "b": "two words"}
+    assert "GREETING=hello" in cfg["Env"]
+    assert "PATH=/opt/bin:" in cfg["Env"]  # the imported base sets no PATH: $PATH is empty
+    assert set(cfg["ExposedPorts"]) == {"8080/tcp", "53/udp"}
+    assert set(cfg["Volumes"]) == {"/data"}
+    assert cfg["User"] == "nobody" and cfg["WorkingDir"] == "/tmp"
+    assert cfg["StopSignal"] == "SIGINT"
+    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]  # shell form, as Docker
+    assert cfg["Healthcheck"]["Interval"] == 30_000_000_000 and cfg["Healthcheck"]["Retries"] == 2
+    assert cfg["Shell"] == ["/bin/bash", "-c"]
+    assert cfg["Entrypoint"] == ["/bin/echo"] and cfg["Cmd"] == ["from", "cmd"]
+    assert cfg["OnBuild"] == ["RUN echo later"]
+    assert st("run", "--rm", "meta:also").stdout == "from cmd\n"
+    history = st("history", "--no-trunc", "--format", "{{.CreatedBy}}", "meta:1").stdout
+    assert '/bin/bash -c #(nop)  CMD ["from" "cmd"]' in history  # SHELL changes the prefix
+    assert "/bin/sh -c #(nop)  EXPOSE 53/udp 8080" in history  # sorted, as BuildKit parses
+
+
+def test_run_forms_and_network(st: Strata, tmp_path: Path) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM debian:bookworm\n"
+        'RUN ["/bin/sh", "-c", "echo exec form > /exec.txt"]\n'
+        "RUN <<EOF\n"
+        "echo heredoc one > /heredoc.txt\n"
+        "echo heredoc two >> /heredoc.txt\n"
+        "EOF\n"
+        "RUN --network=none cat /proc/net/dev > /net.txt\n",
+    )
+    (ctx / "Dockerfile").rename(ctx / "Build.file")
+    st("build", "-f", str(ctx / "Build.file"), "-t", "runs:1", str(ctx))
+    out = st("run", "--rm", "runs:1", "cat", "/exec.txt", "/heredoc.txt").stdout
+    assert out == "exec form\nheredoc one\nheredoc two\n"
+    net = st("run", "--rm", "runs:1", "cat", "/net.txt").stdout.splitlines()[2:]
+    assert [line.split(":")[0].strip() for line in net] == ["lo"]
+
+
+def test_chown_by_name(st: Strata, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM debian:bookworm\nCOPY --chown=nobody:nogroup f /f\n", f="x\n")
+    st("build", "-t", "chown:1", str(ctx))
+    out = st("run", "--rm", "chown:1", "stat", "-c", "%U:%G", "/f").stdout
+    assert out == "nobody:nogroup\n"
+    assert "no such user" in st.fail(
+        "build",
+        str(
+            context(tmp_path / "bad", "FROM debian:bookworm\nCOPY --chown=ghost f /f\n", f="x\n")
+        ),  # fmt: skip
+    )
+
+
+def test_cache_survives_prune_and_builder_prune_removes_it(st: Strata, tmp_path: Path) -> None:
+    ctx = context(tmp_path, "FROM debian:bookworm\nRUN echo cached > /c\nLABEL x=y\n")
+    st("build", "-t", "cache:1", str(ctx))
+    st(
+        "build",
+        "-t",
+        "cache:other",
+        str(context(tmp_path / "o", "FROM debian:bookworm\nLABEL o=1\n")),
+    )
+    st("rmi", "cache:other")  # its step images stay: they are the build cache
+    st("image", "prune", "-f")  # dangling images go; the build cache stays
+    assert verdicts(st("build", "-t", "cache:1", str(ctx)).stdout) == ["hit", "hit"]
+    before = st("images", "-a", "-q").stdout.split()
+    out = st("builder", "prune", "-f").stdout
+    assert out.splitlines()[-1].startswith("Total reclaimed space:")
+    after = st("images", "-a", "-q").stdout.split()
+    assert len(after) < len(before)
+    assert st("images", "-q", "cache:1").stdout.strip() in after  # tagged: kept
+    # Only the tagged image is left of that build; the next build starts over.
+    assert verdicts(st("build", "-t", "cache:2", str(ctx)).stdout)[0] != "hit"
