@@ -121,3 +121,20 @@ def test_cache_survives_prune_and_builder_prune_removes_it(st: Strata, tmp_path:
     assert st("images", "-q", "cache:1").stdout.strip() in after  # tagged: kept
     # Only the tagged image is left of that build; the next build starts over.
     assert verdicts(st("build", "-t", "cache:2", str(ctx)).stdout)[0] != "hit"
+
+
+def test_live_progress_on_a_terminal(st: Strata, tmp_path: Path) -> None:
+    import shlex
+    import sys
+
+    from tests.cli.test_run import Tmux
+
+    ctx = context(tmp_path, "FROM debian:bookworm\nRUN sleep 2.5 && echo slept\n")
+    cli = f"env STRATA_ROOT={shlex.quote(str(st.root))} {sys.executable} -m strata"
+    tmux = Tmux("buildlive")
+    try:
+        tmux.start(f"{cli} build --no-cache {shlex.quote(str(ctx))}")
+        tmux.expect(r"\[\+\] Step 2/2 : RUN sleep 2\.5 && echo slept  \d\.\ds")
+        tmux.expect(r"Successfully built [0-9a-f]{12}")
+    finally:
+        tmux.close()

@@ -50,7 +50,8 @@ class ClassicPrinter:
         self.buffer.clear()
         self._line(f"Step {number}/{total} : {text}")
         if self.live:
-            self.live.start(f"Step {number}/{total}")
+            short = text if len(text) <= 50 else text[:49] + "…"
+            self.live.start(f"Step {number}/{total} : {short}")
 
     def triggers(self, count: int) -> None:
         self._line(f"# Executing {count} build trigger{'s' if count != 1 else ''}")
