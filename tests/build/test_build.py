@@ -13,16 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Strata, debian_rootfs_tar
+from tests.conftest import Strata
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
-
-
-@pytest.fixture(scope="module")
-def st(tmp_path_factory: pytest.TempPathFactory) -> Strata:
-    strata = Strata(tmp_path_factory.mktemp("build") / "store")
-    strata("import", str(debian_rootfs_tar()), "debian:bookworm")
-    return strata
 
 
 def context(tmp_path: Path, dockerfile: str, **files: str) -> Path:

@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.build.test_build import context, verdicts
-from tests.conftest import Strata, debian_rootfs_tar
+from tests.conftest import Strata
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
-
-
-@pytest.fixture(scope="module")
-def st(tmp_path_factory: pytest.TempPathFactory) -> Strata:
-    strata = Strata(tmp_path_factory.mktemp("files") / "store")
-    strata("import", str(debian_rootfs_tar()), "debian:bookworm")
-    return strata
 
 
 @pytest.fixture(scope="module")

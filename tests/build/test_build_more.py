@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.build.test_build import context, verdicts
-from tests.conftest import Strata, debian_rootfs_tar
+from tests.conftest import Strata
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
-
-
-@pytest.fixture(scope="module")
-def st(tmp_path_factory: pytest.TempPathFactory) -> Strata:
-    strata = Strata(tmp_path_factory.mktemp("more") / "store")
-    strata("import", str(debian_rootfs_tar()), "debian:bookworm")
-    return strata
 
 
 def config(st: Strata, image: str) -> dict[str, object]:
