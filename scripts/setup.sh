@@ -12,6 +12,7 @@ APT_PKGS=(
   debootstrap     # fallback bootstrapper
   skopeo umoci    # peers: the tests prove our archives with them
   docker-registry # a real registry on loopback for the registry tests
+  apache2-utils   # htpasswd -B: bcrypt users for the registry's basic-auth tests
   zstd pigz tmux  # layer fixtures, and terminals for the -ti walkthrough tests
   git ca-certificates
 )

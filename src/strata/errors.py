@@ -119,3 +119,23 @@ class StepFailed(BuildError):
         super().__init__(message)
         self.status = status
         self.exit_code = status if 0 < status < 256 else 1
+
+
+class RegistryError(StrataError):
+    """A registry refused, failed or answered something we cannot use."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry cannot be reached (connection refused, DNS, TLS, timeout) after retries."""
+
+
+class AuthenticationRequired(RegistryError):
+    """401: no or wrong credentials (``strata login`` fixes it)."""
+
+
+class AccessDenied(RegistryError):
+    """403: the credentials are not allowed this."""
+
+
+class RegistryNotFound(NotFound, RegistryError):
+    """404: no such repository, manifest, tag or blob at the registry."""

@@ -1,0 +1,456 @@
+"""HTTP to one registry: its address and scheme, authentication, retries, and errors by status.
+
+One `httpx.Client` per registry (HTTP/1.1, pooled keep-alive connections, shared by the threads
+of a pull or push). The registry is pinged once, lazily, to learn its challenge; each request
+then carries the authorization for the scopes it needs, and a 401 is answered once by adopting
+the new challenge and fetching a fresh token. Connection errors, timeouts, 429 and 5xx are
+retried with exponential backoff; other statuses map to the error tree with one-line messages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import ssl
+import threading
+import time
+from collections.abc import Collection, Iterable
+from typing import Final
+
+import httpx
+
+from strata.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    DigestMismatch,
+    InvalidReference,
+    RegistryError,
+    RegistryNotFound,
+    RegistryUnreachable,
+    SizeMismatch,
+    StrataError,
+    TooLarge,
+)
+from strata.registry.auth import Authenticator, Challenge, grant_of, parse_challenges, scopes_of
+from strata.registry.credentials import CredentialStore, hostname
+
+DOCKER_HUB_HOST: Final = "registry-1.docker.io"
+_DOCKER_HUB_NAMES: Final = frozenset({"docker.io", "index.docker.io", "registry.hub.docker.com"})
+_HOST: Final = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+_RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+_MAX_BACKOFF: Final = 30.0
+_MAX_RETRY_AFTER: Final = 60.0
+_MAX_BODY: Final = 16 << 20
+_MAX_ERROR_BODY: Final = 64 << 10
+
+Content = bytes | Iterable[bytes] | None
+
+
+def registry_host(registry: str) -> str:
+    """The host[:port] to talk to: ``docker.io`` is ``registry-1.docker.io``; a URL's scheme and
+    path are dropped. Raises `InvalidReference` for anything that is not a host name."""
+    host = hostname(registry)
+    if host in _DOCKER_HUB_NAMES:
+        return DOCKER_HUB_HOST
+    if not host or not _HOST.fullmatch(host):
+        raise InvalidReference(f"invalid registry {registry!r}: not a host name with optional port")
+    return host
+
+
+def _split_port(host: str) -> str:
+    if host.startswith("["):
+        return host[1 : host.index("]")]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (any port): Docker talks plain HTTP to them."""
+    name = _split_port(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_insecure(host: str, insecure_registries: Iterable[str]) -> bool:
+    """Whether ``host`` is spoken to over plain HTTP: loopback, or named (host, host:port or a
+    CIDR block) in the insecure registries."""
+    if is_loopback(host):
+        return True
+    name = _split_port(host)
+    for entry in insecure_registries:
+        if entry in (host, name):
+            return True
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(name) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+class Transport:
+    """Authenticated, retried requests to one registry."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool | None,
+        credentials: CredentialStore | None,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        user_agent: str,
+    ) -> None:
+        self.host = registry_host(registry)
+        self.name = "docker.io" if self.host == DOCKER_HUB_HOST else self.host
+        if insecure is None:
+            names = credentials.insecure_registries if credentials is not None else ()
+            insecure = is_insecure(self.host, names)
+        self.base = f"{'http' if insecure else 'https'}://{self.host}"
+        self.retries = max(0, retries)
+        self.backoff = max(0.0, backoff)
+        store = credentials
+        self._auth = Authenticator(
+            self.name,
+            (lambda: store.get(self.name)) if store is not None else (lambda: None),
+            lambda request: self.send_plain(request, f"{self.name}: token"),
+        )
+        self._client = httpx.Client(
+            http1=True,
+            http2=False,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": user_agent},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            follow_redirects=False,
+        )
+        self._pinged = False
+        self._ping_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def url(self, path: str) -> httpx.URL:
+        """The absolute URL of ``path`` (``/v2/...``) at this registry."""
+        return httpx.URL(self.base + path)
+
+    def resolve(self, location: str) -> httpx.URL:
+        """A ``Location`` header (absolute or relative) as an absolute URL, query kept."""
+        try:
+            return httpx.URL(self.base + "/").join(location)
+        except httpx.InvalidURL:
+            raise RegistryError(f"{self.name}: invalid Location {location!r}") from None
+
+    # -- ping and authentication --------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Check that the registry answers the v2 API, and that the credentials (if any) work."""
+        self._ensure_pinged(self.name)
+        challenge = self._auth.challenge
+        credentials = self._auth.credentials
+        if challenge is None or credentials is None:
+            return
+        if challenge.scheme == "bearer":
+            self._auth.authorization(())
+            return
+        self.request("GET", self.url("/v2/"), what=self.name, scopes=())
+
+    def _ensure_pinged(self, what: str) -> None:
+        if self._pinged:
+            return
+        with self._ping_lock:
+            if self._pinged:
+                return
+            request = self._client.build_request("GET", self.url("/v2/"))
+            response = self.send_plain(request, what)
+            if response.status_code == 401:
+                self._auth.set_challenge(_usable_challenge(response))
+            elif response.status_code != 200:
+                raise RegistryError(
+                    f"{what}: {self.name} is not an OCI registry "
+                    f"(GET /v2/ answered {_detail(response)})"
+                )
+            self._pinged = True
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def send_plain(self, request: httpx.Request, what: str) -> httpx.Response:
+        """Send without registry authentication, retrying; the body is read (bounded)."""
+        attempt = 0
+        while True:
+            try:
+                response = self._client.send(request, stream=True)
+            except httpx.TransportError as err:
+                if _retriable(err) and attempt < self.retries:
+                    self._sleep(attempt, None)
+                    attempt += 1
+                    continue
+                raise self._unreachable(what, err, attempt + 1) from None
+            if response.status_code in _RETRY_STATUS and attempt < self.retries:
+                response.close()
+                self._sleep(attempt, response)
+                attempt += 1
+                continue
+            try:
+                return self._buffer(response, what, _MAX_BODY, "response")
+            except httpx.TransportError as err:
+                if _retriable(err) and attempt < self.retries:
+                    self._sleep(attempt, None)
+                    attempt += 1
+                    continue
+                raise self._unreachable(what, err, attempt + 1) from None
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        what: str,
+        scopes: Iterable[str],
+        headers: dict[str, str] | None = None,
+        content: Content = None,
+        expect: Collection[int] = (200,),
+        stream: bool = False,
+        follow_redirects: bool = False,
+        retry: bool = True,
+        limit: int = _MAX_BODY,
+        noun: str = "response",
+    ) -> httpx.Response:
+        """Send an authenticated request; return the response when its status is in ``expect``.
+
+        With ``stream`` the body is left unread (the caller closes the response); otherwise it
+        is read, up to ``limit`` bytes (`TooLarge` calls it ``noun``). ``retry=False`` (a body
+        that cannot be sent twice) leaves retrying to the caller. Any other status raises the
+        matching `RegistryError`.
+        """
+        self._ensure_pinged(what)
+        scopes = tuple(scopes)
+        replayable = content is None or isinstance(content, bytes)
+        attempt = 0
+        fresh = False
+        reauthorised = False
+        while True:
+            sent = dict(headers or {})
+            authorization = self._auth.authorization(scopes, fresh=fresh)
+            fresh = False
+            if authorization is not None:
+                sent["Authorization"] = authorization
+            request = self._client.build_request(method, url, headers=sent, content=content)
+            try:
+                response = self._client.send(
+                    request, stream=True, follow_redirects=follow_redirects
+                )
+            except httpx.TooManyRedirects:
+                raise RegistryError(f"{what}: too many redirects") from None
+            except httpx.TransportError as err:
+                if retry and replayable and _retriable(err) and attempt < self.retries:
+                    self._sleep(attempt, None)
+                    attempt += 1
+                    continue
+                raise self._unreachable(what, err, attempt + 1) from None
+            status = response.status_code
+            if status == 401 and replayable and not reauthorised and status not in expect:
+                challenge = _usable_challenge(response)
+                if challenge is not None and (
+                    challenge.scheme == "bearer" or challenge != self._auth.challenge
+                ):
+                    # A token expired early, lacks a scope the registry named, or the registry
+                    # wants auth only for this repository: adopt its challenge and try once more.
+                    response.close()
+                    self._auth.set_challenge(challenge)
+                    fresh = reauthorised = True
+                    continue
+            if (
+                status in _RETRY_STATUS
+                and status not in expect
+                and retry
+                and replayable
+                and attempt < self.retries
+            ):
+                response.close()
+                self._sleep(attempt, response)
+                attempt += 1
+                continue
+            if status not in expect:
+                try:
+                    raise self._error(response, what, scopes, attempt + 1)
+                finally:
+                    response.close()
+            if stream:
+                return response
+            try:
+                return self._buffer(response, what, limit, noun)
+            except httpx.TransportError as err:
+                # The connection broke inside the body: the whole request is tried again.
+                if retry and replayable and _retriable(err) and attempt < self.retries:
+                    self._sleep(attempt, None)
+                    attempt += 1
+                    continue
+                raise self._unreachable(what, err, attempt + 1) from None
+
+    def _buffer(self, response: httpx.Response, what: str, limit: int, noun: str) -> httpx.Response:
+        try:
+            body = read_bounded(response, limit, what, noun=noun)
+        except httpx.DecodingError as err:
+            raise RegistryError(f"{what}: undecodable {noun}: {err}") from None
+        finally:
+            response.close()
+        # The body is decoded already: a Content-Encoding left on would have it decoded twice.
+        headers = httpx.Headers(response.headers)
+        headers.pop("Content-Encoding", None)
+        return httpx.Response(
+            response.status_code, headers=headers, content=body, request=response.request
+        )
+
+    def pause(self, attempt: int) -> None:
+        """Wait before retry number ``attempt`` (0-based) of an operation made of requests."""
+        self._sleep(attempt, None)
+
+    def _sleep(self, attempt: int, response: httpx.Response | None) -> None:
+        delay = min(self.backoff * (2**attempt), _MAX_BACKOFF)
+        if response is not None:
+            after = response.headers.get("Retry-After", "")
+            if after.isdigit():
+                delay = max(delay, min(float(after), _MAX_RETRY_AFTER))
+        if delay > 0:
+            time.sleep(delay)
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _unreachable(self, what: str, err: httpx.TransportError, attempts: int) -> RegistryError:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        if _is_tls(err):
+            hint = (
+                " (a plain-HTTP registry needs --insecure-registry)"
+                if self.base.startswith("https:")
+                else ""
+            )
+            return RegistryUnreachable(f"{what}: TLS error talking to {self.host}: {reason}{hint}")
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return RegistryUnreachable(f"{what}: cannot reach {self.base}{tries}: {reason}")
+
+    def _error(
+        self, response: httpx.Response, what: str, scopes: tuple[str, ...], attempts: int
+    ) -> StrataError:
+        try:
+            body = read_bounded(response, _MAX_ERROR_BODY, what, strict=False)
+        except httpx.HTTPError:
+            body = b""
+        codes, detail = _describe(response, body)
+        status = response.status_code
+        if status == 401:
+            credentials = self._auth.credentials
+            if credentials is None:
+                return AuthenticationRequired(
+                    f"{what}: authentication required, no credentials for {self.name} "
+                    f"(strata login {self.name}) ({detail})"
+                )
+            challenge = _usable_challenge(response)
+            if challenge is not None and challenge.params.get("error") == "insufficient_scope":
+                wanted = " ".join(scopes_of(grant_of(challenge.scopes or scopes)))
+                return AccessDenied(
+                    f"{what}: access denied to user {credentials[0]!r} for {wanted} ({detail})"
+                )
+            return AuthenticationRequired(
+                f"{what}: authentication failed for user {credentials[0]!r} ({detail})"
+            )
+        if status == 403:
+            return AccessDenied(f"{what}: access denied ({detail})")
+        if status == 404:
+            return RegistryNotFound(f"{what}: not found ({detail})")
+        if status == 400 and "DIGEST_INVALID" in codes:
+            return DigestMismatch(f"{what}: the registry rejected the digest ({detail})")
+        if status == 400 and "SIZE_INVALID" in codes:
+            return SizeMismatch(f"{what}: the registry rejected the size ({detail})")
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return RegistryError(f"{what}: registry answered {detail}{tries}")
+
+
+def read_bounded(
+    response: httpx.Response, limit: int, what: str, *, strict: bool = True, noun: str = "response"
+) -> bytes:
+    """Read a streamed body of at most ``limit`` bytes (`TooLarge` past it, unless not
+    ``strict``, when the rest is dropped)."""
+    if response.request.method == "HEAD":
+        return b""  # its Content-Length is the resource's size, not a body's
+    declared = response.headers.get("Content-Length", "")
+    if strict and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"{what}: {noun} of {declared} bytes is over the limit of {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            if strict:
+                raise TooLarge(f"{what}: {noun} is over the limit of {limit} bytes")
+            parts.append(chunk[: limit - (size - len(chunk))])
+            break
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _usable_challenge(response: httpx.Response) -> Challenge | None:
+    challenges = [
+        c for h in response.headers.get_list("WWW-Authenticate") for c in parse_challenges(h)
+    ]
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme == scheme:
+                return challenge
+    return None
+
+
+def _describe(response: httpx.Response, body: bytes) -> tuple[set[str], str]:
+    """The registry's error codes and a one-line account: ``HTTP 404 MANIFEST_UNKNOWN: ...``."""
+    codes: set[str] = set()
+    parts: list[str] = []
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if isinstance(errors, list):
+        for item in errors[:3]:
+            if not isinstance(item, dict):
+                continue
+            code, message = item.get("code"), item.get("message")
+            if isinstance(code, str):
+                codes.add(code)
+            text = ": ".join(str(x) for x in (code, message) if isinstance(x, str) and x)
+            if text:
+                parts.append(text)
+    if not parts and document is None:
+        text = body[:200].decode("utf-8", "replace").strip()
+        if text and "<" not in text[:1]:
+            parts.append(text)
+    detail = " ".join(f"HTTP {response.status_code} {'; '.join(parts)}".split())
+    return codes, detail
+
+
+def _detail(response: httpx.Response) -> str:
+    return _describe(response, response.content[:_MAX_ERROR_BODY])[1]
+
+
+def _retriable(err: httpx.TransportError) -> bool:
+    if _is_tls(err):
+        return False
+    return isinstance(err, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+def _is_tls(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
