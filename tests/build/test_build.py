@@ -196,6 +196,10 @@ def test_multistage_target_and_scratch(st: Strata, tmp_path: Path) -> None:
         ("FROM debian:bookworm\nFROBNICATE x\n", "Dockerfile:2: unknown instruction: FROBNICATE"),
         ("FROM debian:bookworm\nSHELL not json\n", "Dockerfile:2:"),
         ("FROM nope-image:1\n", "No such image: nope-image:1"),
+        (
+            "FROM debian:bookworm\nRUN --mount=type=cache,target=/c true\n",
+            "Dockerfile:2: RUN --mount is not supported",
+        ),
     ],
 )
 def test_bad_dockerfiles_fail_in_one_line(

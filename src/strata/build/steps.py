@@ -85,6 +85,11 @@ class StepRunner:
 
     def run_request(self, state: StageState, step: Run) -> tuple[RunRequest, str, dict[str, str]]:
         """The container to run, the history text (Docker's) and the build args it sees."""
+        line = f"Dockerfile:{step.node.start_line}"
+        if step.mounts:
+            raise BuildError(f"{line}: RUN --mount is not supported by strata's builder yet")
+        if step.devices or step.security != "sandbox":
+            raise BuildError(f"{line}: RUN --device and --security are not supported")
         if step.shell_form:
             script = step.command[0]
             if len(step.heredocs) == 1 and _is_marker(script, step.heredocs[0].name):
