@@ -132,3 +132,19 @@ def test_live_progress_on_a_terminal(st: Strata, tmp_path: Path) -> None:
         tmux.expect(r"Successfully built [0-9a-f]{12}")
     finally:
         tmux.close()
+
+
+def test_args_before_from_and_platform(st: Strata, tmp_path: Path) -> None:
+    ctx = context(
+        tmp_path,
+        "ARG BASE=debian:bookworm\n"
+        "ARG GREETING=hello\n"
+        "FROM --platform=linux/amd64 ${BASE} AS first\n"
+        "ARG GREETING\n"
+        "RUN echo $GREETING > /greeting\n",
+    )
+    st("build", "-t", "args:1", str(ctx))
+    assert st("run", "--rm", "args:1", "cat", "/greeting").stdout == "hello\n"
+    st("build", "--build-arg", "GREETING=bonjour", "-t", "args:2", str(ctx))
+    assert st("run", "--rm", "args:2", "cat", "/greeting").stdout == "bonjour\n"
+    assert "No such image: nope:1" in st.fail("build", "--build-arg", "BASE=nope:1", str(ctx))
