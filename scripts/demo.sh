@@ -61,6 +61,24 @@ step strata image build -t hello:v0.2 "$app"
 step strata run --rm hello:v0.2
 step strata image history hello:v0.2
 
+# Share it through a registry: a local one (Debian's docker-registry) on loopback, as
+# `docker push localhost:5000/...` in the walkthroughs; push, remove, pull back, run.
+reg="$PWD/$out/registry"
+port=5055
+rm -rf "$reg" && mkdir -p "$reg"
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
+  "$reg" "$port" > "$reg/config.yml"
+docker-registry serve "$reg/config.yml" > "$reg/log" 2>&1 &
+reg_pid=$!
+trap 'kill "$reg_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 40); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.25; done
+step strata tag hello:v0.2 "localhost:$port/hello:v0.2"
+step strata push "localhost:$port/hello:v0.2"
+step strata rmi "localhost:$port/hello:v0.2" hello:v0.2
+step strata pull "localhost:$port/hello:v0.2"
+step strata run --rm "localhost:$port/hello:v0.2"
+step strata image ls --digests "localhost:$port/hello"
+
 # Images in and out: archives that Docker, Podman and skopeo read.
 step strata image save -o "$out/sample-app.tar" sample-app
 step skopeo inspect --format '{{.Digest}} {{.Architecture}} layers={{len .Layers}}' "docker-archive:$out/sample-app.tar"

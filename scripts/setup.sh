@@ -14,7 +14,7 @@ APT_PKGS=(
   docker-registry # a real registry on loopback for the registry tests
   apache2-utils   # htpasswd -B: bcrypt users for the registry's basic-auth tests
   zstd pigz tmux  # layer fixtures, and terminals for the -ti walkthrough tests
-  git ca-certificates
+  git ca-certificates curl
 )
 
 missing=()

@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("strata.cli.history", "history_cmd", "Show the history of an image"),
     "build": ("strata.cli.build", "build_cmd", "Build an image from a Dockerfile"),
     "builder": ("strata.cli.build", "builder_group", "Manage builds"),
+    "push": ("strata.cli.registry", "push_cmd", "Upload an image to a registry"),
+    "pull": ("strata.cli.registry", "pull_cmd", "Download an image from a registry"),
+    "login": ("strata.cli.registry", "login_cmd", "Log in to a registry"),
+    "logout": ("strata.cli.registry", "logout_cmd", "Log out from a registry"),
 }
 
 

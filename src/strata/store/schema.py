@@ -119,6 +119,27 @@ MIGRATIONS: Final[list[str]] = [
         updated  TEXT NOT NULL
     );
     """,
+    # 6: the registry (strata.registry): compressed blobs made for a push, kept so that the next
+    # push neither compresses again nor changes a digest; and which repositories of which
+    # registries are known to hold a blob, for cross-repository mounts.
+    """
+    CREATE TABLE layer_compressions (
+        diff_id     TEXT NOT NULL,
+        compression TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        PRIMARY KEY (diff_id, compression)
+    );
+    CREATE INDEX layer_compressions_digest ON layer_compressions (digest);
+
+    CREATE TABLE blob_sources (
+        digest     TEXT NOT NULL,
+        registry   TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        updated    TEXT NOT NULL,
+        PRIMARY KEY (digest, registry, repository)
+    );
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -1,0 +1,321 @@
+"""``strata push``, ``pull``, ``login`` and ``logout``, with Docker's output.
+
+On a terminal each layer gets a progress bar with bytes and speed (rich, imported only here and
+only by push and pull); otherwise each layer's status changes print as plain lines, as Docker
+prints them when its output is not a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import click
+
+from strata.cli.context import App, pass_app
+from strata.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from strata.oci.reference import Reference
+    from strata.registry.client import RegistryClient
+    from strata.registry.compress import LayerCompression
+    from strata.registry.progress import TransferEvents
+    from strata.registry.push import ManifestFormat
+
+_INSECURE_HELP = "Use plain HTTP (or unverified TLS) for this registry (repeatable)."
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+class PlainEvents:
+    """Docker's non-terminal output: one line per layer status change, no byte counts."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._quiet = quiet
+
+    def _echo(self, text: str) -> None:
+        if self._quiet:
+            return
+        with self._lock:
+            click.echo(text)
+
+    def header(self, text: str) -> None:
+        self._echo(text)
+
+    def status(self, layer: str, text: str, *, final: bool = False) -> None:
+        self._echo(f"{layer}: {text}")
+
+    def start(self, layer: str, text: str, total: int | None) -> None:
+        return
+
+    def advance(self, layer: str, count: int) -> None:
+        return
+
+
+class RichEvents:
+    """A live bar per layer: ``<id>: Downloading [=====>   ] 12.3/45.6 MB 80.1 MB/s``."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.fields[layer]}: {task.description:<18}"),
+            BarColumn(bar_width=40),
+            DownloadColumn(binary_units=False),
+            TransferSpeedColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> RichEvents:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _task(self, layer: str, description: str = "") -> Any:
+        with self._lock:
+            task = self._tasks.get(layer)
+            if task is None:
+                task = self._progress.add_task(description, layer=layer, total=None, start=False)
+                self._tasks[layer] = task
+            return task
+
+    def header(self, text: str) -> None:
+        self._progress.console.print(text, highlight=False, markup=False)
+
+    def status(self, layer: str, text: str, *, final: bool = False) -> None:
+        task = self._task(layer, text)
+        if final:
+            total = self._progress.tasks[self._index(task)].total
+            self._progress.update(task, description=text, completed=total or 0)
+            self._progress.stop_task(task)
+        else:
+            self._progress.update(task, description=text)
+
+    def start(self, layer: str, text: str, total: int | None) -> None:
+        task = self._task(layer)
+        self._progress.reset(task, description=text, total=total, completed=0, start=True)
+
+    def advance(self, layer: str, count: int) -> None:
+        self._progress.advance(self._task(layer), count)
+
+    def _index(self, task: Any) -> int:
+        return next(i for i, t in enumerate(self._progress.tasks) if t.id == task)
+
+
+@contextmanager
+def _events(quiet: bool) -> Iterator[TransferEvents]:
+    if quiet or not sys.stdout.isatty():
+        yield PlainEvents(quiet)
+        return
+    with RichEvents() as events:
+        yield events
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+def _client(ref: Reference, insecure: tuple[str, ...]) -> RegistryClient:
+    from strata.registry.client import RegistryClient
+    from strata.registry.credentials import CredentialStore, hostname
+
+    wanted = {hostname(name) for name in insecure}
+    return RegistryClient(
+        ref.domain,
+        insecure=True if ref.domain.lower() in wanted else None,
+        credentials=CredentialStore.load(),
+    )
+
+
+def _jobs(value: int) -> int:
+    if value < 1:
+        raise InvalidArgument(f"invalid --jobs {value}: must be at least 1")
+    return value
+
+
+# -- pull -------------------------------------------------------------------------------------
+
+
+@click.command("pull")
+@click.option("--platform", help="Set platform if server is multi-platform capable (os/arch).")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--jobs", "-j", type=int, default=3, show_default=True, help="Layers at once.")
+@click.option("--insecure-registry", "insecure", multiple=True, help=_INSECURE_HELP)
+@click.option("--no-unpack", is_flag=True, help="Do not extract the layers now (on first run).")
+@click.argument("name")
+@pass_app
+def pull_cmd(
+    app: App,
+    platform: str | None,
+    quiet: bool,
+    jobs: int,
+    insecure: tuple[str, ...],
+    no_unpack: bool,
+    name: str,
+) -> None:
+    """Download an image from a registry."""
+    from strata.oci.descriptor import Platform
+    from strata.oci.reference import parse_reference
+    from strata.registry.pull import pull
+
+    ref = parse_reference(name)
+    wanted = Platform.parse(platform) if platform else None
+    if ref.tag is None and ref.digest is None and not quiet:
+        click.echo("Using default tag: latest")
+    images = app.images()
+    with _client(ref, insecure) as client, _events(quiet) as events:
+        result = pull(
+            images,
+            client,
+            ref,
+            platform=wanted,
+            jobs=_jobs(jobs),
+            unpack=not no_unpack,
+            events=events,
+        )
+    if not quiet:
+        click.echo(f"Digest: {result.digest}")
+        what = "Image is up to date" if result.up_to_date else "Downloaded newer image"
+        click.echo(f"Status: {what} for {result.reference.familiar}")
+    click.echo(str(result.reference))
+
+
+# -- push -------------------------------------------------------------------------------------
+
+
+@click.command("push")
+@click.option(
+    "--format",
+    "manifest_format",
+    type=click.Choice(["oci", "docker"]),
+    help="Manifest format (default: oci, or the image's own when it needs no change).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["gzip", "zstd"]),
+    default="gzip",
+    show_default=True,
+    help="Compression of layers stored uncompressed.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--jobs", "-j", type=int, default=3, show_default=True, help="Layers at once.")
+@click.option("--insecure-registry", "insecure", multiple=True, help=_INSECURE_HELP)
+@click.argument("name")
+@pass_app
+def push_cmd(
+    app: App,
+    manifest_format: str | None,
+    compression: str,
+    quiet: bool,
+    jobs: int,
+    insecure: tuple[str, ...],
+    name: str,
+) -> None:
+    """Upload an image to a registry."""
+    from strata.oci.reference import parse_reference
+    from strata.registry.push import push
+
+    ref = parse_reference(name)
+    if not quiet:
+        click.echo(f"The push refers to repository [{ref.name}]")
+    images = app.images()
+    with _client(ref, insecure) as client, _events(quiet) as events:
+        result = push(
+            images,
+            client,
+            ref,
+            source=name,
+            manifest_format=cast("ManifestFormat | None", manifest_format),
+            compression=cast("LayerCompression", compression),
+            jobs=_jobs(jobs),
+            events=events,
+        )
+    if quiet:
+        click.echo(str(result.reference))
+    else:
+        click.echo(f"{result.reference.tag}: digest: {result.digest} size: {result.size}")
+
+
+# -- login / logout ---------------------------------------------------------------------------
+
+_DOCKER_HUB = "docker.io"
+
+
+@click.command("login")
+@click.option("-u", "--username", help="Username.")
+@click.option("-p", "--password", help="Password.")
+@click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
+@click.option("--insecure-registry", "insecure", multiple=True, help=_INSECURE_HELP)
+@click.argument("server", required=False)
+def login_cmd(
+    username: str | None,
+    password: str | None,
+    password_stdin: bool,
+    insecure: tuple[str, ...],
+    server: str | None,
+) -> None:
+    """Log in to a registry (Docker Hub by default)."""
+    from pathlib import Path
+
+    from strata.registry.client import RegistryClient
+    from strata.registry.credentials import CredentialStore, hostname, server_key
+
+    if password is not None and password_stdin:
+        raise InvalidArgument("--password and --password-stdin are mutually exclusive")
+    if password_stdin:
+        if not username:
+            raise InvalidArgument("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password is not None:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+                   err=True)  # fmt: skip
+    registry = hostname(server) if server else _DOCKER_HUB
+    if username is None:
+        username = click.prompt("Username", type=str)
+    if password is None:
+        password = click.prompt("Password", type=str, hide_input=True)
+    if not username or not password:
+        raise InvalidArgument("login: username and password are required")
+    store = CredentialStore.load()
+    # Try the credentials before saving them: a wrong password is not written anywhere.
+    trial = CredentialStore(
+        Path("/nonexistent"), {"auths": {server_key(registry): {"username": username,
+                                                                "password": password}}}
+    )  # fmt: skip
+    wanted = {hostname(name) for name in insecure} | store.insecure_registries
+    with RegistryClient(
+        registry, insecure=True if registry in wanted else None, credentials=trial
+    ) as client:
+        client.ping()
+    store.store(registry, username, password)
+    click.echo("Login Succeeded")
+
+
+@click.command("logout")
+@click.argument("server", required=False)
+def logout_cmd(server: str | None) -> None:
+    """Log out from a registry (Docker Hub by default)."""
+    from strata.registry.credentials import CredentialStore, hostname, server_key
+
+    registry = hostname(server) if server else _DOCKER_HUB
+    key = server_key(registry)
+    if CredentialStore.load().erase(registry):
+        click.echo(f"Removing login credentials for {key}")
+    else:
+        click.echo(f"Not logged in to {key}")

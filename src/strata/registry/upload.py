@@ -1,0 +1,164 @@
+"""A local layer compressed straight into its upload, the compressed blob kept in the store.
+
+A layer pushed for the first time has no compressed digest yet, so nothing can be asked about
+it beforehand; compressing it to a file and then sending the file would put the two longest
+steps of a push end to end. Instead a thread compresses into the content store and a queue, and
+the upload streams the queue to the registry in one chunked ``PATCH`` (as Docker does), naming
+the digest in the closing ``PUT`` once it is known. If the upload fails the compression still
+completes, so the blob is kept and the caller can send it the ordinary, retried way.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Final
+
+from strata.content.local import LocalContentStore
+from strata.digest import Digest
+from strata.errors import RegistryError, StrataError
+from strata.registry.compress import CompressedBlob, LayerCompression, compress_blob
+
+if TYPE_CHECKING:
+    from strata.registry.client import RegistryClient
+
+__all__ = ["compress_and_upload", "upload_stream"]
+
+_QUEUED: Final = 32  # compressed pieces of about 1 MiB waiting for the socket
+_END: Final = b""
+
+
+class _Pieces:
+    """Compressed bytes from the compressing thread, as the upload's request body."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+        self.failed = False
+
+    def put(self, data: bytes) -> None:
+        if data:
+            self._queue.put(data)
+
+    def end(self, *, failed: bool = False) -> None:
+        self.failed = failed
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self._queue.get()) is not None:
+            yield item
+        if self.failed:
+            # Breaks the request off: the registry must not take a blob cut short.
+            raise StrataError("compression failed")
+
+    def drain(self) -> None:
+        """Consume to the end (the upload gave up), so the compression never blocks."""
+        while self._queue.get() is not None:
+            pass
+
+
+def upload_stream(
+    client: RegistryClient, repo: str, chunks: Iterable[bytes], digest: Callable[[], Digest]
+) -> None:
+    """Upload a blob whose digest is known only once ``chunks`` are all sent.
+
+    POST, one streamed PATCH, then PUT with ``digest()``. Nothing is retried: ``chunks`` can
+    be read once. (Built on the client's transport, for want of such a call on the client.)
+    """
+    from strata.registry.auth import PUSH, repository_scope
+
+    transport = client._transport
+    what = f"{client.registry}/{repo}: blob upload"
+    scopes = [repository_scope(repo, PUSH)]
+
+    def location(headers: object) -> str:
+        found = getattr(headers, "get", lambda _: None)("Location")
+        if not found:
+            raise RegistryError(f"{what}: the registry answered without a Location")
+        return str(found)
+
+    started = transport.request(
+        "POST", transport.url(f"/v2/{repo}/blobs/uploads/"), what=what, scopes=scopes,
+        expect=(202,),
+    )  # fmt: skip
+    patched = transport.request(
+        "PATCH",
+        transport.resolve(location(started.headers)),
+        what=what,
+        scopes=scopes,
+        headers={"Content-Type": "application/octet-stream"},
+        content=chunks,
+        expect=(202,),
+        retry=False,
+    )
+    final = transport.resolve(location(patched.headers))
+    transport.request(
+        "PUT",
+        final.copy_merge_params({"digest": str(digest())}),
+        what=what,
+        scopes=scopes,
+        headers={"Content-Length": "0"},
+        content=b"",
+        expect=(201, 204),
+        retry=False,
+    )
+
+
+def compress_and_upload(
+    client: RegistryClient,
+    content: LocalContentStore,
+    repo: str,
+    source: Digest,
+    compression: LayerCompression,
+    *,
+    progress: Callable[[int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[CompressedBlob, bool]:
+    """Compress the stored layer ``source`` into the store and into an upload to ``repo``.
+
+    Returns the compressed blob (committed to the store) and whether the registry took it: a
+    `RegistryError` of the upload is swallowed (False), for the caller to send the kept blob
+    again with retries. A failure to compress is raised.
+    """
+    pieces = _Pieces()
+    made: list[CompressedBlob] = []
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            made.append(
+                compress_blob(
+                    content, source, compression, progress=progress, cancelled=cancelled,
+                    tap=pieces.put,
+                )
+            )  # fmt: skip
+        except BaseException as err:  # raised again on the caller's thread
+            failure.append(err)
+            pieces.end(failed=True)
+        else:
+            pieces.end()
+
+    def digest() -> Digest:
+        # The last piece is sent: the blob is committed (and its digest known) at once.
+        thread.join()
+        if failure:
+            raise StrataError(f"layer {source}: compression failed")
+        return made[0].digest
+
+    thread = threading.Thread(target=produce, name="strata-compress", daemon=True)
+    thread.start()
+    sent = True
+    try:
+        upload_stream(client, repo, pieces, digest)
+    except StrataError:
+        if failure:
+            thread.join()
+            raise failure[0] from None
+        sent = False
+    finally:
+        if thread.is_alive():
+            pieces.drain()
+        thread.join()
+    if failure:
+        raise failure[0]
+    return made[0], sent
