@@ -250,3 +250,17 @@ def test_push_refuses_a_digest_reference(images: ImageStore, registry: Registry)
     digest = Digest.of(b"x")
     with pytest.raises(StrataError, match="cannot push to a digest reference"):
         do_push(images, registry, f"app@{digest}")
+
+
+def test_gc_keeps_the_compressed_blobs_of_live_layers(
+    images: ImageStore, registry: Registry
+) -> None:
+    image = local_image(images, f"{registry.address}/keep/a:1", app_layers(3))
+    do_push(images, registry, "keep/a:1")
+    made = [recorded_compressed(images.db, lay.diff_id, "gzip") for lay in images.layers(image)]
+    assert all(m is not None and images.content.exists(m.digest) for m in made)
+    images.gc()
+    # Still there: the next push sends them as they are.
+    assert all(m is not None and images.content.exists(m.digest) for m in made)
+    images.remove(str(image.id), force=True)  # the layers' last image goes: so do they
+    assert not any(m is not None and images.content.exists(m.digest) for m in made)

@@ -16,6 +16,7 @@ from strata.cli.build import build_cmd
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, human_size, render_template
 from strata.cli.history import history_cmd
+from strata.cli.registry import pull_cmd, push_cmd
 from strata.errors import InvalidArgument, NotFound
 from strata.image.store import Image, ImageStore
 from strata.oci.config import parse_time
@@ -29,6 +30,8 @@ def image_group() -> None:
 
 image_group.add_command(history_cmd)
 image_group.add_command(build_cmd)
+image_group.add_command(push_cmd)
+image_group.add_command(pull_cmd)
 
 
 # -- ls -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ image references or a lease holds.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -442,6 +443,19 @@ class ImageStore:
                 live.update(str(d.digest) for d in parsed.layers)
             else:
                 live.update(str(d.digest) for d in parsed.manifests)
+        # A push keeps the compressed form it made of a layer (strata.registry records it), so
+        # the next push neither compresses again nor changes a digest: it lives while some
+        # image still has that layer.
+        diff_ids = {r[0] for r in conn.execute("SELECT diff_id FROM layers WHERE digest IN"
+                                                 " (SELECT value FROM json_each(?))",
+                                                 (json.dumps(sorted(live)),))}  # fmt: skip
+        if diff_ids:
+            rows = conn.execute(
+                "SELECT digest FROM layer_compressions WHERE diff_id IN"
+                " (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(diff_ids)),),
+            )
+            live.update(r[0] for r in rows)
         return live
 
     def _discard_new(self, blobs_before: set[Digest], ingests_before: set[str]) -> None:
