@@ -36,7 +36,7 @@ def test_parse_takes_only_the_plain_form() -> None:
 _PROBE = (
     "import atexit, sys\n"
     "atexit.register(lambda: print('LOADED', sorted(m for m in ('click', 'strata.oci.config',"
-    " 'strata.image.store', 'strata.oci.reference') if m in sys.modules)))\n"
+    " 'strata.image.store', 'strata.oci.reference', 'httpx', 'rich') if m in sys.modules)))\n"
     "from strata.cli.entry import main\n"
     "main(sys.argv[1:])\n"
 )
@@ -60,6 +60,8 @@ def test_quick_run_loads_no_model_and_behaves_as_the_full_path(strata: Strata) -
     first = _probe(strata, "run", "--rm", "debian:bookworm", "echo", "one")
     assert first.stdout.splitlines()[0] == "one"
     assert "click" in first.stdout
+    # Neither path loads the registry client or progress bars.
+    assert "httpx" not in first.stdout and "rich" not in first.stdout
     quick = _probe(
         strata,
         "run",
