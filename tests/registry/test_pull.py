@@ -180,6 +180,8 @@ def test_docker_schema2_and_index_pick_this_platform(
     result = do_pull(images, fake, "multi")
     assert str(result.image.manifest_digest) == amd.digest
     assert str(result.digest) == sha(index)  # the repo digest is what the tag names
+    # ... and it is what `image ls --digests` shows, as Docker shows the index's.
+    assert [d.split("@")[1] for d in result.image.repo_digests] == [sha(index)]
     assert result.image.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     other = do_pull(images, fake, "multi", platform=Platform("arm64", "linux"))
     assert str(other.image.manifest_digest) == arm.digest

@@ -171,7 +171,10 @@ def test_foreign_keys_are_enforced(path: Path) -> None:
             conn.execute("INSERT INTO tags VALUES ('x:latest', 'sha256:nope', 'now')")
         with db.transaction() as conn:
             add_image(conn, "sha256:a")
-            conn.execute("INSERT INTO repo_digests VALUES ('docker.io/library/x', 'sha256:a')")
+            conn.execute(
+                "INSERT INTO repo_digests (repository, manifest_digest)"
+                " VALUES ('docker.io/library/x', 'sha256:a')"
+            )
         with db.transaction() as conn:
             conn.execute("DELETE FROM images WHERE manifest_digest = 'sha256:a'")
             assert conn.execute("SELECT count(*) FROM repo_digests").fetchone()[0] == 0

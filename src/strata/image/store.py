@@ -111,7 +111,7 @@ class ImageStore:
         digests: dict[str, list[str]] = {}
         for rd in repo_digests:
             digests.setdefault(rd["manifest_digest"], []).append(
-                f"{rd['repository']}@{rd['manifest_digest']}"
+                f"{rd['repository']}@{rd['digest'] or rd['manifest_digest']}"
             )
         images = [
             _image_from_row(row, names.get(row["manifest_digest"], []), digests) for row in rows
@@ -268,10 +268,12 @@ class ImageStore:
                     (str(tagged), str(manifest_digest), added),
                 )
             for ref in repo_digests:
+                # The digest the name was pulled by (an index's) when it is not the manifest's.
+                named = str(ref.digest) if ref.digest not in (None, manifest_digest) else None
                 conn.execute(
-                    "INSERT OR IGNORE INTO repo_digests (repository, manifest_digest)"
-                    " VALUES (?, ?)",
-                    (ref.name, str(manifest_digest)),
+                    "INSERT OR REPLACE INTO repo_digests (repository, manifest_digest, digest)"
+                    " VALUES (?, ?, ?)",
+                    (ref.name, str(manifest_digest), named),
                 )
         return self.get(str(manifest_digest))
 

@@ -140,6 +140,11 @@ MIGRATIONS: Final[list[str]] = [
         PRIMARY KEY (digest, registry, repository)
     );
     """,
+    # 7: the digest a repo digest names when it is not the image's own manifest: a pull by
+    # tag of a multi-platform index shows the index's digest, as Docker does.
+    """
+    ALTER TABLE repo_digests ADD COLUMN digest TEXT;
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
