@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import BinaryIO, Final
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import httpx
 
+from strata.digest import Digest
 from strata.errors import RegistryError, RegistryUnreachable, SizeMismatch
+
+if TYPE_CHECKING:
+    from strata.registry.transport import Transport
 
 DEFAULT_CHUNK: Final = 1 << 20
 
@@ -123,3 +127,53 @@ def read_chunk(source: BinaryIO, want: int, what: str, sent: int, size: int) -> 
         parts.append(part)
         got += len(part)
     return b"".join(parts)
+
+
+def stream_upload(
+    transport: Transport,
+    registry: str,
+    repo: str,
+    chunks: Iterable[bytes],
+    digest: Callable[[], Digest],
+) -> None:
+    """Upload a blob whose digest is known only once ``chunks`` are all sent.
+
+    POST, one streamed PATCH, then PUT with ``digest()``. Nothing is retried: ``chunks`` can
+    be read once (`RegistryClient.upload_stream`).
+    """
+    from strata.registry.auth import PUSH, repository_scope
+
+    what = f"{registry}/{repo}: blob upload"
+    scopes = [repository_scope(repo, PUSH)]
+
+    def location(headers: object) -> str:
+        found = getattr(headers, "get", lambda _: None)("Location")
+        if not found:
+            raise RegistryError(f"{what}: the registry answered without a Location")
+        return str(found)
+
+    started = transport.request(
+        "POST", transport.url(f"/v2/{repo}/blobs/uploads/"), what=what, scopes=scopes,
+        expect=(202,),
+    )  # fmt: skip
+    patched = transport.request(
+        "PATCH",
+        transport.resolve(location(started.headers)),
+        what=what,
+        scopes=scopes,
+        headers={"Content-Type": "application/octet-stream"},
+        content=chunks,
+        expect=(202,),
+        retry=False,
+    )
+    final = transport.resolve(location(patched.headers))
+    transport.request(
+        "PUT",
+        final.copy_merge_params({"digest": str(digest())}),
+        what=what,
+        scopes=scopes,
+        headers={"Content-Length": "0"},
+        content=b"",
+        expect=(201, 204),
+        retry=False,
+    )

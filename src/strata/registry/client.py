@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO, Final
@@ -32,7 +32,7 @@ from strata.errors import (
 )
 from strata.oci.mediatypes import MAX_MANIFEST_SIZE
 from strata.registry.auth import DELETE, PULL, PUSH, repository_scope
-from strata.registry.blobs import BlobStream, Progress, read_chunk, read_exactly
+from strata.registry.blobs import BlobStream, Progress, read_chunk, read_exactly, stream_upload
 from strata.registry.credentials import CredentialStore
 from strata.registry.transport import Transport
 
@@ -223,6 +223,12 @@ class RegistryClient:
         raise RegistryError(f"{what}: tags list has more than {_MAX_TAG_PAGES} pages")
 
     # -- blobs --------------------------------------------------------------------------------
+
+    def upload_stream(
+        self, repo: str, chunks: Iterable[bytes], digest: Callable[[], Digest]
+    ) -> None:
+        """Upload a blob whose digest is known only once ``chunks`` are sent (no retries)."""
+        stream_upload(self._transport, self.registry, repo, chunks, digest)
 
     def blob_size(self, repo: str, digest: Digest) -> int | None:
         """The size of a blob the registry has, or None when it has not."""

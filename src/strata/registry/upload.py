@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from strata.content.local import LocalContentStore
 from strata.digest import Digest
-from strata.errors import RegistryError, StrataError
+from strata.errors import StrataError
 from strata.registry.compress import CompressedBlob, LayerCompression, compress_blob
 
 if TYPE_CHECKING:
     from strata.registry.client import RegistryClient
 
-__all__ = ["compress_and_upload", "upload_stream"]
+__all__ = ["compress_and_upload"]
 
 _QUEUED: Final = 32  # compressed pieces of about 1 MiB waiting for the socket
 _END: Final = b""
@@ -55,53 +55,6 @@ class _Pieces:
         """Consume to the end (the upload gave up), so the compression never blocks."""
         while self._queue.get() is not None:
             pass
-
-
-def upload_stream(
-    client: RegistryClient, repo: str, chunks: Iterable[bytes], digest: Callable[[], Digest]
-) -> None:
-    """Upload a blob whose digest is known only once ``chunks`` are all sent.
-
-    POST, one streamed PATCH, then PUT with ``digest()``. Nothing is retried: ``chunks`` can
-    be read once. (Built on the client's transport, for want of such a call on the client.)
-    """
-    from strata.registry.auth import PUSH, repository_scope
-
-    transport = client._transport
-    what = f"{client.registry}/{repo}: blob upload"
-    scopes = [repository_scope(repo, PUSH)]
-
-    def location(headers: object) -> str:
-        found = getattr(headers, "get", lambda _: None)("Location")
-        if not found:
-            raise RegistryError(f"{what}: the registry answered without a Location")
-        return str(found)
-
-    started = transport.request(
-        "POST", transport.url(f"/v2/{repo}/blobs/uploads/"), what=what, scopes=scopes,
-        expect=(202,),
-    )  # fmt: skip
-    patched = transport.request(
-        "PATCH",
-        transport.resolve(location(started.headers)),
-        what=what,
-        scopes=scopes,
-        headers={"Content-Type": "application/octet-stream"},
-        content=chunks,
-        expect=(202,),
-        retry=False,
-    )
-    final = transport.resolve(location(patched.headers))
-    transport.request(
-        "PUT",
-        final.copy_merge_params({"digest": str(digest())}),
-        what=what,
-        scopes=scopes,
-        headers={"Content-Length": "0"},
-        content=b"",
-        expect=(201, 204),
-        retry=False,
-    )
 
 
 def compress_and_upload(
@@ -149,7 +102,7 @@ def compress_and_upload(
     thread.start()
     sent = True
     try:
-        upload_stream(client, repo, pieces, digest)
+        client.upload_stream(repo, pieces, digest)
     except StrataError:
         if failure:
             thread.join()
