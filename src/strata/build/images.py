@@ -8,7 +8,6 @@ blob is the canonical tar of the snapshot's changes, written while hashing.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,9 +17,9 @@ from strata.errors import Conflict
 from strata.image.chain import chain_ids, layer_key
 from strata.image.create import store_image
 from strata.image.store import Image, ImageLayer, ImageStore
-from strata.layer.diff import write_tar_from_dirs, write_tar_from_upper
 from strata.oci.config import History, ImageConfig, RootFS
 from strata.oci.mediatypes import OCI_LAYER
+from strata.runtime.commit import write_snapshot_tar
 from strata.snapshot import Snapshotter
 
 
@@ -42,19 +41,12 @@ def write_snapshot_layer(
     images: ImageStore,
     snapshotter: Snapshotter,
     key: str,
-    parent: str | None,
     scratch: Path,
     clamp_mtime: int | None,
 ) -> ImageLayer:
     """Store the changes of active snapshot ``key`` as an uncompressed layer blob."""
     with images.root.lease() as lease, images.content.writer(f"build-{uuid.uuid4().hex}") as w:
-        upper = snapshotter.upper(key)
-        if snapshotter.diff_kind == "overlay":
-            stats = write_tar_from_upper(upper, w, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
-        else:
-            with tempfile.TemporaryDirectory(dir=scratch) as empty:
-                lower = snapshotter.upper(parent) if parent else Path(empty)
-                stats = write_tar_from_dirs(lower, upper, w, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
+        stats = write_snapshot_tar(snapshotter, key, w, scratch, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
         lease.add("blob", str(stats.diff_id))
         digest = w.commit(expected=stats.diff_id, size=stats.size)
     return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)

@@ -139,16 +139,7 @@ class StepRunner:
             if snapshotter.diff_kind != "overlay" and parent.top is not None:
                 lower = snapshotter.upper(parent.top)
             clean_mount_points(snapshotter.upper(container.snapshot), lower)
-            layer = write_snapshot_layer(
-                self.b.images,
-                snapshotter,
-                container.snapshot,
-                parent.top,
-                scratch_dir(self.b.root.path),
-                self.options.epoch,
-            )
-            diff_ids = [str(la.diff_id) for la in (*parent.layers, layer)]
-            top = adopt_snapshot(snapshotter, container.snapshot, diff_ids)
+            layer, top = self._commit_layer(parent, container.snapshot)
         finally:
             service.discard(container)
             events.removed(container.short_id)
@@ -230,7 +221,6 @@ class StepRunner:
                 self.b.images,
                 snapshotter,
                 key,
-                parent.top,
                 scratch_dir(self.b.root.path),
                 self.options.epoch,
             )

@@ -31,6 +31,7 @@ from strata.oci.mediatypes import OCI_LAYER
 from strata.oci.reference import Reference
 from strata.runtime.containers import Container
 from strata.runtime.lifecycle import Containers
+from strata.snapshot import Snapshotter
 from strata.snapshot.mount import mount_all, unmount
 
 WHITEOUT = ".wh."
@@ -39,14 +40,28 @@ OPAQUE = ".wh..wh..opq"
 
 def write_container_layer(service: Containers, container: Container, out: BinaryIO) -> LayerStats:
     """Write the container's changes to ``out`` as a canonical layer tar."""
-    snapshotter = service.snapshotter
-    upper = snapshotter.upper(container.snapshot)
+    return write_snapshot_tar(service.snapshotter, container.snapshot, out, _scratch(service))
+
+
+def write_snapshot_tar(
+    snapshotter: Snapshotter,
+    key: str,
+    out: BinaryIO,
+    scratch: Path,
+    *,
+    clamp_mtime: int | None = None,
+) -> LayerStats:
+    """Write what active snapshot ``key`` changed to ``out`` as a canonical layer tar.
+
+    (A build step's snapshot too: `strata.build.images` writes its layers with this.)
+    """
+    upper = snapshotter.upper(key)
     if snapshotter.diff_kind == "overlay":
-        return write_tar_from_upper(upper, out)
-    parent = snapshotter.stat(container.snapshot).parent
-    with tempfile.TemporaryDirectory(dir=_scratch(service)) as empty:
+        return write_tar_from_upper(upper, out, clamp_mtime=clamp_mtime)
+    parent = snapshotter.stat(key).parent
+    with tempfile.TemporaryDirectory(dir=scratch) as empty:
         lower = snapshotter.upper(parent) if parent else Path(empty)
-        return write_tar_from_dirs(lower, upper, out)
+        return write_tar_from_dirs(lower, upper, out, clamp_mtime=clamp_mtime)
 
 
 def committed_config(
