@@ -21,10 +21,11 @@ missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-py=python3
-if ! command -v "$py" >/dev/null 2>&1 || ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+# Debian's own interpreter (3.11.2 on Debian 12), never a newer one on PATH: what a Debian user
+# has is what the tests must pass with.
+py=/usr/bin/python3
+if [ ! -x "$py" ] || ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3 python3-venv)
-  py=/usr/bin/python3
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -36,8 +37,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The virtualenv is rebuilt only when pyproject.toml changes.
-if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ]; then
+# The virtualenv is rebuilt when pyproject.toml changes or it was made by another interpreter.
+if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ] \
+  || [ "$(readlink -f .venv/bin/python)" != "$(readlink -f "$py")" ]; then
   echo "setup: creating .venv"
   rm -rf .venv
   "$py" -m venv .venv

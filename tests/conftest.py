@@ -133,3 +133,11 @@ def debian_rootfs_tar() -> Path:
             )  # fmt: skip
             partial.rename(tar)
     return tar
+
+
+@pytest.fixture(scope="session")
+def docker() -> object:
+    """The anchors' Docker Engine (see tests/anchors.py); tests that take it are marked ``peers``."""
+    from tests.anchors import docker_or_skip
+
+    return docker_or_skip()
