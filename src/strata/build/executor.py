@@ -20,7 +20,7 @@ from strata.build.dockerfile.instructions import parse_stages
 from strata.build.dockerfile.parser import parse
 from strata.build.dockerfile.shell import ShellLex
 from strata.build.events import BuildEvents, BuildOptions, BuildResult
-from strata.build.explain import explain_miss
+from strata.build.explain import explain_miss, stage_rebuilds, unplannable
 from strata.build.images import StepImage, store_step
 from strata.build.stage import METADATA, StageState, apply_metadata
 from strata.build.steps import StepRunner
@@ -156,6 +156,7 @@ class _Run:
         self.b.events.step(self.number, self.total, step.node.original)
         env = {k: v for k, v in self.meta.items() if v is not None}
         name = self.lex.process_word(step.image, env)
+        shown = False
         if not name:
             raise BuildError(
                 f"Dockerfile:{step.node.start_line}: base name ({step.image}) should not be blank"
@@ -163,6 +164,11 @@ class _Run:
         if name.lower() in self.stages:
             current = self.stages[name.lower()]
             self.fresh = self.stage_dirty.get(name.lower())
+            if self.options.explain and self.fresh is not None:
+                # Its image is the one from before: the stage's new one is not built.
+                reason = stage_rebuilds(name, self.fresh)
+                self.b.events.plan(self.number, step.node.original, False, reason)
+                shown = True
         elif name == "scratch":
             platform = Platform.current()
             config = ImageConfig(architecture=platform.architecture, os=platform.os)
@@ -177,7 +183,7 @@ class _Run:
                 ) from None
             config = self.b.images.config(image)
             current = StepImage(image, config, tuple(self.b.images.layers(image)), None)
-        if current.image is not None:  # FROM scratch has no image to show
+        if current.image is not None and not shown:  # FROM scratch has no image to show
             self.b.events.image(_short(current.id))
         self.lineage.append({"original": step.node.original, "parent": "", "image": current.id})
         return current
@@ -204,6 +210,13 @@ class _Run:
             request, text, args = self.steps.run_request(state, step)
             key = StepKey(current.id, text, args, None, epoch, step.node.original)
             self._step(key, None, lambda: self.steps.run(current, request, text))
+        elif (
+            self.options.explain
+            and isinstance(step, Copy | Add)
+            and (rebuilt := unplannable(step, state.expand, self.stage_dirty, self.fresh))
+        ):  # what planning it would read is not built in a dry run
+            key = StepKey(current.id, step.node.original, {}, None, epoch, step.node.original)
+            self._step(key, None, None, rebuilt)
         elif isinstance(step, Copy | Add):
             plan = self.steps.copy_plan(state, step, self.stages, self.stage_dirty, current)
             try:
@@ -211,11 +224,7 @@ class _Run:
                     current.id, plan.key_text, state.used_args(), plan.digest, epoch,
                     step.node.original,
                 )  # fmt: skip
-                forced = None
-                if self.options.explain and plan.source_fresh is not None:
-                    # Not built in a dry run: what the other stage will hold is not known.
-                    forced = f"its source stage is rebuilt (step {plan.source_fresh})"
-                self._step(key, plan.table, lambda: self.steps.copy(current, plan), forced)
+                self._step(key, plan.table, lambda: self.steps.copy(current, plan))
             finally:
                 plan.close()
         else:  # FROM inside a stage cannot happen: parse_stages splits there

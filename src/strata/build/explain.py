@@ -5,6 +5,10 @@ same instruction as written (its args, sources or expansion differ), then the sa
 last build of this Dockerfile in this context (its instruction or its parent differ). Records
 of other Dockerfiles on the same parent are not compared: they are not an earlier build of
 this step. A step whose parent was built in this run misses because of that step, named.
+
+A dry run (``--explain``) builds nothing, so a stage that would rebuild has no new image to
+look into: the steps that use it (``FROM stage``, ``COPY --from=stage``) would run because of
+it, and say so, instead of reading the stale image it had before.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from strata.build.cache import BuildCache, StepKey
+from strata.build.dockerfile.commands import Add, Copy
 
 _MAX_TEXT = 60
 
@@ -38,6 +43,33 @@ def args_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
         elif old[name] != new[name]:
             out.append(f"build arg {name} changed {old[name]} → {new[name]}")
     return out
+
+
+def stage_rebuilds(name: str, step: int) -> str:
+    """Why a step on stage ``name`` would run: that stage rebuilds (from ``step`` on)."""
+    return f"depends on stage '{name}', which rebuilds (step {step})"
+
+
+def unplannable(
+    step: Copy | Add,
+    expand: Callable[[str], str],
+    dirty: Mapping[str, int | None],
+    fresh: int | None,
+) -> str | None:
+    """In a dry run, why a COPY/ADD would run without planning it, or None to plan it.
+
+    Planning reads a filesystem that a dry run has not built: the ``--from`` stage when it
+    rebuilds, or the parent (for a ``--chown`` by name) when a step before this one would run.
+    """
+    if isinstance(step, Copy) and step.from_stage:
+        name = expand(step.from_stage)
+        built = dirty.get(name.lower())
+        if built is not None:
+            return stage_rebuilds(name, built)
+    if fresh is not None and step.chown:
+        by_name = not all(part.isdigit() for part in expand(step.chown).split(":"))
+        return f"parent layer changed (step {fresh})" if by_name else None
+    return None
 
 
 SourcesExplainer = Callable[[Mapping[str, Any], Mapping[str, Any]], str]
