@@ -34,7 +34,7 @@ from strata.oci.mediatypes import MAX_MANIFEST_SIZE
 from strata.registry.auth import DELETE, PULL, PUSH, repository_scope
 from strata.registry.blobs import BlobStream, Progress, read_chunk, read_exactly, stream_upload
 from strata.registry.credentials import CredentialStore
-from strata.registry.transport import Transport
+from strata.registry.transport import PermanentlyUnreachable, Transport
 
 __all__ = ["BlobStream", "ManifestResponse", "RegistryClient"]
 
@@ -457,6 +457,8 @@ class RegistryClient:
                 expect=(*expect, *_TRANSIENT),
                 retry=False,
             )
+        except PermanentlyUnreachable:
+            raise  # restarting the upload cannot bring the registry back
         except RegistryUnreachable as err:
             raise _Transient(err) from None
         if response.status_code in _TRANSIENT:

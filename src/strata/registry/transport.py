@@ -3,8 +3,10 @@
 One `httpx.Client` per registry (HTTP/1.1, pooled keep-alive connections, shared by the threads
 of a pull or push). The registry is pinged once, lazily, to learn its challenge; each request
 then carries the authorization for the scopes it needs, and a 401 is answered once by adopting
-the new challenge and fetching a fresh token. Connection errors, timeouts, 429 and 5xx are
-retried with exponential backoff; other statuses map to the error tree with one-line messages.
+the new challenge and fetching a fresh token. Only what waiting can mend is retried, with
+exponential backoff: timeouts, resets, 429 and 5xx. What cannot get better fails at once, as
+Docker's does: a host name DNS says does not exist, nothing listening on a loopback port, TLS
+errors, 401/403/404. Other statuses map to the error tree with one-line messages.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import socket
 import ssl
 import threading
 import time
@@ -94,6 +97,11 @@ def is_insecure(host: str, insecure_registries: Iterable[str]) -> bool:
             except ValueError:
                 continue
     return False
+
+
+class PermanentlyUnreachable(RegistryUnreachable):
+    """The registry cannot be reached and waiting will not change that (no such host, nothing
+    listening on this machine): a caller that restarts operations must not restart this one."""
 
 
 class Transport:
@@ -189,7 +197,7 @@ class Transport:
             try:
                 response = self._client.send(request, stream=True)
             except httpx.TransportError as err:
-                if _retriable(err) and attempt < self.retries:
+                if self._retriable(err) and attempt < self.retries:
                     self._sleep(attempt, None)
                     attempt += 1
                     continue
@@ -202,7 +210,7 @@ class Transport:
             try:
                 return self._buffer(response, what, _MAX_BODY, "response")
             except httpx.TransportError as err:
-                if _retriable(err) and attempt < self.retries:
+                if self._retriable(err) and attempt < self.retries:
                     self._sleep(attempt, None)
                     attempt += 1
                     continue
@@ -251,7 +259,7 @@ class Transport:
             except httpx.TooManyRedirects:
                 raise RegistryError(f"{what}: too many redirects") from None
             except httpx.TransportError as err:
-                if retry and replayable and _retriable(err) and attempt < self.retries:
+                if retry and replayable and self._retriable(err) and attempt < self.retries:
                     self._sleep(attempt, None)
                     attempt += 1
                     continue
@@ -290,7 +298,7 @@ class Transport:
                 return self._buffer(response, what, limit, noun)
             except httpx.TransportError as err:
                 # The connection broke inside the body: the whole request is tried again.
-                if retry and replayable and _retriable(err) and attempt < self.retries:
+                if retry and replayable and self._retriable(err) and attempt < self.retries:
                     self._sleep(attempt, None)
                     attempt += 1
                     continue
@@ -325,8 +333,34 @@ class Transport:
 
     # -- errors -------------------------------------------------------------------------------
 
+    def _retriable(self, err: httpx.TransportError) -> bool:
+        if _is_tls(err) or self._lasting(err) is not None:
+            return False
+        return isinstance(
+            err, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+        )
+
+    def _lasting(self, err: httpx.TransportError) -> str | None:
+        """Why ``err`` cannot get better by waiting, or None when it may."""
+        if not isinstance(err, httpx.ConnectError):
+            return None
+        cause = _root_os_error(err)
+        if isinstance(cause, socket.gaierror):
+            # EAI_AGAIN is a resolver that did not answer in time: that one may pass.
+            if cause.errno in _NO_SUCH_HOST:
+                return f"no such host {_split_port(self.host)} ({cause.strerror})"
+            return None
+        if isinstance(cause, ConnectionRefusedError) and is_loopback(self.host):
+            # On this machine a refusal means nothing listens on that port, and nothing will
+            # start listening because we wait: a remote refusal may be a registry restarting.
+            return f"connection refused (nothing listens on {self.host})"
+        return None
+
     def _unreachable(self, what: str, err: httpx.TransportError, attempts: int) -> RegistryError:
         reason = " ".join(str(err).split()) or type(err).__name__
+        lasting = self._lasting(err)
+        if lasting is not None:
+            return PermanentlyUnreachable(f"{what}: cannot reach {self.base}: {lasting}")
         if _is_tls(err):
             hint = (
                 " (a plain-HTTP registry needs --insecure-registry)"
@@ -439,10 +473,21 @@ def _detail(response: httpx.Response) -> str:
     return _describe(response, response.content[:_MAX_ERROR_BODY])[1]
 
 
-def _retriable(err: httpx.TransportError) -> bool:
-    if _is_tls(err):
-        return False
-    return isinstance(err, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+_NO_SUCH_HOST: Final = frozenset(
+    {socket.EAI_NONAME, socket.EAI_FAIL, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+)
+
+
+def _root_os_error(err: BaseException) -> OSError | None:
+    """The socket error under httpx's and httpcore's wrappers, if there is one."""
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _is_tls(err: BaseException) -> bool:
