@@ -33,6 +33,7 @@ from strata.registry.pull import PullResult, pull
 from tests.registry.fakes import (
     OCI_MANIFEST,
     FakeRegistry,
+    _Handler,
     corrupt_hook,
     fake_registry,
     make_image,
@@ -238,7 +239,12 @@ def test_blob_shorter_than_the_manifest_says(images: ImageStore, fake: FakeRegis
     image = make_image([APP])
     fake.add_image("short", "1", image)
     digest = sha(image.layers[0])
-    fake.hooks[digest] = lambda handler, data: handler.send_blob(data[:1000]) or True
+
+    def short(handler: _Handler, data: bytes) -> bool:
+        handler.send_blob(data[:1000])
+        return True
+
+    fake.hooks[digest] = short
     err = pull_error(images, fake, "short:1")
     assert isinstance(err, SizeMismatch)
     size = len(image.layers[0])
