@@ -22,6 +22,7 @@ from strata.build.dockerfile.shell import ShellLex
 from strata.build.events import BuildEvents, BuildOptions, BuildResult
 from strata.build.explain import explain_miss, stage_rebuilds, unplannable
 from strata.build.images import StepImage, store_step
+from strata.build.platforms import check_stages
 from strata.build.stage import METADATA, StageState, apply_metadata
 from strata.build.steps import StepRunner
 from strata.errors import BuildError, DockerfileError, ImageNotFound
@@ -58,6 +59,7 @@ class Builder:
         lex = ShellLex(df.escape)
         meta_values = _meta_args(meta, options.build_args, lex)
         chosen = _stages_up_to(stages, options.target)
+        check_stages(chosen, meta_values, lex)  # FROM --platform: this machine's, or an error
         from strata.build.context.scan import load_ignore, scan_context
 
         context = scan_context(options.context, load_ignore(options.context), dockerfile=dockerfile)

@@ -177,7 +177,11 @@ def _epoch(timestamp: str | None) -> int | None:
 @click.option("--timestamp", help="Seconds since 1970 for every time in the image.")
 @click.option("--explain", is_flag=True, help="Say what each step would do; build nothing.")
 @click.option("--runtime", help="Runtime for RUN steps (runc, crun, chroot).")
-@click.option("--platform", help="Accepted for Docker compatibility: the host's platform only.")
+@click.option(
+    "--platform",
+    envvar="DOCKER_DEFAULT_PLATFORM",  # Docker's default for the flag too
+    help="This machine's platform only (os/arch): no emulation.",
+)
 @click.argument("path")
 @pass_app
 def build_cmd(
@@ -199,7 +203,10 @@ def build_cmd(
     from strata.build.events import BuildOptions
     from strata.build.executor import Builder
 
-    del platform
+    if platform:  # never a silently wrong image: Docker 20.10 makes one
+        from strata.build.platforms import check_platform
+
+        check_platform(platform, "--platform")
     if path == "-":
         raise InvalidArgument("building from a Dockerfile on stdin is not supported; give a path")
     context = Path(path)
