@@ -251,10 +251,23 @@ def test_hardlinks_within_the_layer_and_to_lower_files(tmp_path: Path) -> None:
 
 def test_non_directory_parent_is_replaced(tmp_path: Path) -> None:
     lower_tree(tmp_path)
-    apply(tar(file("keep/inside", b"i"), file("pw/x", b"x")), tmp_path, "delete")
+    apply(tar(file("keep/inside", b"i")), tmp_path, "delete")
     assert (tmp_path / "keep" / "inside").read_bytes() == b"i"
-    assert not (tmp_path / "pw").is_symlink() and (tmp_path / "pw" / "x").is_file()
+
+
+def test_symlinked_parent_is_followed_inside(tmp_path: Path) -> None:
+    # pw -> etc/passwd, a file: as under containerd, Docker or a chroot, that is no directory
+    lower_tree(tmp_path)
+    with pytest.raises(FormatError) as info:
+        apply(tar(file("pw/x", b"x")), tmp_path, "delete")
+    assert str(info.value) == (
+        "test layer: member pw/x: a symlink on its path leads to a non-directory"
+    )
     assert (tmp_path / "etc" / "passwd").read_bytes() == b"root:x:0:0\n"
+    os.symlink("/etc/conf.d/../..//etc", tmp_path / "abs")
+    apply(tar(file("abs/conf.d/c.conf", b"c"), file("abs/../new", b"n")), tmp_path, "delete")
+    assert (tmp_path / "etc" / "conf.d" / "c.conf").read_bytes() == b"c"
+    assert (tmp_path / "new").read_bytes() == b"n" and os.path.islink(tmp_path / "abs")
 
 
 def test_type_changes_and_duplicates(tmp_path: Path) -> None:

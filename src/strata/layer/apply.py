@@ -1,10 +1,12 @@
 """Apply a layer tar onto a directory, safely: nothing outside the target is ever touched.
 
-Every member is placed relative to an open directory fd, its parent resolved one component at
-a time without following symlinks (`fsops.DirCache`). So ``..`` and absolute names, symlinks
-planted earlier in the same layer or present below, hardlinks and whiteouts aimed outside all
-stay inside the target: names with ``..`` are refused, symlinks in the way are replaced (for a
-member) or end the lookup (for a whiteout or a hardlink target). A symlink's own target is data.
+Names are resolved as containerd resolves them, which is how a chroot would (`resolve`):
+``..`` stops at the target root, and a symlink on a member's parent (planted earlier in the
+same layer or present below) is followed *inside* the target, an absolute one from its root.
+Every member is then placed relative to an open directory fd whose path holds no symlink
+(`fsops.DirCache`), so nothing a layer says can reach outside. The member itself is never
+followed: a file written where a symlink is replaces the symlink. A symlink's target is data.
+A member naming the root (``.``, ``/``, ``a/..``, an empty name) is skipped, as both peers do.
 
 Two targets, two spellings of deletions (``whiteouts``):
 
@@ -13,29 +15,28 @@ Two targets, two spellings of deletions (``whiteouts``):
   adds is never removed by its own whiteouts, whatever their order in the tar (OCI rule).
 - ``"overlay"``: the target is an empty overlay upper dir. ``.wh.NAME`` becomes a 0/0
   character device, ``.wh..wh..opq`` the xattr ``trusted.overlay.opaque="y"``; a directory
-  put where a whiteout was is made opaque, as overlayfs itself does.
+  put where a whiteout was is made opaque, as overlayfs itself does. Symlinks are resolved
+  in the upper dir alone, as containerd applies to an upper dir.
+
+The whiteout prefix counts in the last component only (``.wh.etc/file`` is a file in a
+directory named ``.wh.etc``); members below an AUFS bookkeeping directory at the root
+(``.wh..wh.plnk/...``) are skipped, as Docker does.
 
 An existing entry is never written through: it is unlinked (a directory replaced by a
 non-directory is removed with its tree) and created anew, so hardlinks from elsewhere keep
 their content. A parent that exists as a non-directory is replaced by a directory, as the
 same layer stacked with overlayfs would show it. Implicit parents (missing directory members)
-are created 0755 root-owned. The target root's own member (``.``, ``/``) is skipped.
-
-Stricter than Docker where it costs nothing legitimate: a ``..`` anywhere in a name is refused
-(not cleaned away); a hardlink must name a non-directory already in the target (in "overlay"
-mode: put there by this layer); overlayfs's own xattrs (``trusted.overlay.*``) and SELinux
-labels in a layer are dropped. Device nodes are made only by root (skipped otherwise).
+are created 0755 root-owned. A hardlink's target is resolved like a name (its parent's
+symlinks followed inside the root) and must be a non-directory already in the target (in
+"overlay" mode: put there by this layer). overlayfs's own xattrs (``trusted.overlay.*``) and
+SELinux labels in a layer are dropped. Device nodes are made only by root (skipped otherwise).
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
-import io
 import os
-import queue
 import stat
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, Literal, cast
@@ -62,20 +63,35 @@ from strata.layer.entry import (
     display_name,
     keep_xattr,
 )
-from strata.layer.fsops import LOOKUP, fd_path, is_whiteout_device
+from strata.layer.fsops import CREATE, LOOKUP, REPLACE, fd_path, is_whiteout_device
+from strata.layer.hashing import HashingReader
+from strata.layer.resolve import clean, resolve
 from strata.layer.tarreader import TarReader
-from strata.layer.whiteout import OVERLAY_OPAQUE, OVERLAY_XATTR_PREFIX, PREFIX, Deletions
+from strata.layer.whiteout import (
+    META_PREFIX,
+    OVERLAY_OPAQUE,
+    OVERLAY_XATTR_PREFIX,
+    PREFIX,
+    Deletions,
+)
 
 Whiteouts = Literal["overlay", "delete"]
 
 _CHUNK: Final = 1 << 20
 _FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _NS: Final = 1_000_000_000
-_THREADED_HASH: Final = 256 * 1024
 _KINDS: Final = {CHRTYPE: stat.S_IFCHR, BLKTYPE: stat.S_IFBLK, FIFOTYPE: stat.S_IFIFO}
 # Errors that say the member itself is malformed, not that the disk or the host failed.
 _BAD_INPUT: Final = frozenset(
-    {errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL, errno.EILSEQ, errno.ERANGE, errno.E2BIG}
+    {
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.ENOTDIR,
+        errno.EINVAL,
+        errno.EILSEQ,
+        errno.ERANGE,
+        errno.E2BIG,
+    }
 )
 
 
@@ -99,65 +115,6 @@ class ApplyStats:
     whiteouts: int
     skipped: int
     opaque_root: bool = False
-
-
-class _HashingReader(io.RawIOBase):
-    """The uncompressed tar stream, hashed and counted as the reader takes it.
-
-    Large layers are hashed on a worker thread (sha256 releases the GIL), beside the
-    applier's own work; the queue is short, so memory stays at a few MiB.
-    """
-
-    def __init__(self, src: BinaryIO, source: str, *, enabled: bool) -> None:
-        super().__init__()
-        self._enabled = enabled
-        self._src = src
-        self._source = source
-        self._hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self._thread: threading.Thread | None = None
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self._src.read(size)
-        except OSError as e:
-            raise StrataError(f"{self._source}: cannot read: {e.strerror or e}") from None
-        self.size += len(data)
-        if not self._enabled:
-            return data
-        if self._thread is None:
-            if len(data) < _THREADED_HASH:
-                self._hash.update(data)
-                return data
-            self._thread = threading.Thread(target=self._run, name="strata-apply-hash")
-            self._thread.daemon = True
-            self._thread.start()
-        self._queue.put(data)
-        return data
-
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            self._hash.update(data)
-
-    def drain(self) -> None:
-        """Read (and hash) what is left after the end of the archive."""
-        while self.read(_CHUNK):
-            pass
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        super().close()
-
-    def digest(self) -> Digest:
-        self.close()
-        return Digest("sha256", self._hash.hexdigest())
 
 
 def apply_layer(
@@ -196,7 +153,7 @@ def apply_layer(
         src, limit=DEFAULT_DECOMPRESS_LIMIT if limit is None else limit, source=source
     )
     applier = _Applier(root_fd, whiteouts == "overlay", source)
-    hashing = _HashingReader(stream, source, enabled=compute_diff_id)
+    hashing = HashingReader(stream, source, enabled=compute_diff_id)
     try:
         reader = TarReader(cast(BinaryIO, hashing), source=source)
         for entry in reader:
@@ -266,50 +223,54 @@ class _Applier:
             return FormatError(f"{what}: {e.strerror}")
         return StrataError(f"{what}: cannot apply: {e.strerror or e}")
 
-    def split(self, name: bytes, what: str = "path") -> list[bytes]:
-        """``name`` as clean components (absolute made relative); UnsafePath if it climbs."""
-        clean = name[:-1] if name[-1:] == b"/" else name  # a directory's trailing slash
+    def split(self, name: bytes) -> list[bytes]:
+        """``name`` as clean components (absolute made relative, ``..`` stopped at the root)."""
+        trimmed = name[:-1] if name[-1:] == b"/" else name  # a directory's trailing slash
         if (
-            clean
-            and clean[:1] not in b"./"  # (b"" is in it too: clean is not empty here)
-            and b"/." not in clean
-            and b"//" not in clean
-            and clean[-1:] != b"/"
+            trimmed
+            and trimmed[:1] not in b"./"  # (b"" is in it too: trimmed is not empty here)
+            and b"/." not in trimmed
+            and b"//" not in trimmed
+            and trimmed[-1:] != b"/"
         ):
-            return clean.split(b"/")  # the usual case, already clean
-        parts = name.split(b"/")
-        if b"" in parts or b"." in parts or b".." in parts:
-            if b".." in parts:
-                raise UnsafePath(
-                    f"{self.source}: member {display_name(name)}: {what} escapes the target"
-                )
-            parts = [part for part in parts if part and part != b"."]
-        return parts
+            return trimmed.split(b"/")  # the usual case, already clean
+        return clean(name)
+
+    def parent(self, parent: list[bytes], how: int) -> tuple[int | None, list[bytes]]:
+        """The directory ``parent`` names and its real path, symlinks followed inside the root.
+
+        None (with the path) if a non-directory is in the way and ``how`` does not replace it.
+        """
+        dir_fd = self.dirs.get(parent, CREATE)
+        if dir_fd is not None:
+            return dir_fd, parent  # no symlink on the way: the usual case, from the cache
+        resolved = resolve(self.root_fd, parent)
+        if resolved == parent:
+            return self.dirs.get(parent, how), parent  # a non-directory, but no symlink
+        # Where a symlink leads to a non-directory, containerd, Docker and a chroot all fail
+        # (ENOTDIR): the layer cannot mean to replace what the link names.
+        dir_fd = self.dirs.get(resolved, CREATE)
+        if dir_fd is None and how == REPLACE:
+            raise OSError(errno.ENOTDIR, "a symlink on its path leads to a non-directory")
+        return dir_fd, resolved
 
     def apply(self, entry: TarEntry, reader: TarReader) -> None:
         self.entries += 1
-        name = entry.name
-        if not name:
-            raise FormatError(f"{self.source}: member with an empty name")
-        parts = self.split(name)
+        parts = self.split(entry.name)
         if not parts:
-            if entry.type != DIRTYPE:
-                raise UnsafePath(
-                    f"{self.source}: member {display_name(name)}: replaces the target root"
-                )
-            self.skipped += 1
+            self.skipped += 1  # the root itself: never replaced, its metadata left alone
             return
         base = parts[-1]
-        parent = parts[:-1]
-        if b".wh." in name:
-            if any(part.startswith(PREFIX) for part in parent):
-                self.skipped += 1  # inside AUFS bookkeeping (.wh..wh.plnk/...)
-                return
-            if base.startswith(PREFIX):
-                self.deletions.apply(entry.name, parts)
-                return
-        dir_fd = self.dirs.get(parent)
+        if base.startswith(PREFIX):
+            _, parent = self.parent(parts[:-1], CREATE)
+            self.deletions.apply(entry.name, [*parent, base])
+            return
+        if len(parts) > 1 and parts[0].startswith(META_PREFIX):
+            self.skipped += 1  # inside AUFS bookkeeping (.wh..wh.plnk/...)
+            return
+        dir_fd, parent = self.parent(parts[:-1], REPLACE)
         assert dir_fd is not None
+        parts = [*parent, base]
         kind = entry.type
         if kind == REGTYPE:
             self.file(dir_fd, base, parts, entry, reader)
@@ -462,15 +423,19 @@ class _Applier:
 
     def hardlink(self, dir_fd: int, base: bytes, parts: list[bytes], entry: TarEntry) -> None:
         what = f"{self.source}: member {display_name(entry.name)}: hardlink target"
-        target = self.split(entry.linkname, "hardlink target")
+        target = clean(entry.linkname)
         if not target:
             raise UnsafePath(f"{what} is the target root")
-        if target == parts:
-            raise FormatError(f"{what} is the member itself")
-        link_dir = fsops.lookup_dir(self.root_fd, target[:-1])
+        link_parent = target[:-1]
+        link_dir = fsops.lookup_dir(self.root_fd, link_parent)
+        if link_dir is None:
+            link_parent = resolve(self.root_fd, link_parent)
+            link_dir = fsops.lookup_dir(self.root_fd, link_parent)
         if link_dir is None:
             raise FormatError(f"{what} {display_name(entry.linkname)} not found")
         try:
+            if [*link_parent, target[-1]] == parts:
+                raise FormatError(f"{what} is the member itself")
             if self.overlay:
                 try:
                     st = os.stat(target[-1], dir_fd=link_dir, follow_symlinks=False)
