@@ -318,8 +318,9 @@ def test_a_dead_monitor_is_reconciled(strata: Strata) -> None:
 
 
 def test_bad_input_is_one_line_and_leaves_nothing(strata: Strata) -> None:
-    assert strata.fail("run", "nope:1") == "Error: No such image: nope:1"
-    assert strata.fail("create", "nope:1") == "Error: No such image: nope:1"
+    # --pull never: an image that is not here is not fetched from Docker Hub either.
+    assert strata.fail("run", "--pull", "never", "nope:1") == "Error: No such image: nope:1"
+    assert strata.fail("create", "--pull=never", "nope:1") == "Error: No such image: nope:1"
     for command in (["start"], ["stop"], ["kill"], ["wait"], ["logs"], ["rm"], ["exec"]):
         args = [*command, "ghost", *(["true"] if command == ["exec"] else [])]
         assert strata.fail(*args) == "Error: No such container: ghost", args

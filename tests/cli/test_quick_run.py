@@ -82,13 +82,13 @@ def test_quick_run_loads_no_model_and_behaves_as_the_full_path(strata: Strata) -
     assert missing.returncode == 127
     assert missing.stderr == 'Error: exec: "nope": executable file not found in $PATH\n'
     bad_net = _probe(strata, "run", "--rm", "--network", "bridge", "debian:bookworm", "true")
-    assert bad_net.returncode == 1 and "invalid --network" in bad_net.stderr
+    assert bad_net.returncode == 125 and "invalid --network" in bad_net.stderr
     # Nothing is left behind: no container rows, no container snapshots.
     assert strata("ps", "-a", "-q").stdout == ""
     assert not any((strata.root / "containers").iterdir())
     with sqlite3.connect(strata.root / "strata.db") as conn:
         left = conn.execute("SELECT key FROM snapshots WHERE key LIKE 'container-%'").fetchall()
     assert left == []
-    # An unknown image falls back to the full path and its message.
-    unknown = _probe(strata, "run", "--rm", "nope:1", "true")
-    assert unknown.returncode == 1 and unknown.stderr == "Error: No such image: nope:1\n"
+    # An unknown image falls back to the full path and its message (no pull: --pull never).
+    unknown = _probe(strata, "run", "--rm", "--pull", "never", "nope:1", "true")
+    assert unknown.returncode == 125 and unknown.stderr == "Error: No such image: nope:1\n"

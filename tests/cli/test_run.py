@@ -64,7 +64,7 @@ def test_run_errors_are_one_line(debian: Strata) -> None:
     assert 'The container name "/dup" is already in use' in debian.fail(
         "run", "--name", "dup", "debian:bookworm", "true"
     )
-    assert "No such image: nope:1" in debian.fail("run", "nope:1")
+    assert "No such image: nope:1" in debian.fail("run", "--pull", "never", "nope:1")
     assert "No such container: ghost" in debian.fail("rm", "ghost")
     assert "invalid --network" in debian.fail(
         "run", "--network", "bridge", "debian:bookworm", "true"

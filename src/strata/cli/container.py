@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from strata.cli.container_args import check_terminal, console_size, env_files, for_each
+from strata.cli.container_args import (
+    check_terminal,
+    console_size,
+    docker_status,
+    environment,
+    for_each,
+)
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, truncate
 from strata.errors import ContainerError, InvalidArgument, NotFound
@@ -52,6 +58,14 @@ def _create_options(command: F) -> F:
             click.option("-v", "--volume", "volumes", multiple=True, help="HOST:CONTAINER[:ro]"),
             click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
             click.option("--runtime", help="runc, crun or chroot (default: what works here)."),
+            click.option(
+                "--pull",
+                type=click.Choice(["missing", "always", "never"]),
+                default="missing",
+                show_default=True,
+                help="Pull the image before running.",
+            ),
+            click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output."),
             click.argument("image"),
             click.argument("command", nargs=-1, type=click.UNPROCESSED),
         ]
@@ -67,7 +81,7 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         name=kw["name"],
         command=kw["command"],
         entrypoint=kw["entrypoint"],
-        env=(*env_files(kw["env_file"]), *kw["env"]),
+        env=environment(kw["env_file"], kw["env"]),
         workdir=kw["workdir"],
         user=kw["user"],
         hostname=kw["hostname"],
@@ -78,6 +92,21 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         runtime=kw["runtime"],
         autoremove=kw["remove"],
     )
+
+
+def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
+    """Docker's ``--pull``: fetch the image when it is missing (or always), reporting on
+    stderr (``Unable to find image 'NAME:TAG' locally``, then the pull's own lines)."""
+    if policy == "never" or (policy == "missing" and app.images().lookup(name) is not None):
+        return
+    from strata.cli.registry import pull_image
+    from strata.oci.reference import parse_reference
+
+    ref = parse_reference(name)
+    if policy == "missing":
+        wanted = ref if ref.digest is not None else ref.with_default_tag()
+        click.echo(f"Unable to find image '{wanted.familiar}' locally", err=True)
+    pull_image(app, ref, quiet=quiet, err=True)
 
 
 def _attached(service: Containers, container: Container, interactive: bool) -> NoReturn:
@@ -107,11 +136,14 @@ def _attached(service: Containers, container: Container, interactive: bool) -> N
 )
 @_create_options
 @pass_app
+@docker_status("create")
 def create_cmd(app: App, /, **kw: Any) -> None:
     """Create a new container; print its ID."""
     from strata.runtime.lifecycle import Containers
 
-    container = Containers(app.store()).create(kw["image"], _options(kw))
+    options = _options(kw)
+    _ensure_image(app, kw["image"], kw["pull"], kw["quiet"])
+    container = Containers(app.store()).create(kw["image"], options)
     click.echo(container.id)
 
 
@@ -121,6 +153,7 @@ def create_cmd(app: App, /, **kw: Any) -> None:
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the ID.")
 @_create_options
 @pass_app
+@docker_status("run")
 def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
     """Create and run a new container from an image; exits with the container's exit code."""
     from strata.runtime.lifecycle import Containers
@@ -128,6 +161,7 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
     if not detach:
         check_terminal(kw["tty"], kw["interactive"])
     options = _options(kw)
+    _ensure_image(app, kw["image"], kw["pull"], kw["quiet"])
     service = Containers(app.store())
     container = service.create(kw["image"], options)
     if detach:
@@ -150,6 +184,7 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
 @click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
 @click.argument("containers", nargs=-1, required=True)
 @pass_app
+@docker_status("start")
 def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
     from strata.runtime.containers import State

@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import click
 
-from strata.errors import ContainerError, InvalidArgument, NotFound, StrataError
+from strata.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    ContainerError,
+    InvalidArgument,
+    NotFound,
+    StrataError,
+)
+
+# Docker's exit statuses for what goes wrong before or instead of the container's own code.
+RUN_FAILED = 125  # run: strata itself failed (bad option, no such image, name in use, ...)
+EXEC_CANNOT_START = 126  # exec: the command could not be started, found or not
+
+
+@contextlib.contextmanager
+def docker_status(command: str) -> Iterator[None]:
+    """Give the command's errors Docker's exit status for it.
+
+    ``run`` fails with 125, except that a command not found (127) or not executable (126)
+    keeps its own; ``exec`` fails with 126 when its command cannot start, 1 otherwise; ``start``
+    and ``create`` fail with 1 whatever the cause (the daemon's errors, in Docker's client).
+    """
+    try:
+        yield
+    except (CommandNotFound, CommandNotExecutable) as exc:
+        if command == "exec":
+            exc.exit_code = EXEC_CANNOT_START
+        elif command != "run":
+            exc.exit_code = 1
+        raise
+    except StrataError as exc:
+        exc.exit_code = RUN_FAILED if command == "run" else 1
+        raise
 
 
 def env_files(paths: tuple[str, ...]) -> list[str]:
-    """The ``KEY=VALUE`` lines of ``--env-file`` files (blank lines and comments skipped)."""
+    """The entries of ``--env-file`` files, read as Docker reads them.
+
+    Blank lines and ``#`` comments are skipped; leading blanks go but a value keeps its
+    trailing ones; a bare ``NAME`` line stays bare, so `environment` gives it the host's value.
+    """
     entries = []
     for path in paths:
         try:
@@ -19,11 +56,27 @@ def env_files(paths: tuple[str, ...]) -> list[str]:
                 text = f.read()
         except OSError as exc:
             raise NotFound(f"open {path}: {exc.strerror}") from None
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                entries.append(line)
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.lstrip()
+            if not line or line.startswith("#"):
+                continue
+            name, eq, value = line.partition("=")
+            if not eq:
+                name = name.rstrip()
+            if not name or any(c.isspace() for c in name):
+                raise InvalidArgument(
+                    f"{path}:{number}: variable {name!r} contains whitespaces or is empty"
+                )
+            entries.append(f"{name}={value}" if eq else name)
     return entries
+
+
+def environment(files: tuple[str, ...], flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``--env-file`` entries then ``-e`` ones, a bare ``NAME`` taking the host's value (or
+    dropped when the host has none), as Docker's client does."""
+    from strata.runtime.options import pass_host_env
+
+    return pass_host_env((*env_files(files), *flags), os.environ)
 
 
 def check_terminal(tty: bool, interactive: bool) -> None:

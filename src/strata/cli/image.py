@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -134,8 +135,6 @@ def ls_cmd(
 def _filter_rows(
     rows: list[dict[str, Any]], filters: tuple[str, ...], repository: str | None
 ) -> list[dict[str, Any]]:
-    import fnmatch
-
     for spec in filters:
         key, sep, value = spec.partition("=")
         if not sep:
@@ -146,18 +145,54 @@ def _filter_rows(
             want = value == "true"
             rows = [r for r in rows if (r["Repository"] == "<none>") == want]
         elif key == "reference":
-            rows = [
-                r
-                for r in rows
-                if fnmatch.fnmatchcase(r["Repository"], value)
-                or fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", value)
-            ]
+            rows = _references(rows, value)
         else:
             raise InvalidArgument(f"invalid filter {key!r}")
-    if repository:
-        repo, _, tag = repository.partition(":")
-        rows = [r for r in rows if r["Repository"] == repo and (not tag or r["Tag"] == tag)]
+    if repository:  # Docker: `images NAME` is `--filter reference=NAME`
+        rows = _references(rows, repository)
     return rows
+
+
+def _references(rows: list[dict[str, Any]], pattern: str) -> list[dict[str, Any]]:
+    """Docker's reference filter: ``pattern`` matched (as Go's ``path.Match``) against each
+    row's familiar ``NAME:TAG``, else its familiar name; dangling rows never match."""
+    match = _path_pattern(pattern).fullmatch
+    return [
+        r
+        for r in rows
+        if r["Repository"] != "<none>"
+        and (
+            (r["Tag"] != "<none>" and match(f"{r['Repository']}:{r['Tag']}"))
+            or match(r["Repository"])
+        )
+    ]
+
+
+def _path_pattern(pattern: str) -> re.Pattern[str]:
+    """Go's ``path.Match`` syntax as a regex: ``*`` and ``?`` never cross a ``/``."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "]") else i + 1)
+            if end < 0:
+                raise InvalidArgument(f"invalid reference pattern {pattern!r}: syntax error")
+            body = pattern[i + 1 : end]
+            negate = body.startswith("^")
+            body = body[1:] if negate else body
+            out.append(f"[{'^/' if negate else ''}{body.replace(chr(92), chr(92) * 2)}]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out))
 
 
 # -- inspect --------------------------------------------------------------------------------

@@ -116,6 +116,18 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _usage_status(exc: click.ClickException) -> int:
+    """Docker's status for a command line it cannot parse: 125 for a bad flag or flag value
+    (any command), 1 for a wrong number of arguments."""
+    if not isinstance(exc, click.UsageError):
+        return exc.exit_code
+    if isinstance(exc, click.MissingParameter) and not isinstance(exc.param, click.Option):
+        return 1
+    if type(exc) is click.UsageError and "argument" in exc.message:
+        return 1  # "Got unexpected extra argument(s)"
+    return 125
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI; every failure becomes one ``Error:`` line and a non-zero exit status."""
     debug = "debug" in (argv or sys.argv) or os.environ.get("STRATA_DEBUG") == "1"
@@ -124,8 +136,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        # One line, as every other failure: the usage is a `-h` away.
+        _fail(exc.format_message(), _usage_status(exc))
     except click.exceptions.Abort:
         _fail("aborted", 130)
     except StrataError as exc:

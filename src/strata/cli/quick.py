@@ -9,9 +9,10 @@ it: both paths create and run the container through the same `Containers` servic
 
 from __future__ import annotations
 
+import os
 import sys
 
-from strata.errors import StrataError
+from strata.errors import CommandNotExecutable, CommandNotFound, StrataError
 
 # flag -> RunOptions field; every one takes a value.
 _VALUED = {
@@ -70,6 +71,7 @@ def quick_run(args: list[str]) -> int | None:
     options, image_text, command = parsed
     try:
         from strata.image.root import StoreRoot, default_root
+        from strata.runtime.options import pass_host_env
         from strata.runtime.quick import run_unpacked
 
         def text(key: str) -> str | None:
@@ -83,7 +85,7 @@ def quick_run(args: list[str]) -> int | None:
                 root,
                 image_text,
                 command=tuple(command),
-                env=tuple(env),
+                env=pass_host_env(env, os.environ),
                 name=text("name"),
                 network=text("network") or "host",
                 workdir=text("workdir"),
@@ -91,7 +93,8 @@ def quick_run(args: list[str]) -> int | None:
             )
     except StrataError as exc:
         print(f"Error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        # Docker's run: 125 for its own failures; 127/126 for a command that cannot start.
+        return exc.exit_code if isinstance(exc, CommandNotFound | CommandNotExecutable) else 125
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

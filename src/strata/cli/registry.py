@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from strata.cli.context import App, pass_app
-from strata.errors import InvalidArgument
+from strata.errors import ImageNotFound, InvalidArgument
 
 if TYPE_CHECKING:
+    from strata.oci.descriptor import Platform
     from strata.oci.reference import Reference
     from strata.registry.client import RegistryClient
     from strata.registry.compress import LayerCompression
     from strata.registry.progress import TransferEvents
+    from strata.registry.pull import PullResult
     from strata.registry.push import ManifestFormat
 
 _INSECURE_HELP = "Use plain HTTP (or unverified TLS) for this registry (repeatable)."
@@ -34,15 +36,16 @@ _INSECURE_HELP = "Use plain HTTP (or unverified TLS) for this registry (repeatab
 class PlainEvents:
     """Docker's non-terminal output: one line per layer status change, no byte counts."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, *, err: bool = False) -> None:
         self._lock = threading.Lock()
         self._quiet = quiet
+        self._err = err  # ``run``'s pull reports on stderr: stdout is the container's
 
     def _echo(self, text: str) -> None:
         if self._quiet:
             return
         with self._lock:
-            click.echo(text)
+            click.echo(text, err=self._err)
 
     def header(self, text: str) -> None:
         self._echo(text)
@@ -120,9 +123,15 @@ class RichEvents:
 
 
 @contextmanager
-def _events(quiet: bool) -> Iterator[TransferEvents]:
-    if quiet or not sys.stdout.isatty():
-        yield PlainEvents(quiet)
+def _events(quiet: bool, *, err: bool = False) -> Iterator[TransferEvents]:
+    if quiet or not (sys.stderr if err else sys.stdout).isatty():
+        yield PlainEvents(quiet, err=err)
+        return
+    if err:
+        from rich.console import Console
+
+        with RichEvents(Console(stderr=True)) as events:
+            yield events
         return
     with RichEvents() as events:
         yield events
@@ -172,28 +181,54 @@ def pull_cmd(
     """Download an image from a registry."""
     from strata.oci.descriptor import Platform
     from strata.oci.reference import parse_reference
+
+    wanted = Platform.parse(platform) if platform else None
+    result = pull_image(
+        app,
+        parse_reference(name),
+        quiet=quiet,
+        platform=wanted,
+        jobs=_jobs(jobs),
+        insecure=insecure,
+        unpack=not no_unpack,
+    )
+    click.echo(str(result.reference))
+
+
+def pull_image(
+    app: App,
+    ref: Reference,
+    *,
+    quiet: bool = False,
+    err: bool = False,
+    platform: Platform | None = None,
+    jobs: int = 3,
+    insecure: tuple[str, ...] = (),
+    unpack: bool = True,
+) -> PullResult:
+    """Pull ``ref`` with Docker's report (on stderr with ``err``, as ``run`` and ``create``)."""
     from strata.registry.pull import pull
 
-    ref = parse_reference(name)
-    wanted = Platform.parse(platform) if platform else None
-    if ref.tag is None and ref.digest is None and not quiet:
-        click.echo("Using default tag: latest")
-    images = app.images()
-    with _client(ref, insecure) as client, _events(quiet) as events:
+    def say(text: str) -> None:
+        if not quiet:
+            click.echo(text, err=err)
+
+    if ref.tag is None and ref.digest is None:
+        say("Using default tag: latest")
+    with _client(ref, insecure) as client, _events(quiet, err=err) as events:
         result = pull(
-            images,
+            app.images(),
             client,
             ref,
-            platform=wanted,
-            jobs=_jobs(jobs),
-            unpack=not no_unpack,
+            platform=platform,
+            jobs=jobs,
+            unpack=unpack,
             events=events,
         )
-    if not quiet:
-        click.echo(f"Digest: {result.digest}")
-        what = "Image is up to date" if result.up_to_date else "Downloaded newer image"
-        click.echo(f"Status: {what} for {result.reference.familiar}")
-    click.echo(str(result.reference))
+    say(f"Digest: {result.digest}")
+    what = "Image is up to date" if result.up_to_date else "Downloaded newer image"
+    say(f"Status: {what} for {result.reference.familiar}")
+    return result
 
 
 # -- push -------------------------------------------------------------------------------------
@@ -233,8 +268,13 @@ def push_cmd(
 
     ref = parse_reference(name)
     if not quiet:
+        if ref.tag is None and ref.digest is None:
+            click.echo("Using default tag: latest")
         click.echo(f"The push refers to repository [{ref.name}]")
     images = app.images()
+    if ref.digest is None and images.lookup(str(ref.with_default_tag())) is None:
+        # Docker's check, before any registry is contacted (and no login is asked for).
+        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
     with _client(ref, insecure) as client, _events(quiet) as events:
         result = push(
             images,

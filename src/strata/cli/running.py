@@ -12,7 +12,13 @@ from typing import IO
 
 import click
 
-from strata.cli.container_args import check_terminal, console_size, env_files, for_each
+from strata.cli.container_args import (
+    check_terminal,
+    console_size,
+    docker_status,
+    environment,
+    for_each,
+)
 from strata.cli.context import App, pass_app
 from strata.errors import Conflict, InvalidArgument
 
@@ -127,6 +133,7 @@ def logs_cmd(app: App, follow: bool, tail: str, timestamps: bool, container: str
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_app
+@docker_status("exec")
 def exec_cmd(
     app: App,
     interactive: bool,
@@ -148,7 +155,7 @@ def exec_cmd(
     record = service.lookup(container)
     options = ExecOptions(
         command=command,
-        env=(*env_files(env_file), *env),
+        env=environment(env_file, env),
         workdir=workdir,
         user=user,
         tty=tty,

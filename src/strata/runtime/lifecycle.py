@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from strata.errors import Conflict, ContainerNotFound, InvalidArgument, StrataError
 from strata.runtime.backend import INHERIT, ProcessIO, RuntimeBackend, Status
 from strata.runtime.containers import Container, ContainerStore, State
+from strata.runtime.guard import TIED_LABEL
 from strata.runtime.options import (
     Attach,
     ProcessDefaults,
@@ -163,7 +164,9 @@ class Containers:
         volumes = [parse_volume(v) for v in options.volumes]
         backend = self.backend(options.runtime)
         for volume in volumes:
-            volume.source.mkdir(parents=True, exist_ok=True)
+            # Docker makes a missing source a directory; an existing file is bound as a file.
+            if not volume.source.exists():
+                volume.source.mkdir(parents=True, exist_ok=True)
         from strata.runtime.initlayer import ensure_init_layer
 
         cid = secrets.token_hex(32)
@@ -390,6 +393,9 @@ class Containers:
 
     def _reconcile(self, container: Container) -> Container | None:
         """A running record with no owner (the caller holds the lock)."""
+        if container.config.get("labels", {}).get(TIED_LABEL) == "true":
+            self._purge(container)  # a build step's: it means nothing without its build
+            return None
         status = self._runtime_status(container)
         if status in (Status.RUNNING, Status.PAUSED, Status.CREATED):
             return container  # runs on, unowned

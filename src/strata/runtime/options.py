@@ -7,7 +7,7 @@ with ``-e`` on top, signals by name or number.
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -114,6 +114,18 @@ def entrypoint_cmd(
         entrypoint = (options.entrypoint,) if options.entrypoint else None
         return entrypoint, options.command or None
     return config.entrypoint, options.command or config.cmd
+
+
+def pass_host_env(entries: Sequence[str], host: Mapping[str, str]) -> tuple[str, ...]:
+    """Docker's ``-e NAME`` (no ``=``): the host's value of NAME, or no variable at all when
+    the host has none (Docker's client resolves it; the container never sees ``NAME=``)."""
+    out = []
+    for entry in entries:
+        if "=" in entry:
+            out.append(entry)
+        elif entry in host:
+            out.append(f"{entry}={host[entry]}")
+    return tuple(out)
 
 
 def process_env(config: ProcessDefaults, extra: Sequence[str]) -> tuple[str, ...]:
