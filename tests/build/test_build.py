@@ -86,7 +86,7 @@ def test_build_runs_steps_and_the_image_runs(st: Strata, tmp_path: Path) -> None
     rows = [r.split("\t") for r in history.stdout.splitlines()]
     assert [r[1] for r in rows[:5]] == [
         '/bin/sh -c #(nop)  CMD ["cat" "hello.txt"]',
-        "/bin/sh -c #(nop)  WORKDIR /app",
+        "/bin/sh -c #(nop) WORKDIR /app",
         '|1 VERSION=1.2 /bin/sh -c echo "building $VERSION" && mkdir -p $APP'
         " && echo hi > $APP/hello.txt",
         "/bin/sh -c #(nop)  ENV APP=/app",

@@ -46,7 +46,10 @@ def test_every_metadata_instruction(st: Strata, tmp_path: Path) -> None:
     assert doc["Author"] == "someone@example.org"
     assert cfg["Labels"] == {"a": "1", "b": "two words"}
     assert "GREETING=hello" in cfg["Env"]
-    assert "PATH=/opt/bin:" in cfg["Env"]  # the imported base sets no PATH: $PATH is empty
+    # The imported base sets no PATH: FROM gives Docker's default, which $PATH expands to.
+    assert (
+        "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in cfg["Env"]
+    )
     assert set(cfg["ExposedPorts"]) == {"8080/tcp", "53/udp"}
     assert set(cfg["Volumes"]) == {"/data"}
     assert cfg["User"] == "nobody" and cfg["WorkingDir"] == "/tmp"

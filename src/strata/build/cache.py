@@ -20,6 +20,11 @@ from strata.image.store import now_rfc3339
 from strata.store.db import Database
 
 
+RULES = 2
+"""The builder's rules in keys: bumped when the same step starts making a different image (2:
+Docker's default PATH at FROM, its history texts), so no image made by older rules is reused."""
+
+
 @dataclass(frozen=True, slots=True)
 class StepKey:
     """What a step's result depends on."""
@@ -39,6 +44,7 @@ class StepKey:
             "args": dict(sorted(self.args.items())),
             "sources": self.sources,
             "epoch": self.epoch,
+            "rules": RULES,
         }
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

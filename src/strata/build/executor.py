@@ -23,7 +23,7 @@ from strata.build.events import BuildEvents, BuildOptions, BuildResult
 from strata.build.explain import explain_miss, stage_rebuilds, unplannable
 from strata.build.images import StepImage, store_step
 from strata.build.platforms import check_stages
-from strata.build.stage import METADATA, StageState, apply_metadata
+from strata.build.stage import METADATA, StageState, apply_metadata, begin_stage
 from strata.build.steps import StepRunner
 from strata.errors import BuildError, DockerfileError, ImageNotFound
 from strata.image.chain import chain_ids, layer_key
@@ -126,7 +126,7 @@ class _Run:
         self.fresh = None
         current = self.from_(stage.from_)
         base_config = current.config
-        config = replace(base_config, config=replace(base_config.config, on_build=()))
+        config = begin_stage(base_config)
         state = StageState(config=config, build_args=self._args(), lex=self.lex)
         # The triggers are the base's, for this build to run: no child image inherits them.
         self.current = replace(current, config=config)

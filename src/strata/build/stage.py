@@ -31,8 +31,10 @@ from strata.build.dockerfile.commands import (
     Workdir,
 )
 from strata.build.dockerfile.shell import ShellLex
+from strata.build.gofmt import healthcheck_text
 from strata.errors import BuildError
 from strata.oci.config import ImageConfig
+from strata.runtime.options import DEFAULT_PATH
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 METADATA = (
@@ -50,6 +52,7 @@ class StageState:
     lex: ShellLex
     declared: dict[str, str | None] = field(default_factory=dict)  # ARGs of this stage
     used: set[str] = field(default_factory=set)  # args the current step referenced
+    cmd_set: bool = False  # a CMD of this stage ran: a later ENTRYPOINT keeps it
 
     @property
     def shell(self) -> tuple[str, ...]:
@@ -92,9 +95,26 @@ class StageState:
         return {n: values.get(n, "") for n in sorted(self.used)}
 
 
+def begin_stage(base: ImageConfig) -> ImageConfig:
+    """The config a stage starts from: the base's, without its ONBUILD triggers (they run in
+    this build; no child inherits them), and with Docker's default PATH appended to Env when
+    the base has none (FROM scratch, imported bases) — Docker's ``setDefaultPath``, so that
+    ``ENV PATH=/x:$PATH`` and RUN see what they see under Docker."""
+    config = base.config
+    env = config.env
+    if not any(entry.partition("=")[0] == "PATH" for entry in env):
+        env = (*env, f"PATH={DEFAULT_PATH}")
+    return replace(base, config=replace(config, on_build=(), env=env))
+
+
 def nop(shell: tuple[str, ...], text: str) -> str:
-    """Docker's history text of a metadata step: ``/bin/sh -c #(nop)  TEXT``."""
-    return " ".join((*shell, "#(nop) ", text))
+    """Docker's history text of a metadata step: ``/bin/sh -c #(nop)  TEXT``.
+
+    Two spaces after ``#(nop)`` except for WORKDIR, which Docker's builder commits through
+    another path (``withCmdCommentString``) that writes one.
+    """
+    marker = "#(nop)" if text.startswith("WORKDIR ") else "#(nop) "
+    return " ".join((*shell, marker, text))
 
 
 def go_list(values: tuple[str, ...] | list[str]) -> str:
@@ -134,11 +154,12 @@ def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, s
     elif isinstance(step, Cmd):
         cmd = _command(state, step.command, step.shell_form)
         new = replace(config, cmd=cmd)
+        state.cmd_set = True
         text = f"CMD {go_list(cmd)}"
     elif isinstance(step, Entrypoint):
         entry = _command(state, step.command, step.shell_form) if step.command else None
-        # A new ENTRYPOINT drops the CMD inherited from the base image (Docker's rule).
-        new = replace(config, entrypoint=entry, cmd=None)
+        # A new ENTRYPOINT drops the CMD unless this stage set one (Docker's ``cmdSet``).
+        new = replace(config, entrypoint=entry, cmd=config.cmd if state.cmd_set else None)
         text = f"ENTRYPOINT {go_list(entry or ())}"
     elif isinstance(step, Workdir):
         path = state.expand(step.path)
@@ -167,6 +188,7 @@ def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, s
     elif isinstance(step, Shell):
         new = replace(config, shell=step.shell)
         text = "SHELL [" + " ".join(step.shell) + "]"
+        shell = step.shell  # Docker writes this step with the new shell
     elif isinstance(step, Stopsignal):
         sig = state.expand(step.signal)
         new = replace(config, stop_signal=sig)
@@ -183,7 +205,7 @@ def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, s
             if number:
                 check[field_name] = number
         new = replace(config, healthcheck=check)
-        text = f"HEALTHCHECK {go_list(list(step.test))}"
+        text = healthcheck_text(check)
     elif isinstance(step, Onbuild):
         new = replace(config, on_build=(*config.on_build, step.expression))
         text = f"ONBUILD {step.expression}"

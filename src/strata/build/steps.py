@@ -50,6 +50,16 @@ class CopyStep:
     table: dict[str, Any]
     source_fresh: int | None  # the step of this build that made the --from stage, if any
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    root: Any = None  # where the sources are read: the context, or a stage's rootfs
+    history: tuple[str, str] = ("", "")  # the history text before and after the sources' name
+
+    def history_text(self) -> str:
+        """The history entry with Docker's name of the sources (summed now: only a step that
+        runs needs it, so a rebuild from the cache reads no file twice)."""
+        from strata.build.tarsum import docker_description
+
+        name = docker_description(self.plan.items, self.root, self.plan.description)
+        return self.history[0] + name + self.history[1]
 
     def close(self) -> None:
         self.stack.close()
@@ -287,8 +297,12 @@ class StepRunner:
         except BaseException:
             result.close()
             raise
-        chown = f"--chown={step.chown} " if step.chown else ""
-        text = " ".join((*state.shell, f"#(nop) {command} {chown}{plan.description} in {dest} "))
+        # Docker writes no space between the --chown flag and the sources' name.
+        chown = f"--chown={state.expand(step.chown)}" if step.chown else ""
+        head = " ".join((*state.shell, f"#(nop) {command} {chown}"))
+        text = f"{head}{plan.description} in {dest} "
+        result.root = root
+        result.history = (head, f" in {dest} ")
         flags = f" chmod={step.chmod}" if step.chmod else ""
         result.plan = plan
         result.text = text
@@ -348,7 +362,7 @@ class StepRunner:
             self.b.images,
             parent,
             config=parent.config,
-            history=History(created=self.created(), created_by=step.text),
+            history=History(created=self.created(), created_by=step.history_text()),
             layer=layer,
             top=top,
         )
