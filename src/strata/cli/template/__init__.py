@@ -1,0 +1,52 @@
+"""Go's ``text/template`` with docker/cli's functions: what ``--format`` and ``inspect -f`` speak.
+
+Docker users write these templates for Docker; strata runs the same text the same way: Go's
+grammar, trim markers, ``range``/``if``/``with``/``define``/``break``, pipes, Go's ``fmt``
+printing (``map[k:v]``, ``[a b]``, ``<no value>``) and Go's error texts, which Docker prints
+after ``template parsing error: ``. Imported only when a template is given (the CLI's start
+path stays light).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from strata.cli.template.execute import ExecError, State
+from strata.cli.template.funcs import FUNCS, HEADER_FUNCS, Func
+from strata.cli.template.gofmt import GoStruct
+from strata.cli.template.parse import ParseError, Parser
+
+__all__ = ["ExecError", "GoStruct", "ParseError", "Template"]
+
+
+class Template:
+    """A parsed template. ``missing_key_error`` is Go's ``missingkey=error`` option, which
+    Docker's inspect sets: a key absent from a map fails instead of printing ``<no value>``."""
+
+    def __init__(self, text: str, *, missing_key_error: bool = False) -> None:
+        self.text = text
+        self.missing_key_error = missing_key_error
+        parser = Parser(text, FUNCS)
+        self.root = parser.parse()
+        self.templates = parser.templates
+
+    def execute(self, data: Any, *, funcs: Mapping[str, Func] = FUNCS) -> str:
+        """The output; raises :class:`ExecError` (with no partial output) on failure."""
+        return self._state(funcs).run(self.root, data)
+
+    def execute_partial(self, data: Any, *, funcs: Mapping[str, Func] = FUNCS) -> str:
+        """What Go wrote before an error, as Docker's table header keeps it."""
+        state = self._state(funcs)
+        try:
+            return state.run(self.root, data)
+        except ExecError:
+            return "".join(state.out)
+
+    def header(self, names: Mapping[str, str]) -> str:
+        """The header row Docker prints above ``table`` output: the template run over the
+        column names with the formatting functions made identities."""
+        return Template(self.text).execute_partial(names, funcs=HEADER_FUNCS)
+
+    def _state(self, funcs: Mapping[str, Func]) -> State:
+        return State(self.text, self.templates, funcs, missing_key_error=self.missing_key_error)
