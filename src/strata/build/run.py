@@ -2,9 +2,10 @@
 
 The container runs through the same runtime as ``strata run`` (runc, or the chroot backend),
 stacked right on the parent layer (no init layer), with its output sent to the build's output
-as it comes. The runtime's mount points for /etc/hosts, /etc/resolv.conf and /etc/hostname are
-bind mounts: an empty file the runtime had to create for one is not the step's doing and is
-removed before the layer is written.
+as it comes. The container dies with the build, however the build dies (runtime/guard.py). The
+runtime's mount points for /etc/hosts, /etc/resolv.conf and /etc/hostname are bind mounts: an
+empty file the runtime had to create for one is not the step's doing and is removed before the
+layer is written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from strata.build.images import StepImage
 from strata.runtime.backend import ProcessIO
 from strata.runtime.containers import Container
+from strata.runtime.guard import TIED_LABEL, tie
 from strata.runtime.initlayer import MOUNT_POINTS
 from strata.runtime.lifecycle import Containers
 from strata.runtime.options import RunOptions
@@ -54,12 +56,15 @@ def run_container(
         user=request.user,
         network=request.network,
         runtime=request.runtime,
+        labels={TIED_LABEL: "true"},
     )
     config = parent.config.config
     # The step's environment is exactly the given one: the image's env is already in it.
     defaults = _Defaults(request.env, config.stop_signal)
     image = str(parent.image.manifest_digest) if parent.image is not None else "scratch"
     container = service.create_on(image, parent.top, defaults, parent.id, options, init_layer=False)
+    # A build killed with SIGKILL runs no cleanup: the guard removes the container then.
+    tie(service.root.path, container.id)
     created(container)
     read_fd, write_fd = os.pipe()
     reader = threading.Thread(target=_pump, args=(read_fd, output), daemon=True)
