@@ -136,6 +136,7 @@ def _listen(read_fd: int, parent: int) -> list[str]:  # pragma: no cover - the f
 
 def remove_orphans(entries: list[str]) -> None:
     """Remove each container (``<root as hex> <id>``) still recorded; used by the guard."""
+    from strata.errors import StrataError
     from strata.image.root import StoreRoot
     from strata.runtime.lifecycle import Containers
     from strata.runtime.owner import OwnerLock
@@ -150,6 +151,10 @@ def remove_orphans(entries: list[str]) -> None:
             container = service.records.lookup(container_id)
             if container is None or container.id != container_id:
                 continue  # removed by the build itself before it died
+            # Killed first, without the owner lock: a process the build forked (the chroot
+            # backend's intermediate) shares the lock and holds it until the container ends.
+            with contextlib.suppress(StrataError):
+                service.backend(container.runtime).kill(container.id, signal.SIGKILL)
             lock = OwnerLock.acquire(service.directory(container), OWNER_WAIT)
             if lock is None:
                 continue  # owned again: not ours to judge
