@@ -126,7 +126,7 @@ class StepRunner:
             env=env,
             workdir=state.config.config.working_dir or "/",
             user=state.config.config.user,
-            network="host" if network == "default" else network,
+            network=network,  # "default": the host's network, with the container's own name
             runtime=self.options.runtime,
         )
         return request, text, build_args

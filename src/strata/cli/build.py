@@ -172,7 +172,7 @@ def _epoch(timestamp: str | None) -> int | None:
 @click.option("--build-arg", "build_args", multiple=True, help="Set a build-time variable.")
 @click.option("--target", help="Build up to this stage.")
 @click.option("--no-cache", is_flag=True, help="Do not use the cache.")
-@click.option("--network", default="host", show_default=True, help="RUN's network: host|none.")
+@click.option("--network", default="default", help="RUN's network: default|host|none.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--timestamp", help="Seconds since 1970 for every time in the image.")
 @click.option("--explain", is_flag=True, help="Say what each step would do; build nothing.")

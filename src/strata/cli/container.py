@@ -54,7 +54,7 @@ def _create_options(command: F) -> F:
             click.option("-w", "--workdir", help="Working directory inside the container."),
             click.option("-u", "--user", help="Username or UID (<name|uid>[:<group|gid>])."),
             click.option("--hostname", help="Container host name."),
-            click.option("--network", "--net", default="host", show_default=True, help="host|none"),
+            click.option("--network", "--net", default="default", help="default|host|none"),
             click.option("-v", "--volume", "volumes", multiple=True, help="HOST:CONTAINER[:ro]"),
             click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
             click.option("--runtime", help="runc, crun or chroot (default: what works here)."),

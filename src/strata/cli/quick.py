@@ -87,7 +87,7 @@ def quick_run(args: list[str]) -> int | None:
                 command=tuple(command),
                 env=pass_host_env(env, os.environ),
                 name=text("name"),
-                network=text("network") or "host",
+                network=text("network") or "default",
                 workdir=text("workdir"),
                 hostname=text("hostname"),
             )

@@ -44,6 +44,7 @@ from strata.runtime.spec import (
     Network,
     ProcessSpec,
     RunSpec,
+    default_hostname,
     parse_volume,
     write_bundle,
     write_etc_files,
@@ -136,7 +137,7 @@ class Containers:
         # Bad options fail before any unpacking.
         process_args(config, options)
         process_env(config, options.env)
-        if options.network not in ("host", "none"):
+        if options.network not in ("host", "none", "default"):
             raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
         for volume in options.volumes:
             parse_volume(volume)
@@ -159,7 +160,7 @@ class Containers:
         args = process_args(config, options)
         entrypoint, cmd = entrypoint_cmd(config, options)
         env = process_env(config, options.env)
-        if options.network not in ("host", "none"):
+        if options.network not in ("host", "none", "default"):
             raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
         volumes = [parse_volume(v) for v in options.volumes]
         backend = self.backend(options.runtime)
@@ -188,8 +189,11 @@ class Containers:
                     "env": list(env),
                     "cwd": options.workdir or config.working_dir or "/",
                     "user": options.user if options.user is not None else config.user or "",
-                    "hostname": options.hostname or "",
-                    "network": options.network,
+                    # Docker's: the host's name on an explicit --network host, else the
+                    # short ID ("default", the host's network here too: see _prepare).
+                    "hostname": options.hostname
+                    or (default_hostname(cid, Network.HOST) if options.network == "host" else ""),
+                    "network": "host" if options.network == "default" else options.network,
                     "volumes": list(options.volumes),
                     "tty": options.tty,
                     "interactive": options.interactive,
@@ -236,7 +240,8 @@ class Containers:
         rootfs = directory / "rootfs"
         rootfs.mkdir(parents=True, exist_ok=True)
         network = Network(cfg["network"])
-        # Each container its own name, on the host network too (Docker there shows the host's):
+        # Each container its own name unless create_on chose one (the host's for an explicit
+        # --network host, as Docker's); the default network is the host's too:
         # the prompt says which container a shell is in, as in the walkthroughs.
         hostname = cfg["hostname"] or container.short_id
         etc = write_etc_files(directory, hostname=hostname, network=network)
