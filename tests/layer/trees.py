@@ -109,9 +109,9 @@ def set_mtimes(root: Path, mtime: int = MTIME) -> None:
     os.utime(root, (mtime, mtime))
 
 
-def generate(root: Path, **kwargs: int) -> tuple[bytes, LayerStats]:
+def generate(root: Path, clamp_mtime: int | None = None) -> tuple[bytes, LayerStats]:
     out = io.BytesIO()
-    stats = write_tar_from_dir(root, out, **kwargs)
+    stats = write_tar_from_dir(root, out, clamp_mtime=clamp_mtime)
     return out.getvalue(), stats
 
 

@@ -80,14 +80,19 @@ def read_xattrs(target: int | bytes) -> Xattrs:
 class _Walk:
     """State of one archive run: the writer, the hardlinks seen, the open directory stack."""
 
-    def __init__(self, root: Path, writer: TarWriter, clamp_mtime: int | None) -> None:
+    def __init__(
+        self, root: Path, writer: TarWriter, clamp_mtime: int | None, label: str | None = None
+    ) -> None:
         self.root = root
+        self.label = label
         self.root_bytes = os.fsencode(root)
         self.writer = writer
         self.clamp = clamp_mtime
         self.links: dict[tuple[int, int], bytes] = {}
 
     def where(self, name: bytes) -> str:
+        if self.label is not None:  # the tree as its user knows it, not where it is mounted
+            return f"{self.label}: /{display_name(name)}"
         return f"{self.root}/{display_name(name)}" if name else str(self.root)
 
     def path_of(self, dir_fd: int, name: bytes, relative: bytes) -> bytes:
@@ -105,7 +110,7 @@ class _Walk:
             root_dev = os.fstat(root_fd).st_dev
             top = _sorted_names(root_fd)
         except OSError as e:
-            raise StrataError(f"{self.root}: cannot list: {e.strerror or e}") from None
+            raise StrataError(f"{self.where(b'')}: cannot list: {e.strerror or e}") from None
         stack: list[tuple[int, bytes, Iterator[bytes]]] = [(root_fd, b"", iter(top))]
         try:
             while stack:
@@ -124,7 +129,7 @@ class _Walk:
                         f"{self.where(relative)}: cannot archive: {e.strerror or e}"
                     ) from None
                 except FormatError as e:
-                    raise FormatError(f"{self.root}: {e}") from None
+                    raise FormatError(f"{self.label or self.root}: {e}") from None
                 if child is not None:
                     try:
                         names_below = _sorted_names(child)
@@ -265,20 +270,24 @@ def _sorted_names(dir_fd: int) -> list[bytes]:
     return sorted(map(os.fsencode, os.listdir(dir_fd)))
 
 
-def write_tar_from_dir(root: Path, out: BinaryIO, *, clamp_mtime: int | None = None) -> LayerStats:
+def write_tar_from_dir(
+    root: Path, out: BinaryIO, *, clamp_mtime: int | None = None, label: str | None = None
+) -> LayerStats:
     """Write the canonical tar of the tree under ``root`` to ``out``; return its diff ID.
 
     Members carry numeric ids, empty owner names, whole-second mtimes (at most ``clamp_mtime``
     when given), permission bits with setuid/setgid/sticky, xattrs as ``SCHILY.xattr.*``
-    (except overlayfs and SELinux ones), symlinks, device nodes and fifos.
+    (except overlayfs and SELinux ones), symlinks, device nodes and fifos. Errors name a
+    member as ``label: /path`` when a ``label`` is given (``root`` may be a temporary mount
+    the user never saw), else by its path under ``root``.
     """
     try:
         root_fd = os.open(os.fsencode(root), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
-        raise StrataError(f"{root}: cannot archive: {e.strerror or e}") from None
+        raise StrataError(f"{label or root}: cannot archive: {e.strerror or e}") from None
     try:
         with TarWriter(out) as writer:
-            _Walk(root, writer, clamp_mtime).run(root_fd)
+            _Walk(root, writer, clamp_mtime, label).run(root_fd)
             return writer.finish()
     finally:
         os.close(root_fd)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from strata.image.changes import apply_changes
 from strata.image.create import store_image
@@ -174,9 +174,47 @@ def changes(service: Containers, container: Container) -> list[tuple[str, str]]:
 
 
 def export(service: Containers, container: Container, out: BinaryIO) -> LayerStats:
-    """``docker export``: the container's whole filesystem as one tar."""
-    with _merged_view(service, container) as merged:
-        return write_tar_from_dir(merged, out)
+    """``docker export``: the container's whole filesystem as one tar.
+
+    Errors reading the tree name the container and the path inside it (the tree is a
+    temporary mount the user never saw). Errors writing ``out`` are raised as the `OSError`
+    ``out`` gave, a reader gone away as `BrokenPipeError`, for the caller to end quietly.
+    """
+    sink = _Output(out)
+    try:
+        with _merged_view(service, container) as merged:
+            label = f"container {container.short_id}"
+            return write_tar_from_dir(merged, cast(BinaryIO, sink), label=label)
+    except _OutputFailed as e:
+        raise e.error from None
+
+
+class _OutputFailed(Exception):
+    """A write to the archive's destination failed: not the tree's fault, whatever member
+    was being written (deliberately no OSError, which the tree walk blames on a member)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Output:
+    """``out`` with its write errors marked as the destination's (`_OutputFailed`)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes | memoryview) -> int:
+        try:
+            return self._out.write(data)
+        except OSError as e:
+            raise _OutputFailed(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._out.flush()
+        except OSError as e:
+            raise _OutputFailed(e) from None
 
 
 def _scratch(service: Containers) -> Path:
