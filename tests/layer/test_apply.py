@@ -373,8 +373,9 @@ def test_delete_mode_whiteouts(tmp_path: Path, name: str) -> None:
         and os.readlink(target / "pw") == "x",
         "whiteout of a missing name": lambda: tree.keys() == before.keys(),
         "whiteout below a symlink": lambda: os.readlink(target / "pw") == "etc/passwd",
-        "aufs metadata skipped": lambda: not any(p.startswith(b".wh.") for p in tree)
-        and stats.skipped == 3,
+        "aufs metadata skipped": lambda: [p for p in tree if p.startswith(b".wh.")]
+        == [b".wh..wh.plnk", b".wh..wh.plnk/1.2"]  # a file below it is content (containerd)
+        and stats.skipped == 2,
         "implicit parents": lambda: (target / "new" / "deep" / "file").exists()
         and (target / "etc" / "conf.d" / "a.conf").exists(),
     }

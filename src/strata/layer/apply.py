@@ -19,8 +19,9 @@ Two targets, two spellings of deletions (``whiteouts``):
   in the upper dir alone, as containerd applies to an upper dir.
 
 The whiteout prefix counts in the last component only (``.wh.etc/file`` is a file in a
-directory named ``.wh.etc``); members below an AUFS bookkeeping directory at the root
-(``.wh..wh.plnk/...``) are skipped, as Docker does.
+directory named ``.wh.etc``, and ``.wh..wh.plnk/123`` a file in ``.wh..wh.plnk``, which
+containerd and Docker's overlay2 keep too); a last component ``.wh..wh.NAME`` other than the
+opaque marker is AUFS bookkeeping, skipped.
 
 An existing entry is never written through: it is unlinked (a directory replaced by a
 non-directory is removed with its tree) and created anew, so hardlinks from elsewhere keep
@@ -68,7 +69,6 @@ from strata.layer.hashing import HashingReader
 from strata.layer.resolve import clean, resolve
 from strata.layer.tarreader import TarReader
 from strata.layer.whiteout import (
-    META_PREFIX,
     OVERLAY_OPAQUE,
     OVERLAY_XATTR_PREFIX,
     PREFIX,
@@ -264,9 +264,6 @@ class _Applier:
         if base.startswith(PREFIX):
             _, parent = self.parent(parts[:-1], CREATE)
             self.deletions.apply(entry.name, [*parent, base])
-            return
-        if len(parts) > 1 and parts[0].startswith(META_PREFIX):
-            self.skipped += 1  # inside AUFS bookkeeping (.wh..wh.plnk/...)
             return
         dir_fd, parent = self.parent(parts[:-1], REPLACE)
         assert dir_fd is not None

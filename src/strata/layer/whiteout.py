@@ -21,8 +21,9 @@ from strata.layer.fsops import CREATE, LOOKUP, DirCache, fd_path, list_names, re
 PREFIX: Final = b".wh."
 OPAQUE: Final = b".wh..wh..opq"
 META_PREFIX: Final = b".wh..wh."
-"""AUFS bookkeeping (``.wh..wh.plnk`` and friends) shares the prefix; it is skipped, not
-applied, as Docker does."""
+"""AUFS bookkeeping (``.wh..wh.plnk`` and friends) shares the prefix: as a last component
+(other than the opaque marker) it is skipped; what a layer puts below such a directory is
+ordinary content, which containerd and Docker's overlay2 driver keep."""
 
 OVERLAY_OPAQUE: Final = b"trusted.overlay.opaque"
 USER_OVERLAY_OPAQUE: Final = b"user.overlay.opaque"
