@@ -148,6 +148,11 @@ def _breakout_layer() -> bytes:
         directory("inner"),
         symlink("inner/go_up", ".."),
         file("inner/go_up/escaped", b"e"),  # go_up is the root
+        file("../dotdot-name", b"d"),  # ".." stops at the root: dotdot-name
+        file("/../abs-dotdot", b"a"),
+        hardlink("hl-up", "../../etc/passwd"),  # etc/passwd
+        directory(".wh..wh.plnk"),  # AUFS bookkeeping: skipped
+        file(".wh..wh.plnk/123", b"aufs"),  # but this is content
     )
 
 
@@ -204,7 +209,7 @@ def _listing(export: bytes) -> dict[str, tuple[str, str]]:
                 found[name] = ("dir", "")
     # which of two hardlinked names carries the data is the writer's choice: compare content
     for name, (kind, _) in list(found.items()):
-        linked = name in ("etc/passwd", "breakouts/mypasswd")
+        linked = name in ("etc/passwd", "breakouts/mypasswd", "hl-up")
         if kind == "hardlink-or-file" or (kind == "file" and linked):
             found[name] = ("file", "linked")
     return found
@@ -235,4 +240,5 @@ def test_layers_apply_as_docker_applies_them(
     ).stdout
     want = _listing(theirs)
     assert want["etc/unbroken"][0] == "file" and want["escaped"][0] == "file"
+    assert want["dotdot-name"][0] == want["hl-up"][0] == want[".wh..wh.plnk/123"][0] == "file"
     assert _listing(ours) == want
