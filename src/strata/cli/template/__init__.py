@@ -17,7 +17,7 @@ from strata.cli.template.funcs import FUNCS, HEADER_FUNCS, Func
 from strata.cli.template.gofmt import GoStruct
 from strata.cli.template.parse import ParseError, Parser
 
-__all__ = ["ExecError", "GoStruct", "ParseError", "Template"]
+__all__ = ["ExecError", "GoStruct", "ParseError", "Template", "render_inspect"]
 
 
 class Template:
@@ -50,3 +50,20 @@ class Template:
 
     def _state(self, funcs: Mapping[str, Func]) -> State:
         return State(self.text, self.templates, funcs, missing_key_error=self.missing_key_error)
+
+
+def render_inspect(template: Template, doc: Mapping[str, Any], kind: str) -> str:
+    """docker/cli's inspect: the template over the typed struct (``kind`` names it: "image" or
+    "container"), and if that fails, over the raw JSON with ``missingkey=error``; the second
+    pass's error is the one reported, as Docker reports it."""
+    from strata.cli.template import typed
+
+    schema = {"image": typed.IMAGE_INSPECT, "container": typed.CONTAINER_INSPECT}.get(kind)
+    strict = Template.__new__(Template)
+    strict.__dict__.update(template.__dict__, missing_key_error=True)
+    if schema is not None:
+        try:
+            return strict.execute(typed.typed(doc, schema))
+        except ExecError:
+            pass
+    return strict.execute(doc)

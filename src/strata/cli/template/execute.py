@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from strata.cli.template.funcs import CallError, Func, is_true
-from strata.cli.template.gofmt import GoStruct, sprint_value, type_name
+from strata.cli.template.gofmt import GoMap, GoNil, GoStruct, sprint_value, type_name
 from strata.cli.template.lex import go_quote, line_and_column
 from strata.cli.template.nodes import (
     ActionNode,
@@ -74,6 +74,9 @@ class State:
         self.vars: list[list[Any]] = []
         self.node: Node | None = None
         self.depth = 0
+        # The element a range is on: Go holds it as interface {}, and errors say so.
+        self.range_elem: Any = None
+        self.exec_name = name
 
     # -- variables and errors -----------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class State:
             raise ExecError(f"template: {self.name}: {message}")
         line, column = line_and_column(self.text, self.node.pos)
         raise ExecError(
-            f"template: {self.name}:{line}:{column}: executing {go_quote(self.name)} "
+            f"template: {self.name}:{line}:{column}: executing {go_quote(self.exec_name)} "
             f"at <{self.node}>: {message}"
         )
 
@@ -165,11 +168,17 @@ class State:
                     self._set_var(decls[1].idents[0], elem)
                 else:
                     self.vars[-2][1] = index
+            saved = self.range_elem
+            boxed = isinstance(value, list | tuple) or (
+                isinstance(value, Mapping) and not isinstance(value, GoMap)
+            )
+            self.range_elem = elem if boxed else None
             try:
                 self.walk(elem, node.body)
             except _Continue:
                 pass
             finally:
+                self.range_elem = saved
                 self._pop(mark)
 
         items: list[tuple[Any, Any]]
@@ -181,7 +190,7 @@ class State:
             if len(decls) > 1:
                 self.error(f"can't use {value} to iterate over more than one variable")
             items = [(i, i) for i in range(value)]
-        elif value is None:
+        elif value is None or isinstance(value, GoNil):
             items = []
         else:
             self.error(f"range can't iterate over {sprint_value(value)}")
@@ -202,14 +211,15 @@ class State:
         if self.depth >= MAX_DEPTH:
             self.error(f"exceeded maximum template depth ({MAX_DEPTH})")
         value = self.eval_pipeline(dot, node.pipe)
-        saved = self.vars
+        saved, saved_name = self.vars, self.exec_name
         self.vars = [["$", value]]
+        self.exec_name = node.name
         self.depth += 1
         try:
             self.walk(value, body)  # type: ignore[arg-type]
         finally:
             self.depth -= 1
-            self.vars = saved
+            self.vars, self.exec_name = saved, saved_name
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -305,10 +315,11 @@ class State:
         args: list[Node] | None,
         final: Any,
     ) -> Any:
-        boxed = False
+        boxed = receiver is self.range_elem and receiver is not None
         for ident in idents[:-1]:
+            present = isinstance(receiver, Mapping) and ident in receiver
             receiver = self._eval_field(ident, None, NO_FINAL, receiver, boxed)
-            boxed = True
+            boxed = present and not isinstance(receiver, GoNil)
         return self._eval_field(idents[-1], args, final, receiver, boxed)
 
     def _eval_field(
@@ -323,6 +334,15 @@ class State:
                 self.error(f"nil data; no entry for key {go_quote(name)}")
             return None
         has_args = (args is not None and len(args) > 1) or final is not NO_FINAL
+        if isinstance(receiver, GoNil):
+            if receiver.kind == "ptr":
+                self.error(f"nil pointer evaluating {receiver.type_name}.{name}")
+            if receiver.kind == "map":
+                return None
+        if isinstance(receiver, GoMap):
+            if has_args:
+                self.error(f"{name} is not a method but has arguments")
+            return receiver.get(name)
         if isinstance(receiver, GoStruct):
             if name in receiver.fields:
                 if has_args:

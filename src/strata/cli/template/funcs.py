@@ -14,7 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from strata.cli.template.gofmt import GoStruct, go_float, sprint, sprintf, sprintln, type_name
+from strata.cli.template.gofmt import (
+    GoDuration,
+    GoMap,
+    GoNil,
+    GoStruct,
+    GoTime,
+    go_float,
+    sprint,
+    sprintf,
+    sprintln,
+    type_name,
+)
 
 
 class CallError(Exception):
@@ -32,9 +43,9 @@ class Func:
 
 def is_true(value: Any) -> bool:
     """Go's truth: the zero value of its type is false; structs are always true."""
-    if value is None:
+    if value is None or isinstance(value, GoNil):
         return False
-    if isinstance(value, GoStruct):
+    if isinstance(value, GoStruct | GoTime):
         return True
     if isinstance(value, bool | int | float):
         return value != 0
@@ -112,6 +123,10 @@ def _not(arg: Any) -> bool:
 def _len(item: Any) -> int:
     if item is None:
         raise CallError("reflect: call of reflect.Value.Type on zero Value")
+    if isinstance(item, GoNil):
+        if item.kind == "ptr":
+            raise CallError("len of nil pointer")
+        return 0
     if isinstance(item, str):
         return len(item.encode())
     if isinstance(item, list | tuple | bytes) or (
@@ -135,6 +150,16 @@ def _index(item: Any, *indexes: Any) -> Any:
     for index in indexes:
         if item is None:
             raise CallError("index of untyped nil")
+        if isinstance(item, GoNil):
+            if item.kind == "ptr":
+                raise CallError("index of nil pointer")
+            if item.kind == "slice":
+                raise CallError(f"index out of range: {index}")
+            item = item.zero
+            continue
+        if isinstance(item, GoMap):
+            item = item.get(index, item.zero) if isinstance(index, str) else item.zero
+            continue
         if isinstance(item, str):
             data = item.encode()
             at = _index_arg(index, len(data))
@@ -186,7 +211,7 @@ def _slice(item: Any, *indexes: Any) -> Any:
 def _eval_args(args: tuple[Any, ...]) -> str:
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
-    return sprint(list(args))
+    return sprint(["<no value>" if a is None else a for a in args])
 
 
 def _html(*args: Any) -> str:
@@ -240,12 +265,14 @@ def _println(*args: Any) -> str:
 
 def to_json(value: Any) -> str:
     """encoding/json without HTML escaping, as Docker's ``json`` writes (one line)."""
-    if value is None:
+    if value is None or isinstance(value, GoNil):
         return "null"
+    if isinstance(value, GoTime):
+        return _json_string(value.rfc3339)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return str(int(value))
     if isinstance(value, float):
         size = abs(value)
         if size != 0 and (size < 1e-6 or size >= 1e21):
@@ -257,10 +284,34 @@ def to_json(value: Any) -> str:
         return _json_string(base64.b64encode(value).decode())
     if isinstance(value, list | tuple):
         return "[" + ",".join(to_json(v) for v in value) + "]"
+    if isinstance(value, GoStruct):
+        parts = []
+        for name, field in value.items():
+            key, omitempty = value.json_tags.get(name, (name, False))
+            if omitempty and _empty(field):
+                continue
+            parts.append(f"{_json_string(key)}:{to_json(field)}")
+        return "{" + ",".join(parts) + "}"
+    if isinstance(value, GoMap):
+        pairs = sorted(value.items())
+        return "{" + ",".join(f"{_json_string(str(k))}:{to_json(v)}" for k, v in pairs) + "}"
     if isinstance(value, Mapping):
         items = value.items()
         return "{" + ",".join(f"{_json_string(str(k))}:{to_json(v)}" for k, v in items) + "}"
     return _json_string(str(value))
+
+
+def _empty(value: Any) -> bool:
+    """encoding/json's omitempty: false, 0, "", nil, and empty slices and maps (never structs)."""
+    if value is None or isinstance(value, GoNil):
+        return True
+    if isinstance(value, GoStruct | GoTime):
+        return False
+    if isinstance(value, bool | int | float | GoDuration):
+        return value == 0
+    if isinstance(value, str | list | tuple | Mapping):
+        return len(value) == 0
+    return False
 
 
 def _json_string(text: str) -> str:

@@ -18,11 +18,21 @@ from strata.cli.template.lex import go_quote
 
 class GoStruct(Mapping[str, Any]):
     """A Go struct: fixed fields, and a missing one is an error naming the type (as Docker's
-    ``*formatter.imageContext``), never ``<no value>``."""
+    ``*formatter.imageContext``), never ``<no value>``. ``json_tags`` give each field's JSON
+    key and ``omitempty``; ``groups`` number the embedded struct each field came from."""
 
-    def __init__(self, type_name: str, fields: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        type_name: str,
+        fields: Mapping[str, Any],
+        *,
+        json_tags: Mapping[str, tuple[str, bool]] | None = None,
+        groups: list[int] | None = None,
+    ) -> None:
         self.type_name = type_name
         self.fields = dict(fields)
+        self.json_tags = dict(json_tags or {})
+        self.groups = groups or [-1] * len(self.fields)
 
     def __getitem__(self, key: str) -> Any:
         return self.fields[key]
@@ -34,12 +44,89 @@ class GoStruct(Mapping[str, Any]):
         return len(self.fields)
 
 
+class GoMap(dict[str, Any]):
+    """A typed Go map: a key it lacks reads as its element type's zero value in ``index``."""
+
+    def __init__(self, items: Mapping[str, Any], zero: Any) -> None:
+        super().__init__(items)
+        self.zero = zero
+
+
+class GoNil:
+    """A typed nil: a nil slice prints ``[]``, a nil map ``map[]``, a nil pointer ``<nil>``."""
+
+    def __init__(self, kind: str, type_name: str, zero: Any = None) -> None:
+        self.kind = kind
+        self.type_name = type_name
+        self.zero = zero
+
+    def __str__(self) -> str:
+        return {"slice": "[]", "map": "map[]"}.get(self.kind, "<nil>")
+
+
+class GoTime:
+    """A time.Time from its RFC 3339 text; prints as Go's ``Time.String``."""
+
+    def __init__(self, rfc3339: str) -> None:
+        self.rfc3339 = rfc3339 or "0001-01-01T00:00:00Z"
+
+    def __str__(self) -> str:
+        match = re.fullmatch(
+            r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", self.rfc3339
+        )
+        if match is None:
+            return self.rfc3339
+        day, clock, fraction, zone = match.groups()
+        fraction = (fraction or "").rstrip("0")
+        stamp = f"{day} {clock}" + (f".{fraction}" if fraction else "")
+        if zone == "Z":
+            return f"{stamp} +0000 UTC"
+        offset = zone.replace(":", "")
+        return f"{stamp} {offset} {offset}"
+
+
+class GoDuration(int):
+    """A time.Duration (nanoseconds); prints as Go's ``Duration.String`` (``1m30s``)."""
+
+    def __str__(self) -> str:
+        nanos = abs(int(self))
+        if nanos == 0:
+            return "0s"
+        if nanos < 1000:
+            text = f"{nanos}ns"
+        elif nanos < 1_000_000:
+            text = _fraction(nanos, 1000) + "µs"
+        elif nanos < 1_000_000_000:
+            text = _fraction(nanos, 1_000_000) + "ms"
+        else:
+            minutes, rest = divmod(nanos, 60_000_000_000)
+            hours, minutes = divmod(minutes, 60)
+            text = _fraction(rest, 1_000_000_000) + "s"
+            if hours or minutes:
+                text = f"{minutes}m{text}"
+            if hours:
+                text = f"{hours}h{text}"
+        return "-" + text if self < 0 else text
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, rest = divmod(value, unit)
+    digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
 def type_name(value: Any) -> str:
     """The Go type a value stands for, as error messages name it."""
     if value is None:
         return "<nil>"
-    if isinstance(value, GoStruct):
+    if isinstance(value, GoStruct | GoNil):
         return value.type_name
+    if isinstance(value, GoTime):
+        return "time.Time"
+    if isinstance(value, GoDuration):
+        return "time.Duration"
+    if isinstance(value, GoMap):
+        return "map[string]string"
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -109,6 +196,8 @@ def sprint_value(value: Any, verb: str = "v", top: bool = True) -> str:
         return "<nil>"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, GoNil | GoTime | GoDuration):
+        return str(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -118,13 +207,33 @@ def sprint_value(value: Any, verb: str = "v", top: bool = True) -> str:
     if isinstance(value, bytes):
         return "[" + " ".join(str(b) for b in value) + "]"
     if isinstance(value, GoStruct):
-        return "{" + " ".join(sprint_value(v, verb, False) for v in value.values()) + "}"
+        return _struct_text(value, verb)
     if isinstance(value, list | tuple):
         return "[" + " ".join(_element(v, verb) for v in value) + "]"
     if isinstance(value, Mapping):
         items = sorted(value.items(), key=lambda kv: sort_key(kv[0]))
         return "map[" + " ".join(f"{_element(k, verb)}:{_element(v, verb)}" for k, v in items) + "]"
     return str(value)
+
+
+def _struct_text(value: GoStruct, verb: str) -> str:
+    """``{a b}``; fields promoted from embedded structs print inside their own braces."""
+    parts: list[str] = []
+    group = -1
+    members: list[str] = []
+    for field_value, field_group in zip(value.values(), value.groups, strict=True):
+        text = sprint_value(field_value, verb, False)
+        if field_group != group and members:
+            parts.append("{" + " ".join(members) + "}")
+            members = []
+        group = field_group
+        if field_group < 0:
+            parts.append(text)
+        else:
+            members.append(text)
+    if members:
+        parts.append("{" + " ".join(members) + "}")
+    return "{" + " ".join(parts) + "}"
 
 
 def _element(value: Any, verb: str) -> str:
@@ -238,6 +347,8 @@ def _format_body(verb: str, arg: Any, flags: str, prec: int | None) -> str:
         )
     if verb == "T":
         return type_name(arg)
+    if isinstance(arg, GoNil | GoTime | GoStruct) or (isinstance(arg, GoDuration) and verb in "vs"):
+        return str(arg) if not isinstance(arg, GoStruct) else sprint_value(arg)
     if arg is None:
         return "<nil>" if verb == "v" else _bad(verb, arg)
     if isinstance(arg, bool):
@@ -255,6 +366,7 @@ def _format_body(verb: str, arg: Any, flags: str, prec: int | None) -> str:
         if verb in "vs":
             return arg if prec is None else arg[:prec]
         if verb == "q":
+            arg = arg if prec is None else arg[:prec]
             if "#" in flags and "`" not in arg:
                 return "`" + arg + "`"
             return go_quote(arg)

@@ -376,7 +376,11 @@ class Parser:
             return NumberNode(token.pos, text, True, True, code, float(code))
         if text.endswith("i"):
             self._error(f"complex numbers are not supported: {go_quote(text)}", token)
-        number = parse_number(text)
+        try:
+            number = parse_number(text)
+        except OverflowError:
+            self._error(f"integer overflow: {go_quote(text)}", token)
+            raise AssertionError("unreachable") from None
         if number is None:
             self._error(f"illegal number syntax: {go_quote(text)}", token)
             raise AssertionError("unreachable")
@@ -394,15 +398,15 @@ def parse_number(text: str) -> tuple[bool, int, bool, float] | None:
     value: int | None = None
     try:
         if re.fullmatch(r"0[0-7_]+", body):
-            value = int(body[1:], 8)
-        elif re.fullmatch(r"(0[xXoObB])?[0-9a-fA-F_]+", body) and not re.fullmatch(
-            r"[0-9_]*[a-fA-F][0-9a-fA-F_]*", body
-        ):
+            value = int(body[1:].replace("_", ""), 8)
+        elif re.fullmatch(r"0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9][0-9_]*", body):
             value = int(body, 0)
     except ValueError:
         value = None
     if value is not None:
         value = -value if negative else value
+        if value > (1 << 64) - 1 or value < _INT64[0]:
+            raise OverflowError(text)
         fits = _INT64[0] <= value <= _INT64[1]
         return fits, value if fits else 0, True, float(value)
     try:
