@@ -34,7 +34,7 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "StartedAt": container.started or "0001-01-01T00:00:00Z",
             "FinishedAt": container.finished or "0001-01-01T00:00:00Z",
         },
-        "Image": container.image,
+        "Image": _image_id(app, container.image),
         "Name": f"/{container.name}",
         "Driver": "overlay",
         "HostConfig": {
@@ -54,6 +54,13 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "WorkingDir": cfg.get("cwd", ""),
         },
     }
+
+
+def _image_id(app: App, manifest_digest: str) -> str:
+    """Docker's ``.Image`` of a container: the image ID (its config digest), where the record
+    keeps the manifest it was made from."""
+    image = app.images().lookup(manifest_digest) if manifest_digest.startswith("sha256:") else None
+    return str(image.id) if image is not None else manifest_digest
 
 
 def _emit(docs: list[dict[str, Any]], fmt: str | None) -> None:

@@ -2,7 +2,7 @@
 
 `history` is ``docker image history``: one row per config history entry, newest first; entries
 that made a layer (``empty_layer`` false) take the image's layers bottom-up, the others are 0 B.
-A layer's size is Docker's figure, the bytes of its regular files (`content_size`).
+A layer's size is Docker's figure (`content_size`, see `strata.image.layersize`).
 
 `layer_files` goes past Docker: it reads one layer tar and says which files it added, changed
 (a lower layer had the path) and deleted (whiteouts and opaque directories), and how many bytes
@@ -21,6 +21,7 @@ from typing import Final
 
 from strata.digest import Digest
 from strata.errors import FormatError, InvalidArgument, UnsafePath
+from strata.image.layersize import count_layer_size, entry_size
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT, open_decompressed
 from strata.layer.entry import DIRTYPE, display_name
@@ -131,17 +132,9 @@ def history(
 
 
 def content_size(images: ImageStore, layer: ImageLayer) -> int:
-    """The bytes of the layer's regular files: the size Docker shows for a layer (its
-    ``DiffSize``), smaller than the tar by the headers and padding. Reads the layer once."""
-    source = f"layer {layer.blob}"
-    total = 0
-    with (
-        images.content.open(layer.blob) as blob,
-        open_decompressed(blob, limit=DEFAULT_DECOMPRESS_LIMIT, source=source) as stream,
-    ):
-        for entry in TarReader(stream, source=source):
-            total += entry.size  # 0 for everything but regular files
-    return total
+    """The size Docker shows for a layer (its ``DiffSize``, see `strata.image.layersize`),
+    smaller than the tar by the headers and padding. Reads the layer once."""
+    return count_layer_size(images.content, layer.blob)
 
 
 # -- files per layer ------------------------------------------------------------------------
@@ -312,7 +305,7 @@ def _read_layer(
         open_decompressed(blob, limit=DEFAULT_DECOMPRESS_LIMIT, source=source) as stream,
     ):
         for entry in TarReader(stream, source=source):
-            content_size += entry.size  # as `content_size`: 0 for all but regular files
+            content_size += entry_size(entry)  # as `content_size`
             name = clean_name(entry.name)
             if name is None:
                 raise UnsafePath(

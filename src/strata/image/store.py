@@ -13,7 +13,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from strata.digest import Digest
@@ -235,6 +235,7 @@ class ImageStore:
         One transaction: the image appears with all its names, or not at all. A name that pointed
         at another image moves, leaving that image dangling (``<none>``) as Docker does.
         """
+        layers = self._sized(layers)
         size = sum(layer.shown_size for layer in layers)
         added = now_rfc3339()
         with self.db.transaction() as conn:
@@ -254,8 +255,9 @@ class ImageStore:
                 ),
             )
             conn.executemany(
-                "INSERT OR IGNORE INTO layers (digest, diff_id, size, media_type, content_size)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO layers (digest, diff_id, size, media_type, content_size)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET content_size ="
+                " COALESCE(layers.content_size, excluded.content_size)",
                 [
                     (str(lay.blob), str(lay.diff_id), lay.size, lay.media_type, lay.content_size)
                     for lay in layers
@@ -276,6 +278,33 @@ class ImageStore:
                     (ref.name, str(manifest_digest), named),
                 )
         return self.get(str(manifest_digest))
+
+    def _sized(self, layers: Sequence[ImageLayer]) -> list[ImageLayer]:
+        """``layers`` each with Docker's size: as recorded before, else counted from the blob
+        now (a loaded archive's layers), so every way in gives an image the same SIZE."""
+        unknown = [str(layer.blob) for layer in layers if layer.content_size is None]
+        if not unknown:
+            return list(layers)
+        with self.db.read() as conn:
+            known = {
+                r[0]: int(r[1])
+                for r in conn.execute(
+                    "SELECT digest, content_size FROM layers WHERE content_size IS NOT NULL"
+                    f" AND digest IN ({_marks(len(unknown))})",
+                    unknown,
+                )
+            }
+        from strata.image.layersize import count_layer_size
+
+        out = []
+        for layer in layers:
+            size = layer.content_size
+            if size is None:
+                size = known.get(str(layer.blob))
+                if size is None:
+                    size = count_layer_size(self.content, layer.blob)
+            out.append(replace(layer, content_size=size))
+        return out
 
     def ancestors(self, image: Image) -> dict[int, Digest]:
         """Local images ``image`` was made from, by how many history entries each has.
@@ -332,42 +361,47 @@ class ImageStore:
         with self.db.transaction() as conn:
             users = self._container_users(conn, image.config_digest)
             running = [cid for cid, state in users if state == "running"]
-            if running and by_name is None:
-                raise Conflict(
-                    f"conflict: unable to delete {image.id.short} (cannot be forced) - image is"
-                    f" being used by running container {running[0][:12]}"
-                )
-            if users and not force:
-                what = f'repository reference "{by_name.familiar}"' if by_name else image.id.short
-                raise Conflict(
-                    f"conflict: unable to remove {what} (must force) - container"
-                    f" {users[0][0][:12]} is using its referenced image {image.id.short}"
-                )
-            if by_name is not None:
-                conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
-                report.untagged.append(by_name.familiar)
-                remaining = conn.execute(
-                    "SELECT COUNT(*) FROM tags WHERE manifest_digest IN"
-                    " (SELECT manifest_digest FROM images WHERE config_digest = ?)",
-                    (str(image.config_digest),),
-                ).fetchone()[0]
-                if remaining:
-                    return report
-            else:
-                siblings = self._rows_with_config(conn, image.config_digest)
-                names = conn.execute(
+            siblings = self._rows_with_config(conn, image.config_digest)
+            names = [
+                row["name"]
+                for row in conn.execute(
                     f"SELECT name FROM tags WHERE manifest_digest IN ({_marks(len(siblings))})"
                     " ORDER BY name",
                     siblings,
-                ).fetchall()
+                )
+            ]
+            if by_name is not None:
+                # Docker's rule: a name is taken away at once unless it is the image's only
+                # reference and a container uses the image (it would be left dangling).
+                if users and not force and self._single_reference(conn, names, siblings):
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{text}" (must'
+                        f" force) - container {users[0][0][:12]} is using its referenced image"
+                        f" {image.id.short}"
+                    )
+                conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
+                report.untagged.append(by_name.familiar)
+                if len(names) > 1:
+                    return report
+            else:
+                if running:
+                    raise Conflict(
+                        f"conflict: unable to delete {image.id.short} (cannot be forced) - image"
+                        f" is being used by running container {running[0][:12]}"
+                    )
                 if len(names) > 1 and not force:
                     raise Conflict(
                         f"conflict: unable to delete {image.id.short} (must be forced) - image"
                         " is referenced in multiple repositories"
                     )
-                for row in names:
-                    conn.execute("DELETE FROM tags WHERE name = ?", (row["name"],))
-                    report.untagged.append(parse_reference(row["name"]).familiar)
+                if users and not force:
+                    raise Conflict(
+                        f"conflict: unable to delete {image.id.short} (must be forced) - image"
+                        f" is being used by stopped container {users[0][0][:12]}"
+                    )
+                for name in names:
+                    conn.execute("DELETE FROM tags WHERE name = ?", (name,))
+                    report.untagged.append(parse_reference(name).familiar)
             if users:
                 # Docker keeps an image that containers use: -f only takes its names away.
                 return report
@@ -482,6 +516,23 @@ class ImageStore:
                 (str(config_digest),),
             )
         ]
+
+    @staticmethod
+    def _single_reference(conn: sqlite3.Connection, names: list[str], manifests: list[str]) -> bool:
+        """Docker's ``isSingleReference``: at most one tag, and every name (repo digests too)
+        in one repository."""
+        if len(names) > 1:
+            return False
+        repositories = {parse_reference(name).name for name in names}
+        repositories.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT repository FROM repo_digests WHERE manifest_digest IN"
+                f" ({_marks(len(manifests))})",
+                manifests,
+            )
+        )
+        return len(repositories) <= 1
 
     @staticmethod
     def _rows_with_config(conn: sqlite3.Connection, config_digest: Digest) -> list[str]:

@@ -17,7 +17,7 @@ class LayerStats:
     diff_id: Digest
     size: int
     entries: int
-    content: int = 0  # bytes of regular-file data: the layer size Docker shows
+    content: int = 0  # bytes of regular files and symlink targets: the layer size Docker shows
 
 
 class HashingWriter(io.RawIOBase):

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, Final
 
 from strata.errors import FormatError, SizeMismatch
-from strata.layer.entry import DIRTYPE, TarEntry, display_name
+from strata.layer.entry import DIRTYPE, SYMTYPE, TarEntry, display_name
 from strata.layer.stats import HashingWriter, LayerStats
 
 BLOCK: Final = 512
@@ -281,6 +281,8 @@ class TarWriter:
             if pad:
                 self._put(bytes(pad))
             self.content += len(data)
+        elif entry.type == SYMTYPE:
+            self.content += len(entry.linkname)  # Docker's layer size counts link targets
         self.entries += 1
 
     def add_chunks(self, entry: TarEntry, chunks: Iterable[bytes | memoryview]) -> None:
