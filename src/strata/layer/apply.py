@@ -101,7 +101,8 @@ class ApplyStats:
 
     ``diff_id`` (None if not computed) and ``size`` describe the uncompressed tar read (all
     of it, to its end);
-    ``entries`` counts its members, ``bytes`` the file data written, ``whiteouts`` the
+    ``entries`` counts its members, ``bytes`` the file data written (and symlink targets:
+    Docker's layer size counts their length too), ``whiteouts`` the
     whiteout and opaque members, ``skipped`` the members not applied (the root's own member,
     AUFS bookkeeping, device nodes when not root). ``opaque_root`` is True if the layer made
     the root opaque: overlayfs ignores that on an upper root, so a stack must then leave out
@@ -390,6 +391,7 @@ class _Applier:
         except FileExistsError:
             self.clear(dir_fd, base, parts)
             os.symlink(entry.linkname, base, dir_fd=dir_fd)
+        self.bytes += len(entry.linkname)
         self.metadata(dir_fd, base, entry, chmod=False)
 
     def metadata(self, dir_fd: int, base: bytes, entry: TarEntry, *, chmod: bool) -> None:
