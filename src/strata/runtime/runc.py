@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,66 @@ def preflight(config: dict[str, Any]) -> None:
         cwd=process.get("cwd") or "/",
         opaque=destinations,
     )
+
+
+def cgroup_problem(
+    mountinfo: str | None = None, shown: Callable[[str, str], bool] | None = None
+) -> str | None:
+    """Why runc (as root) cannot make a container's cgroup on this host, or None if it can.
+
+    runc creates a cgroup for every container in every mounted hierarchy (v1, v2 or both) and
+    fails when one is read-only, or hidden under another mount (a read-only tmpfs over
+    /sys/fs/cgroup): what an unprivileged container or many CI runners give their processes.
+    ``mountinfo`` is /proc/self/mountinfo's text (ours when None); ``shown(point, "major:minor")``
+    tells whether that mount is the one seen at its mount point (ours: by ``stat``).
+    """
+    if _rootless():
+        return None  # runc's rootless mode goes on without the cgroups it cannot write
+    shown = shown or _mount_shown
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                mountinfo = f.read()
+        except OSError:
+            return None  # no /proc to tell: let runc say
+    points = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        try:
+            dash = fields.index("-")
+        except ValueError:
+            continue
+        if len(fields) < dash + 4 or fields[dash + 1] not in ("cgroup", "cgroup2"):
+            continue
+        point = fields[4].replace("\\040", " ")
+        if not shown(point, fields[2]):
+            continue
+        options = fields[5].split(",") + fields[dash + 3].split(",")
+        if "ro" in options:
+            return f"the cgroup filesystem {point} is read-only"
+        points.append(point)
+    if not points:
+        return "no cgroup filesystem is mounted"
+    return None
+
+
+def _rootless() -> bool:
+    """Whether runc runs rootless here (``--rootless auto``): not root, or in a user namespace."""
+    if os.geteuid() != 0:
+        return True
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def _mount_shown(point: str, device: str) -> bool:
+    try:
+        st = os.stat(point)
+    except OSError:
+        return False
+    return f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}" == device
 
 
 def _exec_error(container_id: str, message: str) -> StrataError:
@@ -159,6 +220,13 @@ class RuncBackend:
             raise Conflict(f"container ID {container_id} already exists")
         config = load_config(bundle)
         preflight(config)
+        problem = cgroup_problem()
+        if problem is not None:
+            # Before runc, which would print its own error too, on the container's stderr.
+            raise ContainerError(
+                f"container {container_id}: {self.name} cannot run containers here: {problem} "
+                "(--runtime chroot runs without cgroups)"
+            )
         log = bundle / LOG_NAME
         log.write_bytes(b"")
         with contextlib.suppress(FileNotFoundError):

@@ -1,16 +1,19 @@
 """Choosing the backend: ``--runtime NAME``, or the best one that works on this host.
 
-The default is runc when ``runc --version`` works *and* a probe container runs (a runc binary can
-be present yet unusable: a cgroup layout it does not understand, a missing kernel feature), else
-the chroot backend. The probe costs one container start, so its verdict is cached in
-``<state_root>/probe.json``, keyed by the runtime binary (path, size, mtime) and the kernel.
-Each backend keeps its state in ``<state_root>/<name>``.
+The default is runc when it is installed, the cgroup filesystem is writable (runc as root makes a
+cgroup for every container: read-only cgroups, as in an unprivileged container or many CI
+runners, make every start fail) *and* a probe container runs (a runc binary can be present yet
+unusable: a cgroup layout it does not understand, a missing kernel feature), else the chroot
+backend. ``--log-level info`` says which and why. The probe costs one container start, so its
+verdict is cached in ``<state_root>/probe.json``, keyed by the runtime binary (path, size, mtime)
+and the kernel. Each backend keeps its state in ``<state_root>/<name>``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,12 +21,13 @@ from pathlib import Path
 
 from strata.errors import InvalidArgument, StrataError, ToolError
 from strata.runtime.backend import RuntimeBackend
-from strata.runtime.runc import RuncBackend
+from strata.runtime.runc import RuncBackend, cgroup_problem
 from strata.runtime.spec import BindMount, Network, ProcessSpec, RunSpec, write_bundle
 
 RUNTIMES = ("runc", "crun", "chroot")
 PROBE_NAME = "probe.json"
 _HOST_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr")
+_log = logging.getLogger(__name__)
 
 
 def backend_by_name(name: str, state_root: Path) -> RuntimeBackend:
@@ -38,21 +42,39 @@ def backend_by_name(name: str, state_root: Path) -> RuntimeBackend:
 
 
 def default_backend(state_root: Path, *, runc_binary: str = "runc") -> RuntimeBackend:
-    """runc if it is there and a probe container runs, else chroot (ToolError if neither)."""
+    """runc if it is there, can make cgroups and a probe container runs, else chroot (ToolError
+    if neither). The choice and its reason are logged at info level."""
     runc = RuncBackend(state_root / "runc", binary=runc_binary)
-    # No `runc --version` here: the cached probe is keyed by the binary itself, and a probe that
-    # runs a container says more than a version string (and costs nothing after the first).
-    if _probe_cached(runc, state_root):
+    why_not = _runc_unusable(runc, state_root)
+    if why_not is None:
+        _log.info("runtime: %s (a probe container ran here)", runc.name)
         return runc
     from strata.runtime.chroot import ChrootBackend
 
     chroot = ChrootBackend(state_root / "chroot")
     if chroot.available():
+        _log.info("runtime: chroot, because %s (the chroot backend needs no cgroups)", why_not)
         return chroot
     raise ToolError(
-        "no container runtime works here: runc is missing or failed, and the chroot "
-        "backend needs root"
+        f"no container runtime works here: {why_not}, and the chroot backend needs root "
+        "and namespaces"
     )
+
+
+def _runc_unusable(runc: RuncBackend, state_root: Path) -> str | None:
+    """Why runc cannot run containers here, or None when it can."""
+    # No `runc --version` here: the cached probe is keyed by the binary itself, and a probe that
+    # runs a container says more than a version string (and costs nothing after the first).
+    if shutil.which(runc.binary) is None:
+        return f"{runc.name} is not installed"
+    # Before the probe: its cached verdict was made where cgroups were writable, and a mount
+    # namespace (a container, a CI runner) can make them read-only under the same binary.
+    problem = cgroup_problem()
+    if problem is not None:
+        return f"{problem} and {runc.name} needs to create a cgroup for each container"
+    if not _probe_cached(runc, state_root):
+        return f"{runc.name} is installed but a probe container failed to run"
+    return None
 
 
 def _binary_key(runc: RuncBackend) -> str | None:
