@@ -4,15 +4,16 @@ Docker's daemon removes a build's intermediate container when the client goes aw
 goes. strata has no daemon: a ``strata build`` killed with SIGKILL runs no ``finally``, and its
 RUN container (whose init runc orphaned to us) would run on, mounted and recorded, for ever.
 
-So the first tied container forks a *guard*: a process in its own session that holds the read
-end of a pipe whose write end only we hold (close-on-exec, so neither runc nor a container gets
-it). We write each tied container's ID down the pipe as it is created. The kernel closes our end
-when we die, however we die; the guard then reads end-of-file. A normal exit writes ``done``
-first (``atexit``: the containers were removed by then, in the build's own ``finally``) and the
-guard just leaves; without ``done``, the guard becomes ``python -m strata.runtime.guard`` and
-removes every container we named that is still recorded: it waits for the owner lock (the kernel
-dropped ours), kills the container through its runtime, unmounts it, and deletes its snapshot,
-files and record, as ``rm -f`` would.
+So the first tied container forks a *guard*: a process in its own session that holds a pidfd of
+the build and the read end of a pipe whose write end only the build holds (close-on-exec, so
+neither runc nor a container gets it). Each tied container's ID goes down the pipe as it is
+created. The pidfd turns readable when the build dies, however it dies (not the pipe's end of
+file: a process the build forked without exec, the chroot backend's intermediate, shares the
+write end). A normal exit writes ``done`` first (``atexit``: the containers were removed by then,
+in the build's own ``finally``) and the guard just leaves; without ``done``, the guard becomes
+``python -m strata.runtime.orphans``, which removes every named container still recorded: kill it
+through its runtime, then with the owner lock (the kernel dropped the build's) unmount it and
+delete its snapshot, files and record, as ``rm -f`` would.
 
 The forked guard runs no code of the build: it closes every descriptor it inherited (the
 build's output pipes, SQLite, the owner locks) before waiting, and execs a fresh interpreter for
@@ -35,7 +36,6 @@ from typing import NoReturn
 
 TIED_LABEL = "strata.tied-to-owner"  # on a container that is removed once its owner is gone
 _DONE = b"done\n"
-OWNER_WAIT = 10.0
 
 _lock = threading.Lock()
 _pipe: int = -1
@@ -93,7 +93,7 @@ def _watch(read_fd: int, parent: int) -> NoReturn:  # pragma: no cover - the for
                     os.close(int(name))
         tied = _listen(read_fd, parent)
         if tied:
-            os.execv(sys.executable, [sys.executable, "-m", "strata.runtime.guard", *tied])
+            os.execv(sys.executable, [sys.executable, "-m", "strata.runtime.orphans", *tied])
     finally:
         os._exit(0)
 
@@ -132,35 +132,3 @@ def _listen(read_fd: int, parent: int) -> list[str]:  # pragma: no cover - the f
         for fd, _ in poller.poll():
             if fd == pidfd:
                 dead = True  # one more read picks up what it wrote last
-
-
-def remove_orphans(entries: list[str]) -> None:
-    """Remove each container (``<root as hex> <id>``) still recorded; used by the guard."""
-    from strata.errors import StrataError
-    from strata.image.root import StoreRoot
-    from strata.runtime.lifecycle import Containers
-    from strata.runtime.owner import OwnerLock
-
-    for entry in entries:
-        root_hex, _, container_id = entry.partition(" ")
-        with (
-            contextlib.suppress(Exception),
-            StoreRoot(Path(os.fsdecode(bytes.fromhex(root_hex)))) as store,
-        ):
-            service = Containers(store)
-            container = service.records.lookup(container_id)
-            if container is None or container.id != container_id:
-                continue  # removed by the build itself before it died
-            # Killed first, without the owner lock: a process the build forked (the chroot
-            # backend's intermediate) shares the lock and holds it until the container ends.
-            with contextlib.suppress(StrataError):
-                service.backend(container.runtime).kill(container.id, signal.SIGKILL)
-            lock = OwnerLock.acquire(service.directory(container), OWNER_WAIT)
-            if lock is None:
-                continue  # owned again: not ours to judge
-            with lock:
-                service.discard(container)
-
-
-if __name__ == "__main__":  # pragma: no cover - the guard, after the build died
-    remove_orphans(sys.argv[1:])
