@@ -230,7 +230,12 @@ def test_history_changes_nothing(strata: Strata, image_id: str) -> None:
 def test_bad_input_is_one_line(strata: Strata, image_id: str) -> None:
     assert strata.fail("history", "x") == "Error: No such image: x"
     assert strata.fail("image", "history", "nope:1") == "Error: No such image: nope:1"
-    assert "can't evaluate field Nope" in strata.fail("history", "--format", "{{.Nope}}", "x")
+    # As Docker: a template that parses is run only on an image that exists.
+    assert strata.fail("history", "--format", "{{.Nope}}", "x") == "Error: No such image: x"
+    assert strata.fail("history", "--format", "{{.Nope}}", "sample-app") == (
+        "Error: template parsing error: template: :1:2: executing \"\" at <.Nope>: "
+        "can't evaluate field Nope in type *image.historyContext"
+    )
     assert "template parsing error" in strata.fail("history", "--format", "{{.ID", "sample-app")
     assert strata.fail("history", "--files", "--top", "0", "sample-app") == (
         "Error: invalid --top '0': must be a whole number of at least 1"

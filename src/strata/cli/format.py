@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from strata.errors import InvalidArgument
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
@@ -83,34 +83,186 @@ def truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-_FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
+# What Docker names each field in a table's header row (docker/cli's formatter constants), per
+# list command: the same field reads differently (ID is "IMAGE ID", "CONTAINER ID" or "IMAGE").
+_COLUMNS: dict[str, dict[str, str]] = {
+    "image": {
+        "Repository": "REPOSITORY",
+        "Tag": "TAG",
+        "ID": "IMAGE ID",
+        "Digest": "DIGEST",
+        "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT",
+        "Size": "SIZE",
+        "Containers": "CONTAINERS",
+        "VirtualSize": "SIZE",
+        "SharedSize": "SHARED SIZE",
+        "UniqueSize": "UNIQUE SIZE",
+    },
+    "container": {
+        "ID": "CONTAINER ID",
+        "Image": "IMAGE",
+        "Command": "COMMAND",
+        "CreatedAt": "CREATED AT",
+        "RunningFor": "CREATED",
+        "Ports": "PORTS",
+        "Status": "STATUS",
+        "Size": "SIZE",
+        "Names": "NAMES",
+        "Labels": "LABELS",
+        "Mounts": "MOUNTS",
+        "Networks": "NETWORKS",
+        "State": "STATE",
+        "LocalVolumes": "LOCAL VOLUMES",
+        "Platform": "PLATFORM",
+    },
+    "history": {
+        "ID": "IMAGE",
+        "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY",
+        "Size": "SIZE",
+        "Comment": "COMMENT",
+    },
+}
+# The Go type of each list's rows, which "can't evaluate field" errors name, and the words
+# docker/cli puts before a parse and an execution error for that command.
+_CONTEXTS: dict[str, tuple[str, str, str]] = {
+    "image": ("*formatter.imageContext", "template parsing error", "template parsing error"),
+    "container": (
+        "*formatter.ContainerContext",
+        "failed to parse template",
+        "failed to execute template",
+    ),
+    "history": ("*image.historyContext", "template parsing error", "template parsing error"),
+}
 
 
-def render_template(template: str, obj: Mapping[str, Any]) -> str:
-    """The subset of Go templates ``--format`` needs: ``{{.A.B}}``, ``{{json .A}}``."""
+class TemplateError(InvalidArgument):
+    """A --format template Docker would refuse, in Docker's words; Docker's status (64 for an
+    inspect template that does not parse, 1 otherwise)."""
 
-    def field(match: re.Match[str]) -> str:
-        as_json, path = match.group(1), match.group(2)
-        value: Any = obj
-        for part in filter(None, path.split(".")):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if as_json:
-            return json.dumps(value, separators=(",", ":"))
-        return _go_string(value)
-
-    return _FIELD.sub(field, template.replace("\\t", "\t").replace("\\n", "\n"))
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
-def _go_string(value: Any) -> str:
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_string(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "map[" + " ".join(f"{k}:{_go_string(v)}" for k, v in sorted(value.items())) + "]"
-    return str(value)
+def _parse(fmt: str, prefix: str, exit_code: int = 1) -> Any:
+    from strata.cli.template import ParseError, Template
+
+    try:
+        return Template(fmt)
+    except ParseError as exc:
+        raise TemplateError(f"{prefix}: {exc}", exit_code) from None
+
+
+def _inspect_kind(obj: Mapping[str, Any]) -> str | None:
+    """Which of Docker's inspect structs a document is (its shape says), or None for a row."""
+    if "Id" not in obj:
+        return None
+    if "State" in obj:
+        return "container"
+    return "image" if "RootFS" in obj else None
+
+
+def check_inspect_template(fmt: str) -> None:
+    """Docker's inspect refuses a template that does not parse first, with status 64."""
+    _parse(fmt, "template parsing error", 64)
+
+
+def render_inspect_template(fmt: str, doc: Mapping[str, Any], kind: str | None = None) -> str:
+    """``inspect -f``: Docker's two passes (the typed struct, then the raw JSON with
+    ``missingkey=error``); the template is used as written (no ``\\t`` translation)."""
+    from strata.cli.template import ExecError, render_inspect
+
+    template = _parse(fmt, "template parsing error", 64)
+    try:
+        return render_inspect(template, doc, kind or _inspect_kind(doc) or "")
+    except ExecError as exc:
+        raise TemplateError(f"template parsing error: {exc}") from None
+
+
+def render_template(template: str, obj: Mapping[str, Any], context: str = "history") -> str:
+    """One object through a Go template: an inspect document as ``inspect -f`` renders it,
+    else one row of a list command as its ``--format`` does."""
+    if _inspect_kind(obj) is not None:
+        return render_inspect_template(template, obj)
+    return format_rows(template, [obj], context)
+
+
+def _row(item: Mapping[str, Any], context: str) -> Any:
+    from strata.cli.template.gofmt import RowContext
+
+    return RowContext(_CONTEXTS[context][0], item)
+
+
+def check_template(fmt: str, context: str) -> Any:
+    """The parsed template of a list command's ``--format``, or Docker's error for it."""
+    body = fmt[len("table") :] if fmt.startswith("table") else fmt
+    body = body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
+    return _parse(body, _CONTEXTS[context][1])
+
+
+def format_rows(fmt: str, items: Sequence[Mapping[str, Any]], context: str) -> str:
+    """Rows of a list command through ``--format`` as docker/cli's formatter does: ``\\t`` and
+    ``\\n`` mean tab and newline; with a ``table`` prefix, a header row (the template over the
+    column names) and columns aligned by Go's tabwriter. Returns the text without its last
+    newline."""
+    from strata.cli.template import ExecError
+
+    template = check_template(fmt, context)
+    exec_prefix = _CONTEXTS[context][2]
+    is_table = fmt.startswith("table")
+    out = []
+    for item in items:
+        try:
+            out.append(template.execute(_row(item, context)) + "\n")
+        except ExecError as exc:
+            raise TemplateError(f"{exec_prefix}: {exc}") from None
+    if not is_table:
+        return "".join(out).removesuffix("\n")
+    header = template.header(_COLUMNS[context])
+    return tabwriter(header + "\n" + "".join(out)).removesuffix("\n")
+
+
+def tabwriter(text: str, minwidth: int = 10, padding: int = 3) -> str:
+    """Go's text/tabwriter as Docker sets it up (min width 10, padding 3, spaces, align left):
+    a cell is text ended by a tab; a column is aligned over the run of lines that have it; the
+    text after a line's last tab is never padded."""
+    lines = [line.split("\t") for line in text.split("\n")]
+    widths: list[int] = []
+    out: list[str] = [""] * len(lines)
+
+    def emit(first: int, last: int) -> None:
+        for i in range(first, last):
+            cells = lines[i]
+            out[i] = "".join(
+                cell + " " * (widths[j] - len(cell)) if j < len(widths) else cell
+                for j, cell in enumerate(cells)
+            )
+
+    def layout(first: int, last: int) -> None:
+        column = len(widths)
+        start = first
+        i = first
+        while i < last:
+            if column >= len(lines[i]) - 1:
+                i += 1
+                continue
+            emit(start, i)
+            block = i
+            width = minwidth
+            while i < last and column < len(lines[i]) - 1:
+                width = max(width, len(lines[i][column]) + padding)
+                i += 1
+            widths.append(width)
+            layout(block, i)
+            widths.pop()
+            start = i
+        emit(start, last)
+
+    layout(0, len(lines))
+    return "\n".join(out)
 
 
 def emit_formatted(
@@ -119,18 +271,16 @@ def emit_formatted(
     items: Sequence[Mapping[str, Any]],
     cells: Callable[[Mapping[str, Any]], Sequence[str]],
     echo: Callable[[str], None],
+    context: str | None = None,
 ) -> None:
-    """Print ``items`` as Docker does for ``--format``: a table, JSON lines, or a template."""
+    """Print ``items`` as Docker does for ``--format``: its table, JSON lines, or a template.
+    ``context`` names the list (image, container, history); by default the headers say."""
     if fmt is None or fmt in ("", "table"):
         echo(table(headers, [cells(i) for i in items]))
-    elif fmt == "json":
-        for item in items:
-            echo(json.dumps(item, separators=(",", ":")))
-    elif fmt.startswith("table "):
-        body = fmt[len("table ") :]
-        head = _FIELD.sub(lambda m: m.group(2).upper(), body.replace("\\t", "\t"))
-        rows = [render_template(body, i) for i in items]
-        echo(table(head.split("\t"), [r.split("\t") for r in rows]))
-    else:
-        for item in items:
-            echo(render_template(fmt, item))
+        return
+    kind = context or {"REPOSITORY": "image", "CONTAINER ID": "container"}.get(
+        headers[0] if headers else "", "history"
+    )
+    text = format_rows("{{json .}}" if fmt == "json" else fmt, items, kind)
+    if items or fmt.startswith("table"):
+        echo(text)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 from strata.cli.context import App, pass_app
-from strata.cli.format import ago, human_size, render_template, table, truncate
+from strata.cli.format import ago, check_template, format_rows, human_size, table, truncate
 from strata.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ _HEADERS: Final = {
     "Size": "SIZE",
     "Comment": "COMMENT",
 }
-_ACTION = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 # Docker's boolean flags (pflag) take an optional "=VALUE": -H=false, --no-trunc=true.
@@ -181,29 +180,14 @@ def _top(text: str | None, files: bool) -> int | None:
 
 
 def _check_template(fmt: str) -> None:
-    """Refuse what Docker's template engine would: unknown fields, unbalanced braces."""
-    for match in _ACTION.finditer(fmt):
-        path = match.group(2)
-        if path and (path not in _HEADERS):
-            fields = ", ".join(sorted(_HEADERS))
-            raise InvalidArgument(
-                f"invalid --format {fmt!r}: can't evaluate field {path} (fields: {fields})"
-            )
-    rest = _ACTION.sub("", fmt)
-    if "{{" in rest or "}}" in rest:
-        raise InvalidArgument(f"invalid --format {fmt!r}: template parsing error")
+    """Refuse what Docker's template engine would, before any work (Docker's words)."""
+    check_template(fmt, "history")
 
 
 def _print_template(fmt: str, items: Sequence[Mapping[str, str]]) -> None:
     """A Go template per row, or with a ``table`` prefix, a table headed as Docker heads it."""
-    if not fmt.startswith("table"):
-        for item in items:
-            click.echo(render_template(fmt, item))
-        return
-    template = fmt[len("table") :].strip(" ").replace("\\t", "\t")
-    header = _ACTION.sub(lambda m: _HEADERS.get(m.group(2), m.group(2).upper()), template)
-    lines = [render_template(template, _one_line(item)) for item in items]
-    click.echo(table(header.split("\t"), [line.split("\t") for line in lines]))
+    rows = [_one_line(item) for item in items] if fmt.startswith("table") else items
+    click.echo(format_rows(fmt, rows, "history"))
 
 
 def _item(row: HistoryRow, *, trunc: bool, human: bool, now: datetime) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from strata.cli.context import App, pass_app
-from strata.cli.format import render_template
+from strata.cli.format import check_inspect_template, render_inspect_template
 from strata.errors import NotFound
 
 
@@ -66,7 +66,7 @@ def _image_id(app: App, manifest_digest: str) -> str:
 def _emit(docs: list[dict[str, Any]], fmt: str | None) -> None:
     if fmt:
         for doc in docs:
-            click.echo(render_template(fmt, doc))
+            click.echo(render_inspect_template(fmt, doc))
     else:
         click.echo(json.dumps(docs, indent=4))
 
@@ -80,6 +80,8 @@ def inspect_cmd(app: App, fmt: str | None, kind: str | None, names: tuple[str, .
     """Return low-level information on images or containers."""
     from strata.cli.image import inspect_document
 
+    if fmt:
+        check_inspect_template(fmt)  # Docker refuses a bad template before looking anything up
     docs: list[dict[str, Any]] = []
     missing = []
     store = app.images() if kind != "container" else None
@@ -105,6 +107,8 @@ def inspect_cmd(app: App, fmt: str | None, kind: str | None, names: tuple[str, .
 @pass_app
 def container_inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more containers."""
+    if fmt:
+        check_inspect_template(fmt)
     docs: list[dict[str, Any]] = []
     for name in names:
         doc = container_document(app, name)

@@ -31,9 +31,17 @@ class Template:
         self.root = parser.parse()
         self.templates = parser.templates
 
-    def execute(self, data: Any, *, funcs: Mapping[str, Func] = FUNCS) -> str:
+    def execute(
+        self,
+        data: Any,
+        *,
+        funcs: Mapping[str, Func] = FUNCS,
+        typed: bool = False,
+        missing_key_error: bool | None = None,
+    ) -> str:
         """The output; raises :class:`ExecError` (with no partial output) on failure."""
-        return self._state(funcs).run(self.root, data)
+        strict = self.missing_key_error if missing_key_error is None else missing_key_error
+        return self._state(funcs, typed, strict).run(self.root, data)
 
     def execute_partial(self, data: Any, *, funcs: Mapping[str, Func] = FUNCS) -> str:
         """What Go wrote before an error, as Docker's table header keeps it."""
@@ -48,8 +56,16 @@ class Template:
         column names with the formatting functions made identities."""
         return Template(self.text).execute_partial(names, funcs=HEADER_FUNCS)
 
-    def _state(self, funcs: Mapping[str, Func]) -> State:
-        return State(self.text, self.templates, funcs, missing_key_error=self.missing_key_error)
+    def _state(
+        self, funcs: Mapping[str, Func], typed: bool = False, strict: bool | None = None
+    ) -> State:
+        return State(
+            self.text,
+            self.templates,
+            funcs,
+            missing_key_error=self.missing_key_error if strict is None else strict,
+            typed=typed,
+        )
 
 
 def render_inspect(template: Template, doc: Mapping[str, Any], kind: str) -> str:
@@ -59,11 +75,9 @@ def render_inspect(template: Template, doc: Mapping[str, Any], kind: str) -> str
     from strata.cli.template import typed
 
     schema = {"image": typed.IMAGE_INSPECT, "container": typed.CONTAINER_INSPECT}.get(kind)
-    strict = Template.__new__(Template)
-    strict.__dict__.update(template.__dict__, missing_key_error=True)
     if schema is not None:
         try:
-            return strict.execute(typed.typed(doc, schema))
+            return template.execute(typed.typed(doc, schema), typed=True, missing_key_error=True)
         except ExecError:
             pass
-    return strict.execute(doc)
+    return template.execute(doc, missing_key_error=True)

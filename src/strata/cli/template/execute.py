@@ -63,12 +63,16 @@ class State:
         funcs: Mapping[str, Func],
         *,
         missing_key_error: bool,
+        typed: bool = False,
         name: str = "",
     ) -> None:
         self.text = text
         self.templates = templates
         self.funcs = funcs
         self.missing_key_error = missing_key_error
+        # Docker's typed pass: dicts stand for Go structs (an absent key is an error) while a
+        # field of nothing is nothing, as with Go's default missingkey.
+        self.typed = typed
         self.name = name
         self.out: list[str] = []
         self.vars: list[list[Any]] = []
@@ -330,7 +334,7 @@ class State:
         if receiver is None:
             if boxed:
                 self.error(f"nil pointer evaluating interface {{}}.{name}")
-            if self.missing_key_error:
+            if self.missing_key_error and not self.typed:
                 self.error(f"nil data; no entry for key {go_quote(name)}")
             return None
         has_args = (args is not None and len(args) > 1) or final is not NO_FINAL

@@ -20,6 +20,7 @@ from strata.cli.template.gofmt import (
     GoNil,
     GoStruct,
     GoTime,
+    RowContext,
     go_float,
     sprint,
     sprintf,
@@ -284,6 +285,11 @@ def to_json(value: Any) -> str:
         return _json_string(base64.b64encode(value).decode())
     if isinstance(value, list | tuple):
         return "[" + ",".join(to_json(v) for v in value) + "]"
+    if isinstance(value, RowContext):
+        text = to_json(dict(value.fields))
+        for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+            text = text.replace(char, escaped)
+        return text
     if isinstance(value, GoStruct):
         parts = []
         for name, field in value.items():

@@ -44,6 +44,14 @@ class GoStruct(Mapping[str, Any]):
         return len(self.fields)
 
 
+class RowContext(GoStruct):
+    """A row of a list command (Docker's ``*formatter.imageContext`` …): its ``MarshalJSON``
+    is ``json.Marshal`` of a map, so ``{{json .}}`` has sorted keys and ``<>&`` escaped."""
+
+    def __init__(self, type_name: str, fields: Mapping[str, Any]) -> None:
+        super().__init__(type_name, dict(sorted(fields.items())))
+
+
 class GoMap(dict[str, Any]):
     """A typed Go map: a key it lacks reads as its element type's zero value in ``index``."""
 
