@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from strata.cli.template.funcs import CallError, Func, is_true
-from strata.cli.template.gofmt import GoMap, GoNil, GoStruct, sprint_value, type_name
+from strata.cli.template.gofmt import GoMap, GoNil, GoSlice, GoStruct, sprint_value, type_name
 from strata.cli.template.lex import go_quote, line_and_column
 from strata.cli.template.nodes import (
     ActionNode,
@@ -420,7 +420,7 @@ class State:
             "string": isinstance(value, str),
             "int": isinstance(value, int) and not isinstance(value, bool),
             "bool": isinstance(value, bool),
-            "[]string": isinstance(value, list | tuple) and all(isinstance(v, str) for v in value),
+            "[]string": isinstance(value, GoSlice | GoNil) and type_name(value) in _STRINGS,
         }.get(typ, False)
         if not ok:
             self.error(f"wrong type for value; expected {typ}; got {type_name(value)}")
@@ -464,6 +464,10 @@ class State:
             if isinstance(node, StringNode):
                 return node.text
         return self.error(f"can't handle {node} for arg of type {typ}")
+
+
+# Go types assignable to []string (strslice.StrSlice is a []string by another name).
+_STRINGS = frozenset({"[]string", "strslice.StrSlice"})
 
 
 def _sort_key(key: Any) -> Any:

@@ -18,6 +18,7 @@ from strata.cli.template.gofmt import (
     GoDuration,
     GoMap,
     GoNil,
+    GoSlice,
     GoStruct,
     GoTime,
     RowContext,
@@ -346,8 +347,8 @@ def _json_string(text: str) -> str:
     return "".join(out)
 
 
-def _split(text: str, sep: str) -> list[str]:
-    return list(text) if sep == "" else text.split(sep)
+def _split(text: str, sep: str) -> GoSlice:
+    return GoSlice(list(text) if sep == "" else text.split(sep))
 
 
 def _join(elems: Any, sep: str) -> str:

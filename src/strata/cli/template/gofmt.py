@@ -52,6 +52,15 @@ class RowContext(GoStruct):
         super().__init__(type_name, dict(sorted(fields.items())))
 
 
+class GoSlice(list[Any]):
+    """A typed Go slice (``[]string``): what ``join`` takes, where raw JSON's ``[]interface {}``
+    is refused, as Go refuses it."""
+
+    def __init__(self, items: Any, type_name: str = "[]string") -> None:
+        super().__init__(items)
+        self.type_name = type_name
+
+
 class GoMap(dict[str, Any]):
     """A typed Go map: a key it lacks reads as its element type's zero value in ``index``."""
 
@@ -127,7 +136,7 @@ def type_name(value: Any) -> str:
     """The Go type a value stands for, as error messages name it."""
     if value is None:
         return "<nil>"
-    if isinstance(value, GoStruct | GoNil):
+    if isinstance(value, GoStruct | GoNil | GoSlice):
         return value.type_name
     if isinstance(value, GoTime):
         return "time.Time"
@@ -146,8 +155,6 @@ def type_name(value: Any) -> str:
     if isinstance(value, bytes):
         return "uint8"
     if isinstance(value, list | tuple):
-        if value and all(isinstance(v, str) for v in value) and isinstance(value, tuple):
-            return "[]string"
         return "[]interface {}"
     if isinstance(value, Mapping):
         return "map[string]interface {}"

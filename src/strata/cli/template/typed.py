@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from strata.cli.template.gofmt import GoDuration, GoMap, GoNil, GoStruct, GoTime
+from strata.cli.template.gofmt import GoDuration, GoMap, GoNil, GoSlice, GoStruct, GoTime
 
 ANY = "any"
 
@@ -71,7 +71,7 @@ def typed(value: Any, spec: Any) -> Any:
     if isinstance(spec, Slice):
         if not isinstance(value, list):
             return GoNil("slice", spec.type_name)
-        return [typed(v, spec.elem) for v in value]
+        return GoSlice([typed(v, spec.elem) for v in value], spec.type_name)
     if isinstance(spec, Map):
         if not isinstance(value, Mapping):
             return GoNil("map", spec.type_name, spec.zero)
