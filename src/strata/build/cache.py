@@ -19,7 +19,6 @@ from typing import Any
 from strata.image.store import now_rfc3339
 from strata.store.db import Database
 
-
 RULES = 2
 """The builder's rules in keys: bumped when the same step starts making a different image (2:
 Docker's default PATH at FROM, its history texts), so no image made by older rules is reused."""

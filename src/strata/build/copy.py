@@ -9,7 +9,9 @@ Two steps, so the cache can be asked in between:
 2. `apply_copy` writes the plan into a mounted rootfs, with Docker's rules: a directory source
    copies its contents; a file lands in the destination directory under its own name when the
    destination ends in ``/`` or is a directory, else at the destination; missing parents are
-   made 0755; files keep mode and mtime; everything is owned 0:0 unless ``--chown``;
+   made 0755; files keep mode and mtime; everything is owned 0:0 unless ``--chown``, except
+   that ``COPY --from`` without ``--chown`` keeps the owners it finds (Docker 20.10's
+   ``preserveOwnership``; the plan's owner is then None);
    ``--chmod`` applies to copied files and directories; ``ADD`` unpacks local tar archives.
 
 `copy_sources` does both. A plan holding downloads must be closed (``with plan_copy(...)``).
@@ -69,7 +71,7 @@ class CopyPlan:
     dest: str
     items: tuple[Item, ...]
     sources: SourceSet
-    owner: Owner
+    owner: Owner | None  # None: each entry keeps its source's owner (COPY --from)
     chmod: int | None
     tempdir: str | None = None
 
@@ -102,9 +104,17 @@ def normalize_dest(workdir: str, dest: str) -> str:
     return joined
 
 
-def _member_record(m: Member, owner: Owner, chmod: int | None) -> str:
+def _own(owner: Owner | None, st: os.stat_result | None) -> Owner:
+    """The owner an entry gets: the step's, else (preserving) the source's, else root."""
+    if owner is not None:
+        return owner
+    return Owner(st.st_uid, st.st_gid) if st is not None else ROOT
+
+
+def _member_record(m: Member, owner: Owner | None, chmod: int | None) -> str:
     """The record of a non-regular member (files are done inline, see `_group`)."""
     mode = m.st.st_mode
+    owner = _own(owner, m.st)
     if stat.S_ISDIR(mode):
         dir_mode = chmod if chmod is not None else (0o755 if m.implicit else stat.S_IMODE(mode))
         return record("d", dir_mode, owner.uid, owner.gid, 0, "-")
@@ -115,8 +125,10 @@ def _member_record(m: Member, owner: Owner, chmod: int | None) -> str:
     return record(kind, stat.S_IMODE(mode), owner.uid, owner.gid, 0, rdev)
 
 
-def _group(item: Item, digests: dict[str, str], owner: Owner, chmod: int | None) -> SourceGroup:
-    ids = f"{owner.uid}:{owner.gid}"
+def _group(
+    item: Item, digests: dict[str, str], owner: Owner | None, chmod: int | None
+) -> SourceGroup:
+    ids = f"{owner.uid}:{owner.gid}" if owner is not None else ""
     if item.kind == "dir":
         prefix = "" if item.key == "." else item.key + "/"
         entries: list[tuple[str, str, str]] = []
@@ -127,7 +139,8 @@ def _group(item: Item, digests: dict[str, str], owner: Owner, chmod: int | None)
             st = m.st
             if is_reg(st.st_mode):
                 mode = chmod if chmod is not None else st.st_mode & 0o7777
-                rec = f"f {mode:04o} {ids} {st.st_size} {digests[m.host]}"
+                who = ids or f"{st.st_uid}:{st.st_gid}"
+                rec = f"f {mode:04o} {who} {st.st_size} {digests[m.host]}"
                 size += st.st_size
             else:
                 rec = _member_record(m, owner, chmod)
@@ -138,7 +151,8 @@ def _group(item: Item, digests: dict[str, str], owner: Owner, chmod: int | None)
     else:
         assert item.st is not None
         size, digest = item.st.st_size, digests[item.host]
-    rec = record("f", chmod if chmod is not None else item.mode, owner.uid, owner.gid, size, digest)
+    own = _own(owner, item.st)
+    rec = record("f", chmod if chmod is not None else item.mode, own.uid, own.gid, size, digest)
     return SourceGroup("file", ((item.key, item.name, rec),), size)
 
 
@@ -196,7 +210,7 @@ def plan_copy(
     root: Context | Path,
     command: str = "COPY",
     workdir: str = "/",
-    owner: Owner = ROOT,
+    owner: Owner | None = ROOT,
     chmod: int | None = None,
     hashes: HashCache | None = None,
     tempdir: Path | None = None,
@@ -206,7 +220,8 @@ def plan_copy(
 
     ``root`` is the scanned build context or, for ``--from``, the other stage's rootfs.
     ``dest`` is as written (relative to ``workdir`` unless absolute). ``owner`` is the result
-    of `resolve_chown` (default 0:0), ``chmod`` of `parse_chmod`. ``hashes`` remembers file
+    of `resolve_chown` (default 0:0; None keeps the sources' owners), ``chmod`` of
+    `parse_chmod`. ``hashes`` remembers file
     hashes across builds; downloads go to a new directory under ``tempdir``.
     """
     if command not in ("COPY", "ADD"):
@@ -226,7 +241,9 @@ def plan_copy(
                     raise BuildError(f"{command} failed: source can't be a URL for {command}")
                 if download_dir is None:
                     download_dir = tempfile.mkdtemp(prefix="strata-add-", dir=tempdir)
-                item, digest = _url_item(source, dest, download_dir, timeout)
+                # One directory per download (Docker's too): two URLs may name the same file.
+                own_dir = tempfile.mkdtemp(dir=download_dir)
+                item, digest = _url_item(source, dest, own_dir, timeout)
                 items.append(item)
                 known[item.host] = digest
             else:
@@ -265,7 +282,7 @@ def _apply_item(writer: RootWriter, plan: CopyPlan, item: Item) -> None:
         try:
             if created and created[-1]:
                 mode = plan.chmod if plan.chmod is not None else 0o755
-                writer.finish_dir(fd, mode, plan.owner, None)
+                writer.finish_dir(fd, mode, plan.owner or ROOT, None)
             copy_tree(writer, fd, parts, item.members, plan.owner, plan.chmod)
         finally:
             os.close(fd)
@@ -282,14 +299,15 @@ def _apply_item(writer: RootWriter, plan: CopyPlan, item: Item) -> None:
     else:
         parent, name = parts[:-1], parts[-1]
     # Docker's MkdirAllAndChownNew: missing parents of a file get the step's owner.
-    fd = writer.open_dir(parent, create=plan.owner)
+    fd = writer.open_dir(parent, create=plan.owner or ROOT)
     assert fd is not None
+    owner = _own(plan.owner, item.st)
     try:
         mode = plan.chmod if plan.chmod is not None else stat.S_IMODE(item.mode)
         if item.data is not None:
-            writer.put_bytes(fd, name, item.data, mode, plan.owner, item.mtime_ns)
+            writer.put_bytes(fd, name, item.data, mode, owner, item.mtime_ns)
         else:
-            writer.put_file(fd, name, item.host, mode, plan.owner, item.mtime_ns)
+            writer.put_file(fd, name, item.host, mode, owner, item.mtime_ns)
     finally:
         os.close(fd)
 
@@ -314,7 +332,7 @@ def copy_sources(
     root: Context | Path,
     command: str = "COPY",
     workdir: str = "/",
-    owner: Owner = ROOT,
+    owner: Owner | None = ROOT,
     chmod: int | None = None,
     hashes: HashCache | None = None,
     tempdir: Path | None = None,

@@ -38,6 +38,7 @@ class RunRequest:
     user: str
     network: str
     runtime: str | None = None
+    volumes: tuple[str, ...] = ()  # HOST:CTR binds (the image's VOLUMEs, see steps.py)
 
 
 def run_container(
@@ -56,6 +57,7 @@ def run_container(
         user=request.user,
         network=request.network,
         runtime=request.runtime,
+        volumes=request.volumes,
         labels={TIED_LABEL: "true"},
     )
     config = parent.config.config

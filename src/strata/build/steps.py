@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -135,9 +138,15 @@ class StepRunner:
         parent = self.unpacked(parent)
         events = self.b.events
         service = self.b.service
-        container, code = run_container(
-            service, parent, request, events.output, lambda c: events.running(c.short_id)
-        )
+        with contextlib.ExitStack() as stack:
+            volumes = self._volumes(stack, parent)
+            container, code = run_container(
+                service,
+                parent,
+                replace(request, volumes=volumes),
+                events.output,
+                lambda c: events.running(c.short_id),
+            )
         try:
             if code != 0:
                 raise StepFailed(
@@ -161,6 +170,28 @@ class StepRunner:
             layer=layer,
             top=top,
         )
+
+    def _volumes(self, stack: contextlib.ExitStack, parent: StepImage) -> tuple[str, ...]:
+        """Docker's RUN has the image's VOLUMEs mounted: each an anonymous volume holding a copy
+        of what the image has there. So a RUN's writes below a VOLUME are not in its layer,
+        and a VOLUME the image lacks appears in the layer as an empty 0755 directory (the mount
+        point). The copies live in temporary directories, gone after the step."""
+        # Docker takes a relative VOLUME (`VOLUME ["/a", "/b"]` written without quotes gives
+        # `[/a,`) as relative to the root.
+        paths = [p if p.startswith("/") else "/" + p for p in parent.config.config.volumes]
+        paths = [p for p in paths if ":" not in p and p.rstrip("/")]
+        if not paths:
+            return ()
+        binds = []
+        scratch = scratch_dir(self.b.root.path)
+        rootfs = stack.enter_context(self.view(parent)) if parent.layers else None
+        for path in paths:
+            host = tempfile.mkdtemp(prefix="volume-", dir=scratch)
+            stack.callback(shutil.rmtree, host, ignore_errors=True)
+            if rootfs is not None:
+                _copy_volume(rootfs, path, host)
+            binds.append(f"{host}:{path}")
+        return tuple(binds)
 
     def unpacked(self, image: StepImage) -> StepImage:
         """``image`` with its layers extracted (a base image on first use)."""
@@ -253,7 +284,7 @@ class StepRunner:
     ) -> CopyStep:
         """Resolve and sum the sources of ``step`` (the key needs their content)."""
         from strata.build.copy import plan_copy
-        from strata.build.owner import ROOT, parse_chmod, resolve_chown
+        from strata.build.owner import ROOT, Owner, parse_chmod, resolve_chown
 
         command = "ADD" if isinstance(step, Add) else "COPY"
         line = f"Dockerfile:{step.node.start_line}"
@@ -275,7 +306,8 @@ class StepRunner:
                 name = state.expand(from_stage)
                 result.source_fresh = dirty.get(name.lower())
                 root = self._source_root(result.stack, name, stages)
-            owner = ROOT
+            # COPY --from without --chown keeps the owners it finds (Docker 20.10's rule).
+            owner: Owner | None = None if from_stage is not None else ROOT
             if step.chown:
                 spec = state.expand(step.chown)
                 rootfs = None
@@ -366,6 +398,23 @@ class StepRunner:
             layer=layer,
             top=top,
         )
+
+
+def _copy_volume(rootfs: Path, path: str, host: str) -> None:
+    """What the image holds at ``path`` (resolved inside ``rootfs``) copied into ``host``."""
+    from strata.runtime.rootfs import resolve_components
+
+    try:
+        source = rootfs.joinpath(*resolve_components(rootfs, path))
+    except StrataError:
+        return
+    if not source.is_dir() or source.is_symlink():
+        return
+    proc = subprocess.run(
+        ["cp", "-a", "--", f"{source}/.", host], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise BuildError(f"VOLUME {path}: cannot copy the image's content: {proc.stderr.strip()}")
 
 
 def _is_marker(command: str, name: str) -> bool:
