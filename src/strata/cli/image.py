@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from strata.cli.build import build_cmd
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, human_size, render_template
 from strata.cli.history import history_cmd
+from strata.cli.refmatch import reference_filter
 from strata.cli.registry import pull_cmd, push_cmd
 from strata.errors import InvalidArgument, NotFound
 from strata.image.store import Image, ImageStore
@@ -145,54 +145,12 @@ def _filter_rows(
             want = value == "true"
             rows = [r for r in rows if (r["Repository"] == "<none>") == want]
         elif key == "reference":
-            rows = _references(rows, value)
+            rows = reference_filter(rows, value)
         else:
             raise InvalidArgument(f"invalid filter {key!r}")
     if repository:  # Docker: `images NAME` is `--filter reference=NAME`
-        rows = _references(rows, repository)
+        rows = reference_filter(rows, repository)
     return rows
-
-
-def _references(rows: list[dict[str, Any]], pattern: str) -> list[dict[str, Any]]:
-    """Docker's reference filter: ``pattern`` matched (as Go's ``path.Match``) against each
-    row's familiar ``NAME:TAG``, else its familiar name; dangling rows never match."""
-    match = _path_pattern(pattern).fullmatch
-    return [
-        r
-        for r in rows
-        if r["Repository"] != "<none>"
-        and (
-            (r["Tag"] != "<none>" and match(f"{r['Repository']}:{r['Tag']}"))
-            or match(r["Repository"])
-        )
-    ]
-
-
-def _path_pattern(pattern: str) -> re.Pattern[str]:
-    """Go's ``path.Match`` syntax as a regex: ``*`` and ``?`` never cross a ``/``."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif c == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "]") else i + 1)
-            if end < 0:
-                raise InvalidArgument(f"invalid reference pattern {pattern!r}: syntax error")
-            body = pattern[i + 1 : end]
-            negate = body.startswith("^")
-            body = body[1:] if negate else body
-            out.append(f"[{'^/' if negate else ''}{body.replace(chr(92), chr(92) * 2)}]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
 
 
 # -- inspect --------------------------------------------------------------------------------
@@ -420,13 +378,30 @@ def bootstrap_cmd(
         tool=tool,
         include=packages,
     )
+    name = ref.with_default_tag().familiar
+    progress = None
     if sys.stderr.isatty():
-        # Progress only on a terminal: a failing run prints just its one error line.
-        click.echo(
-            f"Bootstrapping {ref.with_default_tag().familiar} ({suite}, {variant})...", err=True
-        )
-    image = bootstrap(app.images(), ref, options)
-    click.echo(str(image.id))
+        # A live line only on a terminal: elsewhere a failing run prints just its error line.
+        import time
+
+        started = time.monotonic()
+
+        def progress(stage: str) -> None:
+            line = f"[+] {name}: {stage}"[:70]
+            elapsed = time.monotonic() - started
+            sys.stderr.write(f"\r\x1b[2K{line}  {elapsed:.1f}s")
+            sys.stderr.flush()
+
+    try:
+        done = bootstrap(app.images(), ref, options, progress)
+    finally:
+        if progress is not None:
+            sys.stderr.write("\r\x1b[2K")
+    # Which tool made it, on any output: the image ID alone goes to stdout, for scripts.
+    click.echo(
+        f"Bootstrapped {name} with {done.tool} ({suite}, {variant}) from {done.mirror}", err=True
+    )
+    click.echo(str(done.image.id))
 
 
 # -- save, load -----------------------------------------------------------------------------

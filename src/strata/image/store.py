@@ -350,84 +350,16 @@ class ImageStore:
         return tagged
 
     def remove(self, text: str, *, force: bool = False, prune: bool = True) -> RemoveReport:
-        """``docker rmi``: untag a name, or delete an image by ID; then collect its blobs.
+        """``docker rmi``: untag a name, or delete an image by ID (see `strata.image.remove`)."""
+        from strata.image.remove import remove_image
 
-        Removing by name only untags while other names remain; removing by ID an image with
-        several names needs ``force``, as in Docker.
-        """
-        image = self.get(text)
-        report = RemoveReport()
-        by_name = self._names_tag(text, image)
-        with self.db.transaction() as conn:
-            users = self._container_users(conn, image.config_digest)
-            running = [cid for cid, state in users if state == "running"]
-            siblings = self._rows_with_config(conn, image.config_digest)
-            names = [
-                row["name"]
-                for row in conn.execute(
-                    f"SELECT name FROM tags WHERE manifest_digest IN ({_marks(len(siblings))})"
-                    " ORDER BY name",
-                    siblings,
-                )
-            ]
-            if by_name is not None:
-                # Docker's rule: a name is taken away at once unless it is the image's only
-                # reference and a container uses the image (it would be left dangling).
-                if users and not force and self._single_reference(conn, names, siblings):
-                    raise Conflict(
-                        f'conflict: unable to remove repository reference "{text}" (must'
-                        f" force) - container {users[0][0][:12]} is using its referenced image"
-                        f" {image.id.short}"
-                    )
-                conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
-                report.untagged.append(by_name.familiar)
-                if len(names) > 1:
-                    return report
-            else:
-                if running:
-                    raise Conflict(
-                        f"conflict: unable to delete {image.id.short} (cannot be forced) - image"
-                        f" is being used by running container {running[0][:12]}"
-                    )
-                if len(names) > 1 and not force:
-                    raise Conflict(
-                        f"conflict: unable to delete {image.id.short} (must be forced) - image"
-                        " is referenced in multiple repositories"
-                    )
-                if users and not force:
-                    raise Conflict(
-                        f"conflict: unable to delete {image.id.short} (must be forced) - image"
-                        f" is being used by stopped container {users[0][0][:12]}"
-                    )
-                for name in names:
-                    conn.execute("DELETE FROM tags WHERE name = ?", (name,))
-                    report.untagged.append(parse_reference(name).familiar)
-            if users:
-                # Docker keeps an image that containers use: -f only takes its names away.
-                return report
-            for digest in self._rows_with_config(conn, image.config_digest):
-                conn.execute("DELETE FROM images WHERE manifest_digest = ?", (digest,))
-            report.deleted.append(image.config_digest)
-        if prune:
-            report.reclaimed = self.gc().reclaimed
-        return report
+        return remove_image(self, text, force=force, prune=prune)
 
     def prune(self, *, dangling_only: bool = True) -> RemoveReport:
         """``docker image prune``: delete untagged images (all unused ones with ``-a``)."""
-        report = RemoveReport()
-        images = self.all()
-        with self.db.read() as conn:
-            used = {i.config_digest for i in images if self._container_users(conn, i.config_digest)}
-        for image in images:
-            if (
-                dangling_only and (image.tags or image.intermediate)
-            ) or image.config_digest in used:
-                continue
-            removed = self.remove(str(image.manifest_digest), force=True, prune=False)
-            report.untagged.extend(removed.untagged)
-            report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
-        report.reclaimed = self.gc().reclaimed
-        return report
+        from strata.image.remove import prune_images
+
+        return prune_images(self, dangling_only=dangling_only)
 
     def gc(self) -> GcReport:
         """Delete every blob no image references and no lease holds; drop stale ingests.
@@ -504,56 +436,6 @@ class ImageStore:
             if ingest.ref not in ingests_before:
                 with contextlib.suppress(StrataError):
                     self.content.abort_ingest(ingest.ref)
-
-    @staticmethod
-    def _container_users(conn: sqlite3.Connection, config_digest: Digest) -> list[tuple[str, str]]:
-        """(container ID, state) of every container made from an image with this ID."""
-        return [
-            (r["id"], r["state"])
-            for r in conn.execute(
-                "SELECT c.id, c.state FROM containers c JOIN images i ON c.image ="
-                " i.manifest_digest WHERE i.config_digest = ? ORDER BY c.created",
-                (str(config_digest),),
-            )
-        ]
-
-    @staticmethod
-    def _single_reference(conn: sqlite3.Connection, names: list[str], manifests: list[str]) -> bool:
-        """Docker's ``isSingleReference``: at most one tag, and every name (repo digests too)
-        in one repository."""
-        if len(names) > 1:
-            return False
-        repositories = {parse_reference(name).name for name in names}
-        repositories.update(
-            row[0]
-            for row in conn.execute(
-                f"SELECT repository FROM repo_digests WHERE manifest_digest IN"
-                f" ({_marks(len(manifests))})",
-                manifests,
-            )
-        )
-        return len(repositories) <= 1
-
-    @staticmethod
-    def _rows_with_config(conn: sqlite3.Connection, config_digest: Digest) -> list[str]:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT manifest_digest FROM images WHERE config_digest = ?", (str(config_digest),)
-            )
-        ]
-
-    @staticmethod
-    def _names_tag(text: str, image: Image) -> Reference | None:
-        """The tag ``text`` names when it resolved through a tag (not an ID or digest)."""
-        try:
-            ref = parse_reference(text)
-        except InvalidReference:
-            return None
-        if ref.digest is not None:
-            return None
-        tagged = ref.with_default_tag()
-        return tagged if tagged in image.tags else None
 
     @staticmethod
     def _by_id_prefix(images: Sequence[Image], text: str) -> Image | None:

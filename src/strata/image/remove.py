@@ -1,0 +1,153 @@
+"""``docker rmi`` and ``docker image prune`` over the image store, with Docker's rules.
+
+A name is untagged at once unless it is the image's only reference and a container uses the
+image (moby's ``isSingleReference``: at most one tag, all names in one repository); an ID needs
+``-f`` when the image has several names or a stopped container uses it, and cannot be removed
+while a running container uses it. Unlike Docker, ``-f`` never deletes an image a container
+still stands on: its layers are the container's lower layers, so only its names go.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from strata.digest import Digest
+from strata.errors import Conflict, InvalidReference
+from strata.image.store import RemoveReport, _marks
+from strata.oci.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    from strata.image.store import Image, ImageStore
+
+
+def remove_image(
+    store: ImageStore, text: str, *, force: bool = False, prune: bool = True
+) -> RemoveReport:
+    """``docker rmi``: untag a name, or delete an image by ID; then collect its blobs.
+
+    Removing by name only untags while other names remain; removing by ID an image with
+    several names needs ``force``, as in Docker.
+    """
+    image = store.get(text)
+    report = RemoveReport()
+    by_name = _names_tag(text, image)
+    with store.db.transaction() as conn:
+        users = _container_users(conn, image.config_digest)
+        running = [cid for cid, state in users if state == "running"]
+        siblings = _rows_with_config(conn, image.config_digest)
+        names = [
+            row["name"]
+            for row in conn.execute(
+                f"SELECT name FROM tags WHERE manifest_digest IN ({_marks(len(siblings))})"
+                " ORDER BY name",
+                siblings,
+            )
+        ]
+        if by_name is not None:
+            # Docker's rule: a name is taken away at once unless it is the image's only
+            # reference and a container uses the image (it would be left dangling).
+            if users and not force and _single_reference(conn, names, siblings):
+                raise Conflict(
+                    f'conflict: unable to remove repository reference "{text}" (must'
+                    f" force) - container {users[0][0][:12]} is using its referenced image"
+                    f" {image.id.short}"
+                )
+            conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
+            report.untagged.append(by_name.familiar)
+            if len(names) > 1:
+                return report
+        else:
+            if running:
+                raise Conflict(
+                    f"conflict: unable to delete {image.id.short} (cannot be forced) - image"
+                    f" is being used by running container {running[0][:12]}"
+                )
+            if len(names) > 1 and not force:
+                raise Conflict(
+                    f"conflict: unable to delete {image.id.short} (must be forced) - image"
+                    " is referenced in multiple repositories"
+                )
+            if users and not force:
+                raise Conflict(
+                    f"conflict: unable to delete {image.id.short} (must be forced) - image"
+                    f" is being used by stopped container {users[0][0][:12]}"
+                )
+            for name in names:
+                conn.execute("DELETE FROM tags WHERE name = ?", (name,))
+                report.untagged.append(parse_reference(name).familiar)
+        if users:
+            # Docker keeps an image that containers use: -f only takes its names away.
+            return report
+        for digest in _rows_with_config(conn, image.config_digest):
+            conn.execute("DELETE FROM images WHERE manifest_digest = ?", (digest,))
+        report.deleted.append(image.config_digest)
+    if prune:
+        report.reclaimed = store.gc().reclaimed
+    return report
+
+
+def prune_images(store: ImageStore, *, dangling_only: bool = True) -> RemoveReport:
+    """``docker image prune``: delete untagged images (all unused ones with ``-a``)."""
+    report = RemoveReport()
+    images = store.all()
+    with store.db.read() as conn:
+        used = {i.config_digest for i in images if _container_users(conn, i.config_digest)}
+    for image in images:
+        if (dangling_only and (image.tags or image.intermediate)) or image.config_digest in used:
+            continue
+        removed = remove_image(store, str(image.manifest_digest), force=True, prune=False)
+        report.untagged.extend(removed.untagged)
+        report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
+    report.reclaimed = store.gc().reclaimed
+    return report
+
+
+def _container_users(conn: sqlite3.Connection, config_digest: Digest) -> list[tuple[str, str]]:
+    """(container ID, state) of every container made from an image with this ID."""
+    return [
+        (r["id"], r["state"])
+        for r in conn.execute(
+            "SELECT c.id, c.state FROM containers c JOIN images i ON c.image ="
+            " i.manifest_digest WHERE i.config_digest = ? ORDER BY c.created",
+            (str(config_digest),),
+        )
+    ]
+
+
+def _single_reference(conn: sqlite3.Connection, names: list[str], manifests: list[str]) -> bool:
+    """Docker's ``isSingleReference``: at most one tag, and every name (repo digests too)
+    in one repository."""
+    if len(names) > 1:
+        return False
+    repositories = {parse_reference(name).name for name in names}
+    repositories.update(
+        row[0]
+        for row in conn.execute(
+            f"SELECT repository FROM repo_digests WHERE manifest_digest IN"
+            f" ({_marks(len(manifests))})",
+            manifests,
+        )
+    )
+    return len(repositories) <= 1
+
+
+def _rows_with_config(conn: sqlite3.Connection, config_digest: Digest) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT manifest_digest FROM images WHERE config_digest = ?", (str(config_digest),)
+        )
+    ]
+
+
+def _names_tag(text: str, image: Image) -> Reference | None:
+    """The tag ``text`` names when it resolved through a tag (not an ID or digest)."""
+    try:
+        ref = parse_reference(text)
+    except InvalidReference:
+        return None
+    if ref.digest is not None:
+        return None
+    tagged = ref.with_default_tag()
+    return tagged if tagged in image.tags else None
