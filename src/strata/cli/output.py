@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,12 @@ def archive_output(output: str | None) -> Iterator[BinaryIO]:
         sys.stdout.buffer.flush()
         return
     target = Path(output)
+    if _is_special(target):
+        # A device, FIFO or socket (`-o /dev/stdout`, `-o /dev/full`, a named pipe) is written in
+        # place: renaming a temporary file over it would replace the device with a plain file.
+        with open(target, "wb") as special:
+            yield special
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -39,3 +46,12 @@ def archive_output(output: str | None) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _is_special(target: Path) -> bool:
+    """Whether ``target`` exists and is something other than a regular file or a directory."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
