@@ -1,7 +1,7 @@
 """Go templates as Docker runs them: the engine against outputs recorded from real Docker.
 
 ``data/docker_templates.json`` holds, for an image and a container, the inspect document Docker
-returned and what ``docker inspect -f TEMPLATE`` printed for each of 265 templates (stdout,
+returned and what ``docker inspect -f TEMPLATE`` printed for each of 327 templates (stdout,
 stderr, status), recorded from Docker 28.2 (client) on 20.10 (engine). Left out: templates whose
 Go output is a pointer address (``{{.}}`` of a struct holding pointers) or depends on a Go type
 JSON cannot carry (``printf "%T" .Size`` is ``int64``).

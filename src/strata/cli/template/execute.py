@@ -31,7 +31,7 @@ from strata.cli.template.nodes import (
     VariableNode,
 )
 
-MAX_DEPTH = 10000
+MAX_DEPTH = 100000  # Go's; Python's own stack limit is met first and reported as this
 
 
 class ExecError(Exception):
@@ -80,6 +80,9 @@ class State:
         self.depth = 0
         # The element a range is on: Go holds it as interface {}, and errors say so.
         self.range_elem: Any = None
+        # The last field read was a map entry holding null: an interface {} that is nil, which
+        # Go names as such when it cannot be an argument ("got interface {}").
+        self.nil_entry = False
         self.exec_name = name
 
     # -- variables and errors -----------------------------------------------------------------
@@ -221,6 +224,9 @@ class State:
         self.depth += 1
         try:
             self.walk(value, body)  # type: ignore[arg-type]
+        except RecursionError:
+            self.node = node
+            self.error(f"exceeded maximum template depth ({MAX_DEPTH})")
         finally:
             self.depth -= 1
             self.vars, self.exec_name = saved, saved_name
@@ -356,6 +362,7 @@ class State:
             if has_args:
                 self.error(f"{name} is not a method but has arguments")
             if name in receiver:
+                self.nil_entry = receiver[name] is None
                 return receiver[name]
             if self.missing_key_error:
                 self.error(f"map has no entry for key {go_quote(name)}")
@@ -434,16 +441,21 @@ class State:
             if typ in ("any", "value", "[]string"):
                 return None
             self.error(f"cannot assign nil to {typ}")
-        if isinstance(node, FieldNode):
-            return self._validate(self._eval_field_node(dot, node, [node], NO_FINAL), typ)
+        if isinstance(node, FieldNode | ChainNode):
+            self.nil_entry = False
+            if isinstance(node, FieldNode):
+                value = self._eval_field_node(dot, node, [node], NO_FINAL)
+            else:
+                value = self._eval_chain_node(dot, node, None, NO_FINAL)
+            if value is None and self.nil_entry and typ in ("string", "int", "bool"):
+                self.error(f"wrong type for value; expected {typ}; got interface {{}}")
+            return self._validate(value, typ)
         if isinstance(node, VariableNode):
             return self._validate(self._eval_variable_node(dot, node, None, NO_FINAL), typ)
         if isinstance(node, PipeNode):
             return self._validate(self.eval_pipeline(dot, node), typ)
         if isinstance(node, IdentifierNode):
             return self._validate(self._eval_function(dot, node, node, None, NO_FINAL), typ)
-        if isinstance(node, ChainNode):
-            return self._validate(self._eval_chain_node(dot, node, None, NO_FINAL), typ)
         if typ == "bool":
             if isinstance(node, BoolNode):
                 return node.value

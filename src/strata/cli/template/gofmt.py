@@ -384,6 +384,8 @@ def _format_body(verb: str, arg: Any, flags: str, prec: int | None) -> str:
             arg = arg if prec is None else arg[:prec]
             if "#" in flags and "`" not in arg:
                 return "`" + arg + "`"
+            if "+" in flags:
+                return go_quote(arg, ascii_only=True)
             return go_quote(arg)
         if verb in "xX":
             data = arg.encode()[: prec if prec is not None else None]

@@ -86,8 +86,9 @@ class Token:
         return go_quote(self.val)
 
 
-def go_quote(text: str) -> str:
-    """strconv.Quote: Go's escapes; printable Unicode is kept as is."""
+def go_quote(text: str, *, ascii_only: bool = False) -> str:
+    """strconv.Quote (QuoteToASCII with ``ascii_only``): Go's escapes; printable Unicode is
+    kept as is."""
     out = ['"']
     for ch in text:
         code = ord(ch)
@@ -95,7 +96,7 @@ def go_quote(text: str) -> str:
             out.append("\\" + ch)
         elif ch in _ESCAPES:
             out.append(_ESCAPES[ch])
-        elif ch.isprintable() or ch == " ":
+        elif (ch.isprintable() or ch == " ") and not (ascii_only and code >= 0x80):
             out.append(ch)
         elif code < 0x80:
             out.append(f"\\x{code:02x}")

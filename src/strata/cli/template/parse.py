@@ -140,7 +140,15 @@ class Parser:
         self.vars = saved_vars
         if not isinstance(end, EndNode):
             self._error(f"unexpected {end} in definition")
-        self.templates[name] = body
+        self._add(name, body)
+
+    def _add(self, name: str, body: ListNode) -> None:
+        """Go's rule: a template may be redefined only where one of the two is empty."""
+        old = self.templates.get(name)
+        if old is not None and not _is_empty(old) and not _is_empty(body):
+            self._error(f"template: multiple definition of template {go_quote(name)}")
+        if old is None or _is_empty(old):
+            self.templates[name] = body
 
     def _item_list(self) -> tuple[ListNode, Node]:
         body = ListNode(self._peek_non_space().pos)
@@ -240,7 +248,7 @@ class Parser:
         self.vars = saved_vars
         if not isinstance(end, EndNode):
             self._error(f"unexpected {end} in {context}")
-        self.templates[name] = body
+        self._add(name, body)
         return TemplateNode(token.pos, name, pipe)
 
     def _pipeline(self, context: str, end: Item) -> PipeNode:
@@ -386,6 +394,10 @@ class Parser:
             raise AssertionError("unreachable")
         is_int, int_value, is_float, float_value = number
         return NumberNode(token.pos, text, is_int, is_float, int_value, float_value)
+
+
+def _is_empty(body: ListNode) -> bool:
+    return all(isinstance(n, TextNode) and not n.text.strip(" \t\r\n") for n in body.nodes)
 
 
 _INT64 = (-(1 << 63), (1 << 63) - 1)
