@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Final
 
 from strata.digest import Digest
-from strata.errors import FormatError, InvalidArgument, UnsafePath
+from strata.errors import FormatError, InvalidArgument
 from strata.image.layersize import count_layer_size, entry_size
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT, open_decompressed
@@ -201,8 +201,8 @@ def layer_files(
 
     Memory holds the path -> size maps of the lower layers and of this one, never file data.
     Whiteouts and opaque directories act on lower layers only, so a path this layer writes
-    survives its own whiteouts (OCI image-spec, "Whiteouts"). A member that climbs out of the
-    root raises `UnsafePath`; a corrupt tar or stream, `FormatError` naming the layer.
+    survives its own whiteouts (OCI image-spec, "Whiteouts"). Names are read as a chroot would
+    (``..`` stops at the root); a corrupt tar or stream raises `FormatError` naming the layer.
     """
     source = f"layer {layer.blob}"
     own, whiteouts, opaques, content_size = _read_layer(images, layer, source)
@@ -307,10 +307,6 @@ def _read_layer(
         for entry in TarReader(stream, source=source):
             content_size += entry_size(entry)  # as `content_size`
             name = clean_name(entry.name)
-            if name is None:
-                raise UnsafePath(
-                    f"{source}: member {display_name(entry.name)}: path escapes the layer root"
-                )
             if not name or (name.startswith(_AUFS_META) and name != _OPAQUE):
                 continue
             parent, _, base = name.rpartition(b"/")

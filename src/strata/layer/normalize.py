@@ -2,15 +2,17 @@
 
 Normalising makes a foreign tar (``image import``, a pulled layer) look exactly as if
 `generate` had written it: same header form, so the same files in the same order give the same
-diff ID. Names are made relative and clean; a name or hardlink target that climbs out with
-``..`` is refused. Whiteout files pass through untouched: they are data for the applier.
+diff ID. Names are made relative and clean, ``..`` stopping at the root as in a chroot (where
+Docker's ``import`` applies the tar, and as containerd cleans names), so ``../x`` is ``x``;
+a member naming the root is dropped, as both do. Whiteout files pass through untouched: they
+are data for the applier.
 """
 
 from __future__ import annotations
 
 from typing import BinaryIO, Final
 
-from strata.errors import FormatError, UnsafePath
+from strata.errors import FormatError
 from strata.layer.entry import (
     BLKTYPE,
     CHRTYPE,
@@ -22,6 +24,7 @@ from strata.layer.entry import (
     display_name,
     keep_xattr,
 )
+from strata.layer.resolve import clean
 from strata.layer.stats import LayerStats
 from strata.layer.tarreader import TarReader
 from strata.layer.tarwriter import TarWriter
@@ -30,23 +33,22 @@ from strata.layer.tarwriter import TarWriter
 _SMALL: Final = 256 * 1024
 
 
-def clean_name(name: bytes) -> bytes | None:
-    """``name`` made relative and canonical (no ``/``, ``.`` or empty parts at either end or
-    inside); ``b""`` for the root itself; None if a ``..`` part would climb out of the root."""
-    parts = [part for part in name.split(b"/") if part and part != b"."]
-    if b".." in parts:
-        return None
-    return b"/".join(parts)
+def clean_name(name: bytes) -> bytes:
+    """``name`` made relative and canonical (no ``/``, ``.``, ``..`` or empty parts), ``..``
+    stopping at the root as in a chroot (containerd and Docker apply such names inside the
+    root); ``b""`` for the root itself."""
+    return b"/".join(clean(name))
 
 
 def normalize_tar(src: BinaryIO, out: BinaryIO, *, source: str) -> LayerStats:
     """Read the uncompressed tar on ``src``, write its canonical form to ``out``.
 
-    Every member is checked: a ``..`` part -> `UnsafePath`; absolute names and ``./`` prefixes
-    are made relative; the root entry (``.``, ``./``, ``/``) is dropped; a hardlink must name an
-    earlier non-directory member; empty names, symlinks to nothing and unsupported member types
-    -> `FormatError`, as is a truncated or corrupt tar. xattrs are kept (overlayfs and SELinux
-    ones dropped), owner names and sub-second times are not.
+    Every member is checked: names are cleaned (``..`` stops at the root, absolute names and
+    ``./`` prefixes are made relative); a member naming the root (``.``, ``/``, ``a/..``) is
+    dropped (so is an empty name); a hardlink must name an earlier non-directory member;
+    symlinks to nothing and unsupported member types -> `FormatError`, as is a truncated or
+    corrupt tar. xattrs are kept (overlayfs and SELinux ones dropped), owner names and
+    sub-second times are not.
     """
     with TarWriter(out) as writer:
         return _normalize(TarReader(src, source=source), writer, source)
@@ -56,28 +58,13 @@ def _normalize(reader: TarReader, writer: TarWriter, source: str) -> LayerStats:
     # Earlier non-directory members: what a hardlink may point at.
     linkable: set[bytes] = set()
     for member in reader:
-        if not member.name:
-            raise FormatError(f"{source}: member with an empty name")
-        name = clean_name(member.name)
-        if name is None:
-            raise UnsafePath(
-                f"{source}: member {display_name(member.name)}: path escapes the layer root"
-            )
+        name = b"/".join(clean(member.name))
         typeflag = member.type
         if not name:
-            if typeflag == DIRTYPE:
-                continue
-            raise UnsafePath(
-                f"{source}: member {display_name(member.name)}: replaces the layer root"
-            )
+            continue  # the root: never replaced, as containerd and Docker leave it
         linkname = b""
         if typeflag == LNKTYPE:
-            target = clean_name(member.linkname)
-            if target is None:
-                raise UnsafePath(
-                    f"{source}: member {display_name(member.name)}: hardlink target "
-                    f"{display_name(member.linkname)} escapes the layer root"
-                )
+            target = b"/".join(clean(member.linkname))
             if target not in linkable:
                 raise FormatError(
                     f"{source}: member {display_name(member.name)}: hardlink target "
