@@ -26,6 +26,7 @@ from strata.errors import (
 from strata.oci import mediatypes as mt
 from strata.registry.client import RegistryClient
 from strata.registry.transport import PermanentlyUnreachable
+from tests.anchors import Docker
 from tests.conftest import Strata
 from tests.registry.conftest import FakeHandler, free_port
 
@@ -218,3 +219,14 @@ def test_pull_from_a_name_that_does_not_exist_says_so_in_one_line(strata: Strata
         "Error: pull registry.invalid/app:1: cannot reach https://registry.invalid: "
         "no such host registry.invalid ("
     )
+
+
+@pytest.mark.peers
+def test_docker_also_fails_at_once_on_a_closed_port_and_an_unknown_name(docker: Docker) -> None:
+    """The reference: Docker 20.10's daemon answers both without retrying."""
+    for name in (f"127.0.0.1:{free_port()}/app:1", "registry.invalid/app:1"):
+        start = time.monotonic()
+        done = docker("pull", name, check=False)
+        assert done.returncode != 0
+        assert time.monotonic() - start < 5
+        assert ("connection refused" in done.stderr) or ("no such host" in done.stderr)
