@@ -11,18 +11,19 @@ from strata.errors import InvalidArgument
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 
-def human_size(size: float) -> str:
-    """go-units HumanSize: decimal units, 3 significant digits (``74.8MB``, ``126MB``, ``0B``)."""
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: decimal units, ``precision`` significant digits
+    (``74.8MB``, ``126MB``, ``0B``); Docker's SIZE column uses 3, its VirtualSize field 4."""
     value = float(size)
     unit = 0
     while value >= 1000 and unit < len(_UNITS) - 1:
         value /= 1000
         unit += 1
-    text = f"{value:.3g}"
+    text = f"{value:.{precision}g}"
     if "e" in text:  # 999.6 rounds to 1e+03: that is the next unit
         value /= 1000
         unit += 1
-        text = f"{value:.3g}"
+        text = f"{value:.{precision}g}"
     return f"{text}{_UNITS[unit]}"
 
 

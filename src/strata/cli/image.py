@@ -14,7 +14,13 @@ import click
 
 from strata.cli.build import build_cmd
 from strata.cli.context import App, pass_app
-from strata.cli.format import ago, emit_formatted, human_size, render_template
+from strata.cli.format import (
+    ago,
+    check_inspect_template,
+    emit_formatted,
+    human_size,
+    render_inspect_template,
+)
 from strata.cli.history import history_cmd
 from strata.cli.refmatch import reference_filter
 from strata.cli.registry import pull_cmd, push_cmd
@@ -49,7 +55,7 @@ def _ls_rows(images: list[Image]) -> list[dict[str, Any]]:
             "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if created else "",
             "CreatedSince": ago(created, now),
             "Size": human_size(image.size),
-            "VirtualSize": human_size(image.size),
+            "VirtualSize": human_size(image.size, 4),  # Docker: 4 significant digits here
             "SharedSize": "N/A",
             "UniqueSize": "N/A",
             "Containers": "N/A",
@@ -129,7 +135,7 @@ def ls_cmd(
         extra = [row["Digest"]] if digests else []
         return [row["Repository"], row["Tag"], *extra, row["ID"], row["CreatedSince"], row["Size"]]
 
-    emit_formatted(fmt, headers, rows, cells, click.echo)
+    emit_formatted(fmt, headers, rows, cells, click.echo, context="image")
 
 
 def _filter_rows(
@@ -196,6 +202,8 @@ def inspect_document(images: ImageStore, image: Image) -> dict[str, Any]:
 @pass_app
 def inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more images."""
+    if fmt:
+        check_inspect_template(fmt)  # Docker refuses a bad template before looking anything up
     store = app.images()
     docs = []
     missing = []
@@ -207,7 +215,7 @@ def inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
         docs.append(inspect_document(store, image))
     if fmt:
         for doc in docs:
-            click.echo(render_template(fmt, doc))
+            click.echo(render_inspect_template(fmt, doc, "image"))
     elif docs or not missing:
         click.echo(json.dumps(docs, indent=4))
     if missing:
