@@ -61,6 +61,22 @@ def test_env_name_without_value_passes_the_hosts(
                          "-c", 'echo "$E ${NOPE_-unset}"') == (0, "x unset\n")  # fmt: skip
     finally:
         debian("rm", "-f", "busy")
+    # A bare name the host lacks unsets the variable, the image's value too; inspect lists it.
+    with_env = f"strata-parity-env{os.getpid()}:1"
+    for tool in (debian, docker):
+        tool("create", "--name", f"parity-env{os.getpid()}", IMAGE, "true")
+        tool("commit", "-c", "ENV FOO=image BAR=kept", f"parity-env{os.getpid()}", with_env)
+        tool("rm", f"parity-env{os.getpid()}")
+    try:
+        line = ["-e", "FOO", with_env, "sh", "-c", 'echo "${FOO-unset} $BAR"']
+        assert _with_env(debian, {}, "run", "--rm", *line) == (0, "unset kept\n")
+        assert _with_env(docker, {}, "run", "--rm", *line) == (0, "unset kept\n")
+        assert _with_env(debian, {}, "run", *line) == (0, "unset kept\n")
+        debian("create", "--name", "listed", "-e", "FOO", with_env)
+        env = debian("inspect", "-f", "{{json .Config.Env}}", "listed").stdout
+        assert '"FOO"' in env and "FOO=" not in env and '"BAR=kept"' in env
+    finally:
+        docker("rmi", with_env, check=False)
     bad = tmp_path / "bad"
     bad.write_text("A B=1\n")
     assert "contains whitespaces" in debian.fail("run", "--rm", "--env-file", str(bad), IMAGE)

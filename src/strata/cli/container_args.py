@@ -72,11 +72,13 @@ def env_files(paths: tuple[str, ...]) -> list[str]:
 
 
 def environment(files: tuple[str, ...], flags: tuple[str, ...]) -> tuple[str, ...]:
-    """``--env-file`` entries then ``-e`` ones, a bare ``NAME`` taking the host's value (or
-    dropped when the host has none), as Docker's client does."""
+    """``--env-file`` entries then ``-e`` ones, as Docker's client makes them: a bare ``NAME``
+    takes the host's value; without one, a file's line is dropped while ``-e NAME`` stays bare
+    (and unsets NAME in the container, the image's value too)."""
     from strata.runtime.options import pass_host_env
 
-    return pass_host_env((*env_files(files), *flags), os.environ)
+    from_files = [e for e in pass_host_env(env_files(files), os.environ) if "=" in e]
+    return (*from_files, *pass_host_env(flags, os.environ))
 
 
 def check_terminal(tty: bool, interactive: bool) -> None:

@@ -54,7 +54,10 @@ def _merge_env(base: list[str], extra: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = entry.partition("=")
         if not key:
             raise InvalidArgument(f"invalid environment variable: {entry!r}")
-        merged[key] = value if sep else os.environ.get(key, "")
+        if sep:
+            merged[key] = value
+        else:  # Docker: a bare NAME (the CLI found no host value) unsets NAME
+            merged.pop(key, None)
     return merged
 
 

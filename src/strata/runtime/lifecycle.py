@@ -37,6 +37,7 @@ from strata.runtime.options import (
     parse_signal,
     process_args,
     process_env,
+    process_vars,
 )
 from strata.runtime.owner import OwnerLock, owner_alive
 from strata.runtime.select import backend_by_name, default_backend
@@ -257,7 +258,7 @@ class Containers:
                 rootfs=rootfs,
                 process=ProcessSpec(
                     args=tuple(cfg["args"]),
-                    env=tuple(cfg["env"]),
+                    env=process_vars(cfg["env"]),
                     cwd=cfg["cwd"],
                     user=cfg["user"],
                     terminal=tty,

@@ -117,27 +117,36 @@ def entrypoint_cmd(
 
 
 def pass_host_env(entries: Sequence[str], host: Mapping[str, str]) -> tuple[str, ...]:
-    """Docker's ``-e NAME`` (no ``=``): the host's value of NAME, or no variable at all when
-    the host has none (Docker's client resolves it; the container never sees ``NAME=``)."""
-    out = []
-    for entry in entries:
-        if "=" in entry:
-            out.append(entry)
-        elif entry in host:
-            out.append(f"{entry}={host[entry]}")
-    return tuple(out)
+    """Docker's client on ``-e NAME`` (no ``=``): ``NAME=<the host's value>``, or the bare
+    ``NAME`` when the host has none, which then unsets NAME in the container (`process_env`)."""
+    return tuple(
+        f"{entry}={host[entry]}" if "=" not in entry and entry in host else entry
+        for entry in entries
+    )
 
 
 def process_env(config: ProcessDefaults, extra: Sequence[str]) -> tuple[str, ...]:
-    """The image's env, then ``-e`` values; PATH defaults as Docker's."""
-    merged: dict[str, str] = {}
+    """The image's env, then ``-e`` values; PATH defaults as Docker's.
+
+    A bare ``NAME`` (no ``=``) unsets NAME, the image's value too, as Docker's daemon does; it
+    stays in the list as Docker lists it (``inspect``'s ``Config.Env``), and `process_vars`
+    leaves it out of what the process gets.
+    """
+    merged: dict[str, str | None] = {}
     for entry in (*config.env, *extra):
         key, sep, value = entry.partition("=")
         if not key:
             raise InvalidArgument(f"invalid environment variable: {entry!r}")
-        merged[key] = value if sep else ""
+        if not sep:
+            merged.pop(key, None)  # listed last, as Docker appends what it cannot merge
+        merged[key] = value if sep else None
     merged.setdefault("PATH", DEFAULT_PATH)
-    return tuple(f"{k}={v}" for k, v in merged.items())
+    return tuple(k if v is None else f"{k}={v}" for k, v in merged.items())
+
+
+def process_vars(env: Sequence[str]) -> tuple[str, ...]:
+    """What the process gets of a container's env: the ``NAME=VALUE`` entries only."""
+    return tuple(entry for entry in env if "=" in entry)
 
 
 def parse_signal(text: str) -> int:
