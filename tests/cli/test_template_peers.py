@@ -47,6 +47,7 @@ IMAGE_LS = [
     "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.Size}}",
     "table {{.ID}}\\t{{.CreatedAt}}\\t{{.Digest}}\\t{{.Containers}}",
     "table {{upper .Repository}}:{{lower .Tag}} {{pad .ID 1 1}}|",
+    "table {{.Repository}}\\t{{.VirtualSize}}\\t{{.SharedSize}}\\t{{.UniqueSize}}",
     "{{json .Repository}} {{json .Size}}",
     "{{.Nope}}",
     "{{.ID",
@@ -92,6 +93,7 @@ def test_templates_print_what_docker_prints(loaded: Strata, docker: Docker) -> N
         _same(docker, loaded, "history", "--format", template, IMAGE)
     # A template that does not parse is refused before the lookup, with Docker's status 64.
     _same(docker, loaded, "inspect", "-f", "{{.Os", "no-such-image:1")
+    _same(docker, loaded, "image", "inspect", "-f", "{{.Os", "no-such-image:1")
 
 
 def test_docker_is_what_the_recording_was_made_from(docker: Docker) -> None:
