@@ -71,6 +71,22 @@ def test_run_and_create_pull_what_is_missing(
     quiet = strata("run", "--pull=always", "-q", "--rm", ref, "/hello", check=False)
     assert quiet.stderr == 'Error: exec: "/hello": permission denied\n'
 
+    # A name without a tag: ":latest" in the first line, no "Using default tag" (that is pull's).
+    strata("tag", ref, ref.removesuffix(":1"))
+    strata("push", "-q", ref.removesuffix(":1"))
+    strata("rmi", ref, ref.removesuffix(":1"))
+    untagged = strata("run", "--rm", ref.removesuffix(":1"), "/hello", check=False)
+    want = docker("run", "--rm", ref.removesuffix(":1"), "/hello", check=False)
+    docker("rmi", ref.removesuffix(":1"), check=False)
+    assert (
+        untagged.stderr.splitlines()[:2]
+        == want.stderr.splitlines()[:2]
+        == [
+            f"Unable to find image '{ref.removesuffix(':1')}:latest' locally",
+            "latest: Pulling from pulled/app",
+        ]
+    )
+
     # What cannot be pulled is run's failure (125) and create's (1), in one line after the first.
     gone = f"{registry.address}/pulled/none:1"
     for command, status in (("run", 125), ("create", 1)):

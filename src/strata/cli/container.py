@@ -103,10 +103,11 @@ def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
     from strata.oci.reference import parse_reference
 
     ref = parse_reference(name)
+    # Tagged first: Docker's run names ":latest" here and never says "Using default tag".
+    wanted = ref if ref.digest is not None else ref.with_default_tag()
     if policy == "missing":
-        wanted = ref if ref.digest is not None else ref.with_default_tag()
         click.echo(f"Unable to find image '{wanted.familiar}' locally", err=True)
-    pull_image(app, ref, quiet=quiet, err=True)
+    pull_image(app, wanted, quiet=quiet, err=True)
 
 
 def _attached(service: Containers, container: Container, interactive: bool) -> NoReturn:
