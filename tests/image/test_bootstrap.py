@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from strata.image.bootstrap import BootstrapOptions, check_options, host_mirror
+from strata.image.bootstrap import CLEAN, BootstrapOptions, check_options, clean_rootfs, host_mirror
 from tests.conftest import Strata, store_state
 
 pytestmark = [pytest.mark.root, pytest.mark.peers, pytest.mark.slow]
@@ -31,6 +35,7 @@ def test_bootstrap_is_reproducible_and_usable(strata: Strata, tmp_path: Path) ->
     history = config["history"]
     assert history[0]["created_by"].startswith("mmdebstrap --variant=minbase")
     assert history[1]["empty_layer"] is True
+    assert_clean(strata, "debian:bookworm")
     # The saved image is a real one: skopeo reads it and umoci unpacks a working rootfs.
     archive = tmp_path / "bookworm.tar"
     strata("save", "--format", "oci-archive", "-o", str(archive), "debian:bookworm")
@@ -90,12 +95,112 @@ def test_bad_options_fail_before_anything_runs(
     assert store_state(strata.root) == before
 
 
-def test_unreachable_mirror_is_one_line(strata: Strata) -> None:
+@pytest.mark.parametrize(
+    ("tool", "stage"),
+    [("mmdebstrap", "running apt-get update..."), ("debootstrap", "Retrieving Release")],
+)
+def test_unreachable_mirror_is_one_line(strata: Strata, tool: str, stage: str) -> None:
     strata("images")
     before = store_state(strata.root)
-    error = strata.fail("image", "bootstrap", "--mirror", "http://127.0.0.1:9/debian", "x:1")
-    assert "mmdebstrap failed" in error
+    mirror = "http://127.0.0.1:9/debian"
+    error = strata.fail("image", "bootstrap", "--tool", tool, "--mirror", mirror, "x:1")
+    # The tool, how far it got, and its first error (the cause, not its cleanup after it).
+    assert error.startswith(f"Error: {tool} failed (exit ")
+    assert f"at {stage!r}: E: " in error and "127.0.0.1:9" in error
     assert store_state(strata.root) == before
+
+
+def test_progress_line_on_a_terminal(strata: Strata) -> None:
+    command = [sys.executable, "-m", "strata", "image", "bootstrap", "--tool", "debootstrap"]
+    command += ["--mirror", "http://127.0.0.1:9/debian", "x:1"]
+    out = subprocess.run(
+        ["script", "-qec", shlex.join(command), "/dev/null"],
+        capture_output=True,
+        env={**os.environ, "STRATA_ROOT": str(strata.root)},
+        check=False,
+    ).stdout.decode()  # as bytes: text mode would turn the carriage returns into newlines
+    # Redrawn in place: the image, the tool and its step, and the time so far.
+    assert "\r\x1b[2K[+] x:1: debootstrap: Retrieving Release  " in out, out
+    assert "Error: debootstrap failed" in out
+
+
+def layer_members(strata: Strata, ref: str) -> dict[str, tarfile.TarInfo]:
+    """The one layer of ``ref`` (stored uncompressed by bootstrap), by member name."""
+    doc = json.loads(strata("image", "inspect", ref).stdout)[0]
+    (diff_id,) = doc["RootFS"]["Layers"]
+    blob = strata.root / "blobs" / "sha256" / diff_id.removeprefix("sha256:")
+    with tarfile.open(blob) as tar:
+        return {m.name.removeprefix("./").rstrip("/"): m for m in tar}
+
+
+def assert_clean(strata: Strata, ref: str) -> None:
+    """No path of CLEAN in the image, apt's lists and caches empty (as in Docker's Debian
+    images), and no file naming the store on this host."""
+    members = layer_members(strata, ref)
+    for pattern in CLEAN:
+        if pattern.endswith("/*"):
+            folder = pattern.removesuffix("/*")
+            assert folder in members, folder
+            assert not [n for n in members if n.startswith(folder + "/")], folder
+        else:
+            assert pattern not in members, pattern
+    assert not [n for n in members if n.endswith(".deb")]
+    doc = json.loads(strata("image", "inspect", ref).stdout)[0]
+    (diff_id,) = doc["RootFS"]["Layers"]
+    blob = strata.root / "blobs" / "sha256" / diff_id.removeprefix("sha256:")
+    host = str(strata.root).encode()
+    with tarfile.open(blob) as tar:
+        for member in tar:
+            if member.isfile():
+                data = tar.extractfile(member)
+                assert data is not None
+                assert host not in data.read(), member.name
+
+
+def test_debootstrap_is_reproducible_and_clean(strata: Strata) -> None:
+    runs = [
+        strata("image", "bootstrap", "--tool", "debootstrap", "--timestamp", EPOCH, f"deb:{n}")
+        for n in (1, 2)
+    ]
+    # The same mirror state and timestamp give the same bytes, so the same image ID.
+    assert runs[0].stdout == runs[1].stdout
+    assert runs[0].stdout.startswith("sha256:")
+    # Off a terminal too, one line says which tool made it (stdout is the ID alone).
+    assert runs[0].stderr.startswith("Bootstrapped deb:1 with debootstrap 1.")
+    assert "(bookworm, minbase)" in runs[0].stderr
+    history = strata("image", "history", "--no-trunc", "deb:1").stdout
+    assert "debootstrap --variant=minbase bookworm TARGET http" in history
+    assert_clean(strata, "deb:1")
+    assert "bookworm" in strata("run", "--rm", "deb:1", "cat", "/etc/os-release").stdout
+
+
+def test_clean_rootfs_never_leaves_the_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "log").mkdir(parents=True)
+    (outside / "log" / "dpkg.log").write_text("host's own log")
+    (outside / "lists").mkdir()
+    (outside / "lists" / "keep").write_text("x")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "machine-id").write_text("0123\n")
+    (root / "etc" / "hostname").write_text("host\n")
+    (root / "var" / "cache" / "apt" / "archives" / "partial").mkdir(parents=True)
+    (root / "var" / "cache" / "apt" / "archives" / "bash.deb").write_text("deb")
+    (root / "var" / "cache" / "apt" / "pkgcache.bin").write_text("bin")
+    (root / "var" / "lib" / "apt").mkdir(parents=True)
+    # Symlinked directories on the way lead out of the root: they are not followed.
+    (root / "var" / "log").symlink_to(outside / "log")
+    (root / "var" / "lib" / "apt" / "lists").symlink_to("../../../../outside/lists")
+    removed = clean_rootfs(root)
+    assert removed == [
+        "etc/hostname",
+        "etc/machine-id",
+        "var/cache/apt/archives",
+        "var/cache/apt/pkgcache.bin",
+    ]
+    assert (outside / "log" / "dpkg.log").read_text() == "host's own log"
+    assert (outside / "lists" / "keep").exists()
+    assert (root / "var" / "cache" / "apt").is_dir()
 
 
 def test_check_options_defaults_to_host_mirror() -> None:

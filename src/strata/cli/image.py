@@ -386,13 +386,30 @@ def bootstrap_cmd(
         tool=tool,
         include=packages,
     )
+    name = ref.with_default_tag().familiar
+    progress = None
     if sys.stderr.isatty():
-        # Progress only on a terminal: a failing run prints just its one error line.
-        click.echo(
-            f"Bootstrapping {ref.with_default_tag().familiar} ({suite}, {variant})...", err=True
-        )
-    image = bootstrap(app.images(), ref, options)
-    click.echo(str(image.id))
+        # A live line only on a terminal: elsewhere a failing run prints just its error line.
+        import time
+
+        started = time.monotonic()
+
+        def progress(stage: str) -> None:
+            line = f"[+] {name}: {stage}"[:70]
+            elapsed = time.monotonic() - started
+            sys.stderr.write(f"\r\x1b[2K{line}  {elapsed:.1f}s")
+            sys.stderr.flush()
+
+    try:
+        done = bootstrap(app.images(), ref, options, progress)
+    finally:
+        if progress is not None:
+            sys.stderr.write("\r\x1b[2K")
+    # Which tool made it, on any output: the image ID alone goes to stdout, for scripts.
+    click.echo(
+        f"Bootstrapped {name} with {done.tool} ({suite}, {variant}) from {done.mirror}", err=True
+    )
+    click.echo(str(done.image.id))
 
 
 # -- save, load -----------------------------------------------------------------------------

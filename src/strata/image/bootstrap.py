@@ -3,26 +3,34 @@
 mmdebstrap is preferred: it streams a tar with sorted names and, with SOURCE_DATE_EPOCH set,
 reproducible timestamps, so two bootstraps of one mirror state give the same image ID. Without a
 timestamp from the user, the suite's Release date is used, which keeps that promise by default.
-debootstrap is the fallback: it writes a directory, which strata turns into a deterministic tar.
+debootstrap is the fallback (or ``--tool debootstrap``): it writes a directory, which strata
+turns into a deterministic tar, every time clamped to that date.
+
+Either way the rootfs is cleaned as Docker's Debian images are (debuerreotype's fixup and tar
+steps) and as mmdebstrap's reproducible cleanup does: no logs of the bootstrap (timestamps, and
+debootstrap's log names the host's target directory), no machine identity, no ldconfig cache of
+file times, and apt's lists and caches empty (debootstrap leaves every .deb it installed).
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from strata.errors import InvalidArgument, StrataError, ToolError
 from strata.image.create import store_image
@@ -38,8 +46,45 @@ VARIANTS = ("minbase", "buildd", "important", "required", "standard")
 TOOLS = ("auto", "mmdebstrap", "debootstrap")
 _SUITE = re.compile(r"[a-z][a-z0-9.-]*")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Files that differ per host; the container runtime provides them at run time.
-HOST_FILES = ("etc/resolv.conf", "etc/hostname")
+# What a bootstrapped rootfs must not keep (relative paths; a last component ``*`` is all the
+# entries of that directory). Compared with debuerreotype's fixup, tar excludes and Docker's
+# debian image script, and mmdebstrap's cleanup/reproducible list.
+CLEAN = (
+    # Per host: the container runtime provides them at run time.
+    "etc/resolv.conf",
+    "etc/hostname",
+    # Logs of the bootstrap: timestamps, and debootstrap's names the host's target directory.
+    "var/log/bootstrap.log",
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/log/apt/history.log",
+    "var/log/apt/term.log",
+    "var/log/apt/eipp.log.xz",
+    # ldconfig's cache of file times and inodes: remade when needed.
+    "var/cache/ldconfig/aux-cache",
+    # A machine's identity is made where it boots: Docker's Debian images have no machine-id.
+    "etc/machine-id",
+    "var/lib/dbus/machine-id",
+    # The host's kernel versions, a mount table (/run is made at run time), a catalog stamped
+    # at build time.
+    "etc/apt/apt.conf.d/01autoremove-kernels",
+    "run/mount",
+    "var/lib/systemd/catalog/database",
+    # apt's package lists and caches: empty, as in Docker's images (apt remakes its dirs).
+    "var/lib/apt/lists/*",
+    "var/cache/apt/*",
+)
+# The live progress: the bootstrapper's latest ``I: …`` line (``Retrieving Packages``).
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrapped:
+    """A bootstrapped image and what made it."""
+
+    image: Image
+    tool: str  # with its version: ``debootstrap 1.0.128+nmu2+deb12u2``
+    mirror: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +174,19 @@ def check_options(options: BootstrapOptions) -> str:
     return mirror.rstrip("/")
 
 
-def bootstrap(images: ImageStore, ref: Reference, options: BootstrapOptions) -> Image:
-    """Make a Debian rootfs with mmdebstrap/debootstrap and store it as ``ref``."""
+def bootstrap(
+    images: ImageStore,
+    ref: Reference,
+    options: BootstrapOptions,
+    progress: Progress | None = None,
+) -> Bootstrapped:
+    """Make a Debian rootfs with mmdebstrap/debootstrap and store it as ``ref``.
+
+    ``progress`` is called with each step the tool reports, as it goes; a failure says the last.
+    """
     mirror = check_options(options)
     tool = choose_tool(options.tool)
+    watch = _Watch(tool, progress)
     epoch = options.timestamp
     if epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
         epoch = int(os.environ["SOURCE_DATE_EPOCH"])
@@ -142,11 +196,11 @@ def bootstrap(images: ImageStore, ref: Reference, options: BootstrapOptions) -> 
     command = _command(tool, options, mirror)
     with images.operation() as lease:
         if tool == "mmdebstrap":
-            layer = _run_mmdebstrap(images, lease, command, epoch)
+            layer = _run_mmdebstrap(images, lease, command, epoch, watch)
         else:
-            layer = _run_debootstrap(images, lease, command, epoch)
+            layer = _run_debootstrap(images, lease, command, epoch, watch)
         when = format_time(created)
-        shown = " ".join(a for a in command if a not in ("-", "--quiet") and "hook" not in a)
+        shown = " ".join(a for a in command if a != "-" and not a.startswith(("--c", "--skip")))
         config = base_config(created)
         config = replace(
             config,
@@ -161,22 +215,38 @@ def bootstrap(images: ImageStore, ref: Reference, options: BootstrapOptions) -> 
                 ),
             ),
         )
-        return store_image(images, lease, config=config, layers=[layer], names=[ref])
+        image = store_image(images, lease, config=config, layers=[layer], names=[ref])
+    return Bootstrapped(image, _version(tool), mirror)
+
+
+def _version(tool: str) -> str:
+    """``debootstrap 1.0.128+nmu2+deb12u2``, or the tool's name if it cannot say."""
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return tool
+    words = out.stdout.split()
+    return f"{tool} {words[-1]}" if out.returncode == 0 and words else tool
 
 
 def _command(tool: str, options: BootstrapOptions, mirror: str) -> list[str]:
     include = [f"--include={','.join(options.include)}"] if options.include else []
     if tool == "mmdebstrap":
         mode = "root" if os.geteuid() == 0 else "unshare"
-        hook = "rm -f " + " ".join(f'"$1/{f}"' for f in HOST_FILES)
+        # The hook runs while /dev, /proc and /sys are mounted: it never leaves CLEAN's paths
+        # nor a filesystem. apt's own cleanup comes after hooks and remakes lock files and
+        # partial dirs, so it is skipped: the hook empties the lists and caches instead.
+        hook = "rm -rf --one-file-system " + " ".join(
+            f'"$1"/{f}' if f.endswith("*") else f'"$1/{f}"' for f in CLEAN
+        )
         return [
             "mmdebstrap",
-            "--quiet",
             f"--variant={options.variant}",
             f"--mode={mode}",
             "--format=tar",
             *include,
             f"--customize-hook={hook}",
+            "--skip=cleanup/apt",
             options.suite,
             "-",
             mirror,
@@ -200,41 +270,89 @@ def _env(epoch: int | None) -> dict[str, str]:
     return env
 
 
+class _Watch:
+    """Reads a bootstrapper's messages as they come: keeps them for an error, reports each
+    ``I: …`` step to the caller, and remembers the last so a failure says how far it got."""
+
+    def __init__(self, tool: str, progress: Progress | None) -> None:
+        self.tool = tool
+        self.progress = progress
+        self.stage = "starting"
+        self.lines: deque[str] = deque(maxlen=100)  # the end is what explains a failure
+        # The first error is the cause (mmdebstrap then reports its own cleanup and failure).
+        self.error: str | None = None
+
+    def read(self, stream: Iterable[bytes]) -> None:
+        for raw in stream:
+            text = raw.decode("utf-8", "replace").strip()
+            if text:
+                self.lines.append(text)
+            if text.startswith("E: ") and self.error is None:
+                self.error = text
+            elif text.startswith("I: ") and self.error is None:
+                self.stage = text[3:]
+                if self.progress is not None:
+                    self.progress(f"{self.tool}: {self.stage}")
+
+    def check(self, returncode: int) -> None:
+        """A `ToolError` naming the step it stopped at and its last error line, unless 0."""
+        if returncode == 0:
+            return
+        reason = self.error or (self.lines[-1] if self.lines else f"exit status {returncode}")
+        raise ToolError(f"{self.tool} failed (exit {returncode}) at {self.stage!r}: {reason}")
+
+
 def _run_mmdebstrap(
-    images: ImageStore, lease: Lease, command: list[str], epoch: int | None
+    images: ImageStore, lease: Lease, command: list[str], epoch: int | None, watch: _Watch
 ) -> ImageLayer:
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=_env(epoch))
-        assert proc.stdout is not None
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(epoch)
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    # Its messages come on stderr while the tar streams on stdout: read them beside it.
+    reader = threading.Thread(target=watch.read, args=(proc.stderr,), daemon=True)
+    reader.start()
+    try:
+        layer = write_rootfs_layer(
+            images, lease, cast(BinaryIO, proc.stdout), name="mmdebstrap output"
+        )
+    except StrataError:
+        # A tool that failed ends the tar early and exits; one still writing is blocked on the
+        # pipe, so the error is in what it sent (then ours says why).
         try:
-            layer = write_rootfs_layer(
-                images, lease, cast(BinaryIO, proc.stdout), name="mmdebstrap output"
-            )
-        except StrataError:
+            failed = proc.wait(timeout=60) != 0
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            _check(proc.returncode, command, log)
-            raise
-        finally:
-            proc.stdout.close()
-        _check(proc.wait(), command, log)
+            failed = False
+        reader.join()
+        if failed:
+            watch.check(proc.returncode)
+        raise
+    finally:
+        proc.stdout.close()
+    returncode = proc.wait()
+    reader.join()
+    watch.check(returncode)
     return layer
 
 
 def _run_debootstrap(
-    images: ImageStore, lease: Lease, command: list[str], epoch: int | None
+    images: ImageStore, lease: Lease, command: list[str], epoch: int | None, watch: _Watch
 ) -> ImageLayer:
     scratch = images.root.path / "tmp"
     scratch.mkdir(mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         target = Path(tmp) / "rootfs"
         argv = [str(target) if a == "TARGET" else a for a in command]
-        with tempfile.TemporaryFile() as log:
-            proc = subprocess.run(argv, stdout=log, stderr=log, env=_env(epoch), check=False)
-            _check(proc.returncode, argv, log)
-        for name in HOST_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (target / name).unlink()
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env(epoch)
+        )
+        assert proc.stdout is not None
+        with proc.stdout:
+            watch.read(proc.stdout)
+        watch.check(proc.wait())
+        clean_rootfs(target)
         with images.content.writer(f"layer-{uuid.uuid4().hex}") as writer:
             stats = write_tar_from_dir(target, writer, clamp_mtime=epoch)  # type: ignore[arg-type]
             lease.add("blob", str(stats.diff_id))
@@ -242,12 +360,44 @@ def _run_debootstrap(
     return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
 
 
-def _check(returncode: int, command: list[str], log: IO[bytes]) -> None:
-    if returncode == 0:
-        return
-    log.seek(0)
-    lines = [
-        line.strip() for line in log.read().decode("utf-8", "replace").splitlines() if line.strip()
-    ]
-    reason = lines[-1] if lines else f"exit status {returncode}"
-    raise ToolError(f"{command[0]} failed (exit {returncode}): {reason}")
+def clean_rootfs(root: Path) -> list[str]:
+    """Remove `CLEAN`'s paths from the tree at ``root``; the paths removed, sorted.
+
+    Each directory on the way is opened without following symlinks, so nothing outside
+    ``root`` is ever touched, whatever the tree holds.
+    """
+    removed: list[str] = []
+    for pattern in CLEAN:
+        parent, _, name = pattern.rpartition("/")
+        fd = _open_dir(root, parent)
+        if fd is None:
+            continue
+        try:
+            for entry in sorted(os.listdir(fd)) if name == "*" else [name]:
+                try:
+                    st = os.lstat(entry, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(entry, dir_fd=fd)
+                else:
+                    os.unlink(entry, dir_fd=fd)
+                removed.append(f"{parent}/{entry}")
+        finally:
+            os.close(fd)
+    return sorted(removed)
+
+
+def _open_dir(root: Path, relative: str) -> int | None:
+    """A descriptor of ``root/relative``, a real directory in it; None if it is not one."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    fd = os.open(root, flags)
+    for part in relative.split("/") if relative else ():
+        try:
+            inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError:  # missing, a symlink (ELOOP) or not a directory
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = inner
+    return fd
