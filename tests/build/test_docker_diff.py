@@ -184,6 +184,7 @@ COPY a.txt src/b.txt /multi/
 COPY --chown=1:2 src /owned
 COPY --chown=nobody:nogroup a.txt /owned-by-name/
 COPY src/link /followed
+COPY src/sub/su src/sub/sg src/sub/sgn /modes/
 ADD arch.tar /unpacked/
 ADD arch.tar /
 COPY arch.tar /packed/
@@ -206,6 +207,10 @@ def _copy_context(ctx: Path) -> None:
         }
     )(ctx)
     os.chmod(ctx / "src/sub/c.txt", 0o755)
+    for name, mode in (("su", 0o4755), ("sg", 0o2755), ("sgn", 0o2744)):
+        (ctx / "src/sub" / name).write_text(name)
+        os.chmod(ctx / "src/sub" / name, mode)
+    os.chmod(ctx / "src/sub", 0o2755)
     os.chmod(ctx / "src/sub/deep", 0o700)
     os.symlink("b.txt", ctx / "src/link")
     os.symlink("/etc/passwd", ctx / "src/abs")
@@ -236,6 +241,10 @@ COPY --from=build /out /out
 COPY --from=build /out/sub/f /f
 COPY --from=0 /etc/os-release /osr
 COPY --from=second /out/l /out/more /m/
+COPY --from=build --chown=7:8 /out/sub /chowned
+RUN true
+SHELL ["/bin/bash", "-c"]
+RUN echo "$BASH_VERSION" | cut -c1 > /bash-major
 LABEL tag=$TAG
 CMD ["cat", "/f"]
 """
@@ -288,7 +297,7 @@ def both(
     strata_id = strata("image", "inspect", "-f", "{{.Id}}", BASE).stdout.strip()
     assert docker_id == strata_id
     yield docker, strata
-    tags = [f"strata-diff-{name}" for name in (*CASES, "onbuild-base", "onbuild")]
+    tags = [f"strata-diff-{name}" for name in (*CASES, "onbuild-base", "onbuild", "add-urls")]
     docker("rmi", "-f", *tags, check=False)
 
 
@@ -322,6 +331,40 @@ def test_same_image_as_docker(both: tuple[Docker, Strata], tmp_path: Path, case:
     make(ctx)
     (ctx / "Dockerfile").write_text(dockerfile)
     assert_same(*build_both(both, ctx, f"strata-diff-{case}"))
+
+
+ADD_URLS = """\
+FROM debian:bookworm
+ADD {url}/served.txt /s/
+ADD {url}/served.txt /named
+ADD {url}/served.txt {url}/dir/other.txt /two/
+"""
+
+
+def test_add_urls_as_docker(both: tuple[Docker, Strata], tmp_path: Path) -> None:
+    """ADD of URLs from a server on loopback (history names a download by its bare sum)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "www"
+    (served / "dir").mkdir(parents=True)
+    (served / "served.txt").write_text("served file\n")
+    (served / "dir" / "other.txt").write_text("other\n")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        (ctx / "Dockerfile").write_text(ADD_URLS.format(url=url))
+        assert_same(*build_both(both, ctx, "strata-diff-add-urls"))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_onbuild_triggers_as_docker(both: tuple[Docker, Strata], tmp_path: Path) -> None:

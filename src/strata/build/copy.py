@@ -37,7 +37,7 @@ from strata.build.context.hashcache import HashCache
 from strata.build.context.scan import Context
 from strata.build.context.sums import SourceGroup, SourceSet, record, source_set
 from strata.build.copytree import copy_tree
-from strata.build.owner import ROOT, Owner
+from strata.build.owner import ROOT, Owner, chowned_mode
 from strata.build.rootwriter import RootWriter
 from strata.build.sources import (
     ContextRoot,
@@ -304,6 +304,8 @@ def _apply_item(writer: RootWriter, plan: CopyPlan, item: Item) -> None:
     owner = _own(plan.owner, item.st)
     try:
         mode = plan.chmod if plan.chmod is not None else stat.S_IMODE(item.mode)
+        if plan.owner is not None:
+            mode = chowned_mode(mode)
         if item.data is not None:
             writer.put_bytes(fd, name, item.data, mode, owner, item.mtime_ns)
         else:

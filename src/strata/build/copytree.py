@@ -13,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from strata.build.owner import ROOT, Owner
+from strata.build.owner import ROOT, Owner, chowned_mode
 from strata.build.rootwriter import RootWriter
 from strata.build.sources import Member
 
@@ -80,6 +80,8 @@ def copy_tree(
                 chain.append(_Dir(m.rel, fd, parts, meta if own else None))
             elif stat.S_ISREG(mode):
                 file_mode = chmod if chmod is not None else stat.S_IMODE(mode)
+                if owner is not None:
+                    file_mode = chowned_mode(file_mode)
                 if st.st_nlink > 1:
                     inode = (st.st_dev, st.st_ino)
                     first = links.get(inode)

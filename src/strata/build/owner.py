@@ -9,6 +9,7 @@ means the same string for the group (``--chown=app`` is ``app:app``, ``--chown=1
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -32,6 +33,20 @@ class Owner:
 
 
 ROOT: Final = Owner(0, 0)
+
+
+def chowned_mode(mode: int) -> int:
+    """A regular file's permission bits after Docker's chown of a copied file.
+
+    Docker's builder copies, then chowns each file to the step's owner (``fixPermissions``),
+    and Linux's chown(2) clears set-user-ID, and set-group-ID where group execute is set, even
+    for root. A ``COPY --from`` without ``--chown`` chowns nothing and keeps both bits.
+    """
+    if mode & stat.S_ISUID:
+        mode &= ~stat.S_ISUID
+    if mode & stat.S_ISGID and mode & stat.S_IXGRP:
+        mode &= ~stat.S_ISGID
+    return mode
 
 
 def _lookup(rootfs: Path | None, path: str, name: str, id_field: int) -> int | None:

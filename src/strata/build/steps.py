@@ -254,8 +254,12 @@ class StepRunner:
             self.b.images, parent, config=config, history=history, layer=layer, top=top
         )
 
-    def _commit_layer(self, parent: StepImage, key: str) -> tuple[ImageLayer, str]:
-        """The layer of active snapshot ``key`` (on ``parent``), and its committed key."""
+    def _commit_layer(self, parent: StepImage, key: str) -> tuple[ImageLayer | None, str | None]:
+        """The layer of active snapshot ``key`` (on ``parent``), and its committed key.
+
+        A step that changed nothing has no layer (None, None): Docker's image store records
+        an empty diff as ``empty_layer`` with no entry in rootfs (``layer.IsEmpty``).
+        """
         snapshotter = self.snapshotter
         try:
             layer = write_snapshot_layer(
@@ -265,6 +269,9 @@ class StepRunner:
                 scratch_dir(self.b.root.path),
                 self.options.epoch,
             )
+            if str(layer.diff_id) == EMPTY_TAR_DIFF_ID:
+                snapshotter.remove(key)
+                return None, None
             diff_ids = [str(la.diff_id) for la in (*parent.layers, layer)]
             return layer, adopt_snapshot(snapshotter, key, diff_ids)
         except BaseException:
@@ -398,6 +405,10 @@ class StepRunner:
             layer=layer,
             top=top,
         )
+
+
+EMPTY_TAR_DIFF_ID = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+"""The digest of a tar with no entry (two zero blocks): Docker's ``DigestSHA256EmptyTar``."""
 
 
 def _copy_volume(rootfs: Path, path: str, host: str) -> None:
