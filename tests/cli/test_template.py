@@ -1,10 +1,11 @@
 """Go templates as Docker runs them: the engine against outputs recorded from real Docker.
 
 ``data/docker_templates.json`` holds, for an image and a container, the inspect document Docker
-returned and what ``docker inspect -f TEMPLATE`` printed for each of 327 templates (stdout,
-stderr, status), recorded from Docker 28.2 (client) on 20.10 (engine). Left out: templates whose
-Go output is a pointer address (``{{.}}`` of a struct holding pointers) or depends on a Go type
-JSON cannot carry (``printf "%T" .Size`` is ``int64``).
+returned and what ``docker inspect -f TEMPLATE`` printed for each of 341 templates (stdout,
+stderr, status), recorded from Docker 28.2 (client) on 20.10 (engine). Left out, as known
+differences: a struct holding pointers printed whole (``{{.}}``: Go prints addresses), complex
+literals (``{{1i}}``), ``%X`` of a float (hex floats), and ``truncate`` cutting a UTF-8 sequence
+(Go prints the broken bytes, strata U+FFFD).
 """
 
 from __future__ import annotations

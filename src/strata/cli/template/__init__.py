@@ -80,4 +80,4 @@ def render_inspect(template: Template, doc: Mapping[str, Any], kind: str) -> str
             return template.execute(typed.typed(doc, schema), typed=True, missing_key_error=True)
         except ExecError:
             pass
-    return template.execute(doc, missing_key_error=True)
+    return template.execute(typed.raw(doc), missing_key_error=True)

@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from strata.cli.template.funcs import CallError, Func, is_true
-from strata.cli.template.gofmt import GoMap, GoNil, GoSlice, GoStruct, sprint_value, type_name
+from strata.cli.template.gofmt import (
+    GoInt64,
+    GoMap,
+    GoNil,
+    GoSlice,
+    GoStruct,
+    JsonNumber,
+    sprint_value,
+    type_name,
+)
 from strata.cli.template.lex import go_quote, line_and_column
 from strata.cli.template.nodes import (
     ActionNode,
@@ -424,8 +433,8 @@ class State:
                 return None
             self.error(f"invalid value; expected {typ}")
         ok = {
-            "string": isinstance(value, str),
-            "int": isinstance(value, int) and not isinstance(value, bool),
+            "string": isinstance(value, str) and not isinstance(value, JsonNumber),
+            "int": isinstance(value, int) and not isinstance(value, bool | GoInt64),
             "bool": isinstance(value, bool),
             "[]string": isinstance(value, GoSlice | GoNil) and type_name(value) in _STRINGS,
         }.get(typ, False)

@@ -21,6 +21,7 @@ from strata.cli.template.gofmt import (
     GoSlice,
     GoStruct,
     GoTime,
+    JsonNumber,
     RowContext,
     go_float,
     sprint,
@@ -271,6 +272,8 @@ def to_json(value: Any) -> str:
         return "null"
     if isinstance(value, GoTime):
         return _json_string(value.rfc3339)
+    if isinstance(value, JsonNumber):
+        return str.__str__(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

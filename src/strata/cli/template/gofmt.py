@@ -52,6 +52,16 @@ class RowContext(GoStruct):
         super().__init__(type_name, dict(sorted(fields.items())))
 
 
+class GoInt64(int):
+    """An int64 field of a typed struct (a size): ``%T`` says int64, and Go will not pass it
+    where an int is wanted."""
+
+
+class JsonNumber(str):
+    """A number of the raw JSON pass: docker/cli decodes with UseNumber, so it is Go's
+    json.Number, a string that prints as the number's text."""
+
+
 class GoSlice(list[Any]):
     """A typed Go slice (``[]string``): what ``join`` takes, where raw JSON's ``[]interface {}``
     is refused, as Go refuses it."""
@@ -146,6 +156,10 @@ def type_name(value: Any) -> str:
         return "map[string]string"
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, GoInt64):
+        return "int64"
+    if isinstance(value, JsonNumber):
+        return "json.Number"
     if isinstance(value, int):
         return "int"
     if isinstance(value, float):

@@ -9,11 +9,21 @@ written as data; parts left as ``ANY`` stay raw in both passes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from strata.cli.template.gofmt import GoDuration, GoMap, GoNil, GoSlice, GoStruct, GoTime
+from strata.cli.template.gofmt import (
+    GoDuration,
+    GoInt64,
+    GoMap,
+    GoNil,
+    GoSlice,
+    GoStruct,
+    GoTime,
+    JsonNumber,
+)
 
 ANY = "any"
 
@@ -80,8 +90,23 @@ def typed(value: Any, spec: Any) -> Any:
         return GoTime(value if isinstance(value, str) else "")
     if spec == "duration":
         return GoDuration(value if isinstance(value, int) else 0)
+    if spec == "int64":
+        return GoInt64(value if isinstance(value, int) else 0)
     if value is None:
         return _ZERO.get(spec)
+    return value
+
+
+def raw(value: Any) -> Any:
+    """The document as docker/cli's raw pass sees it: numbers are json.Number."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return JsonNumber(json.dumps(value))
+    if isinstance(value, list):
+        return [raw(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: raw(v) for k, v in value.items()}
     return value
 
 
@@ -162,7 +187,7 @@ _DESCRIPTOR = Struct(
     (
         F("MediaType", json="mediaType"),
         F("Digest", json="digest"),
-        F("Size", "int", json="size"),
+        F("Size", "int64", json="size"),
         F("URLs", Slice("string"), json="urls", omitempty=True),
         F("Annotations", Map("string"), json="annotations", omitempty=True),
         F("Data", ANY, json="data", omitempty=True),
@@ -193,8 +218,8 @@ IMAGE_INSPECT = Struct(
         F("Variant", omitempty=True),
         F("Os"),
         F("OsVersion", omitempty=True),
-        F("Size", "int"),
-        F("VirtualSize", "int", omitempty=True),
+        F("Size", "int64"),
+        F("VirtualSize", "int64", omitempty=True),
         F("GraphDriver", _DRIVER),
         F("RootFS", _ROOTFS),
         F("Metadata", Struct("image.Metadata", (F("LastTagTime", "time", omitempty=True),))),
@@ -244,8 +269,8 @@ CONTAINER_INSPECT = Struct(
         F("ExecIDs", Slice("string"), group=0),
         F("HostConfig", ANY, group=0),
         F("GraphDriver", _DRIVER, group=0),
-        F("SizeRw", Ptr("int"), omitempty=True, group=0),
-        F("SizeRootFs", Ptr("int"), omitempty=True, group=0),
+        F("SizeRw", Ptr("int64"), omitempty=True, group=0),
+        F("SizeRootFs", Ptr("int64"), omitempty=True, group=0),
         F("Mounts", Slice(ANY, "[]container.MountPoint")),
         F("Config", Ptr(CONTAINER_CONFIG)),
         F("NetworkSettings", ANY),
