@@ -178,3 +178,19 @@ def test_commit_and_build_sizes_match_docker(
         tool("rmi", tag, f"{tag}-committed")
         grown[label] = (built - base, committed - base)
     assert grown["strata"] == grown["docker"] == (1016, 1016)
+
+
+def test_rmi_goes_on_after_a_failure(strata: Strata, docker: Docker, tmp_path: Path) -> None:
+    tar = _sized_tar(tmp_path / "rootfs.tar")
+    missing, real = f"parity{os.getpid()}/missing:1", f"parity{os.getpid()}/real:1"
+    for tool in (strata, docker):
+        prefix = "Error: " if tool is strata else "Error response from daemon: "
+        tool("import", str(tar), real)
+        tool("tag", real, f"{real}-2")
+        # -f: a missing image is said, but is no failure.
+        proc = tool("rmi", "-f", missing, check=False)
+        assert (proc.returncode, proc.stderr) == (0, f"{prefix}No such image: {missing}\n")
+        # Without -f it is; the names after it are still removed.
+        proc = tool("rmi", missing, f"{real}-2", real, check=False)
+        assert proc.returncode == 1
+        assert proc.stdout.startswith(f"Untagged: {real}-2\nUntagged: {real}\nDeleted: sha256:")

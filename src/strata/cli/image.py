@@ -24,7 +24,7 @@ from strata.cli.format import (
 from strata.cli.history import history_cmd
 from strata.cli.refmatch import reference_filter
 from strata.cli.registry import pull_cmd, push_cmd
-from strata.errors import InvalidArgument, NotFound
+from strata.errors import InvalidArgument, NotFound, StrataError
 from strata.image.store import Image, ImageStore
 from strata.oci.config import parse_time
 from strata.oci.reference import Reference, parse_reference
@@ -246,19 +246,21 @@ def tag_cmd(app: App, source: str, target: str) -> None:
 def rm_cmd(app: App, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
     store = app.images()
-    failed = []
-    for name in names:
+    failed = fatal = False
+    for name in names:  # as Docker: each name in turn, whatever happened to the one before
         try:
             report = store.remove(name, force=force, prune=not no_prune)
-        except NotFound as exc:
+        except StrataError as exc:
             click.echo(f"Error: {exc}", err=True)
-            failed.append(name)
+            failed = True
+            fatal = fatal or not isinstance(exc, NotFound)
             continue
         for untagged in report.untagged:
             click.echo(f"Untagged: {untagged}")
         for deleted in report.deleted:
             click.echo(f"Deleted: {deleted}")
-    if failed:
+    # Docker's -f: an image that is not there is said, but is no failure; a conflict is.
+    if failed and (fatal or not force):
         sys.exit(1)
 
 
