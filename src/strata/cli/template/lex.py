@@ -62,6 +62,7 @@ KEYWORDS = {
     "with": Item.WITH,
 }
 
+_KEYWORD_ITEMS = frozenset(KEYWORDS.values())
 LEFT, RIGHT = "{{", "}}"
 SPACES = " \t\r\n"
 
@@ -79,7 +80,7 @@ class Token:
             return "EOF"
         if self.typ is Item.ERROR:
             return self.val
-        if self.typ.name in {k.name for k in KEYWORDS.values()} and self.typ is not Item.NIL:
+        if self.typ in _KEYWORD_ITEMS:
             return f"<{self.val}>"
         if len(self.val) > 10:
             return go_quote(self.val[:10]) + "..."
