@@ -183,6 +183,24 @@ def render_inspect_template(fmt: str, doc: Mapping[str, Any], kind: str | None =
         raise TemplateError(f"template parsing error: {exc}") from None
 
 
+def emit_inspect(
+    fmt: str,
+    docs: Sequence[Mapping[str, Any]],
+    echo: Callable[[str], None],
+    kind: str | None = None,
+) -> None:
+    """Each document through the template, as docker/cli's inspect: one that fails does not stop
+    the others; the first failure is raised once all that succeeded are printed."""
+    failure: TemplateError | None = None
+    for doc in docs:
+        try:
+            echo(render_inspect_template(fmt, doc, kind))
+        except TemplateError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
 def render_template(template: str, obj: Mapping[str, Any], context: str = "history") -> str:
     """One object through a Go template: an inspect document as ``inspect -f`` renders it,
     else one row of a list command as its ``--format`` does."""

@@ -18,8 +18,8 @@ from strata.cli.format import (
     ago,
     check_inspect_template,
     emit_formatted,
+    emit_inspect,
     human_size,
-    render_inspect_template,
 )
 from strata.cli.history import history_cmd
 from strata.cli.refmatch import reference_filter
@@ -214,8 +214,7 @@ def inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
             continue
         docs.append(inspect_document(store, image))
     if fmt:
-        for doc in docs:
-            click.echo(render_inspect_template(fmt, doc, "image"))
+        emit_inspect(fmt, docs, click.echo, "image")
     elif docs or not missing:
         click.echo(json.dumps(docs, indent=4))
     if missing:

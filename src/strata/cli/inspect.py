@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from strata.cli.context import App, pass_app
-from strata.cli.format import check_inspect_template, render_inspect_template
+from strata.cli.format import check_inspect_template, emit_inspect
 from strata.errors import NotFound
 
 
@@ -65,8 +65,7 @@ def _image_id(app: App, manifest_digest: str) -> str:
 
 def _emit(docs: list[dict[str, Any]], fmt: str | None) -> None:
     if fmt:
-        for doc in docs:
-            click.echo(render_inspect_template(fmt, doc))
+        emit_inspect(fmt, docs, click.echo)
     else:
         click.echo(json.dumps(docs, indent=4))
 
