@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from strata.cli.format import emit_formatted, format_rows, render_template, tabwriter
+from strata.cli.format import (
+    TemplateError,
+    emit_formatted,
+    emit_inspect,
+    format_rows,
+    render_template,
+    tabwriter,
+)
 from strata.cli.template import ExecError, ParseError, Template, render_inspect
 from strata.cli.template.gofmt import GoDuration, GoTime, go_float, sprint, sprintf
 from tests.conftest import Strata
@@ -197,6 +204,19 @@ def test_render_template_knows_an_inspect_document() -> None:
     with pytest.raises(Exception, match='map has no entry for key "Nope"'):
         render_template("{{.Nope}}", image)
     assert render_template("{{.ID}}\\t{{.Size}}", {"ID": "x", "Size": "1B"}) == "x\t1B"
+
+
+def test_inspect_goes_on_past_a_document_the_template_fails_on() -> None:
+    """docker/cli's inspect prints every document it can and then fails (status 1)."""
+    with_health = {"Id": "a", "RootFS": {}, "Config": {"Healthcheck": {"Test": ["CMD", "true"]}}}
+    without = {"Id": "b", "RootFS": {}, "Config": {}}
+    printed: list[str] = []
+    with pytest.raises(TemplateError, match='map has no entry for key "Healthcheck"') as exc:
+        emit_inspect(
+            "{{.Config.Healthcheck.Test}}", [without, with_health, without], printed.append
+        )
+    assert printed == ["[CMD true]"]
+    assert exc.value.exit_code == 1
 
 
 # -- the command line ----------------------------------------------------------------------------
