@@ -296,11 +296,36 @@ FROM {base}
 ENV X=1
 """
 
+DESTS = """\
+FROM debian:bookworm
+COPY d /etc/
+COPY f /etc/hostname
+COPY f /new/name
+COPY f /var/run/in-run/
+WORKDIR /w/x
+COPY f d ./sub/
+COPY --chown=nobody:nogroup d /deep/new/parents/
+COPY --chown=1:1 f /deep/file/parents/f
+COPY f /w
+COPY d/ .
+COPY ["sp ace", "cap", "/odd/"]
+"""
+
+
+def _dests_context(ctx: Path) -> None:
+    _files({"f": "f\n", "d/one": "1\n", "d/sub/two": "2\n", "sp ace/ünï/fïle": "u\n"})(ctx)
+    # A file capability: Docker sums security.capability (and keeps it in the layer).
+    shutil.copy("/bin/true", ctx / "cap")
+    if shutil.which("setcap"):
+        subprocess.run(["setcap", "cap_net_raw+ep", str(ctx / "cap")], check=True)
+
+
 CASES: dict[str, tuple[str, Context]] = {
     "metadata": (METADATA, _files({})),
     "copies": (COPIES, _copy_context),
     "multistage": (MULTISTAGE, _files({})),
     "scratch": (SCRATCH, _files({"a.txt": "hello\n"})),
+    "dests": (DESTS, _dests_context),
 }
 
 
