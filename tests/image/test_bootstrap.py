@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from strata.image.bootstrap import CLEAN, BootstrapOptions, check_options, clean_rootfs, host_mirror
+from strata.image.bootstrap import BootstrapOptions, check_options, host_mirror
+from strata.image.debian_rootfs import CLEAN, CONFIG, shape_rootfs
 from tests.conftest import Strata, store_state
 
 pytestmark = [pytest.mark.root, pytest.mark.peers, pytest.mark.slow]
@@ -135,8 +136,11 @@ def layer_members(strata: Strata, ref: str) -> dict[str, tarfile.TarInfo]:
 
 def assert_clean(strata: Strata, ref: str) -> None:
     """No path of CLEAN in the image, apt's lists and caches empty (as in Docker's Debian
-    images), and no file naming the store on this host."""
+    images), Docker's apt and dpkg settings, and no file naming the store on this host."""
     members = layer_members(strata, ref)
+    for path, (mode, _) in CONFIG.items():
+        assert path in members and members[path].isfile(), path
+        assert members[path].mode & 0o7777 == mode, path
     for pattern in CLEAN:
         if pattern.endswith("/*"):
             folder = pattern.removesuffix("/*")
@@ -174,7 +178,7 @@ def test_debootstrap_is_reproducible_and_clean(strata: Strata) -> None:
     assert "bookworm" in strata("run", "--rm", "deb:1", "cat", "/etc/os-release").stdout
 
 
-def test_clean_rootfs_never_leaves_the_root(tmp_path: Path) -> None:
+def test_shape_rootfs_never_leaves_the_root(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     (outside / "log").mkdir(parents=True)
     (outside / "log" / "dpkg.log").write_text("host's own log")
@@ -188,10 +192,15 @@ def test_clean_rootfs_never_leaves_the_root(tmp_path: Path) -> None:
     (root / "var" / "cache" / "apt" / "archives" / "bash.deb").write_text("deb")
     (root / "var" / "cache" / "apt" / "pkgcache.bin").write_text("bin")
     (root / "var" / "lib" / "apt").mkdir(parents=True)
-    # Symlinked directories on the way lead out of the root: they are not followed.
+    (root / "etc" / "apt" / "apt.conf.d").mkdir(parents=True)
+    # Symlinks on the way lead out of the root: they are not followed.
     (root / "var" / "log").symlink_to(outside / "log")
     (root / "var" / "lib" / "apt" / "lists").symlink_to("../../../../outside/lists")
-    removed = clean_rootfs(root)
+    (outside / "apt.conf").write_text("host's own")
+    (root / "etc" / "apt" / "apt.conf.d" / "docker-clean").symlink_to(outside / "apt.conf")
+    (outside / "dpkg.cfg.d").mkdir()
+    (root / "etc" / "dpkg").symlink_to(outside)
+    removed = shape_rootfs(root)
     assert removed == [
         "etc/hostname",
         "etc/machine-id",
@@ -201,6 +210,12 @@ def test_clean_rootfs_never_leaves_the_root(tmp_path: Path) -> None:
     assert (outside / "log" / "dpkg.log").read_text() == "host's own log"
     assert (outside / "lists" / "keep").exists()
     assert (root / "var" / "cache" / "apt").is_dir()
+    # Docker's settings are written where their directory is a real one, as plain files.
+    clean = root / "etc" / "apt" / "apt.conf.d" / "docker-clean"
+    assert not clean.is_symlink() and "DPkg::Post-Invoke" in clean.read_text()
+    assert (outside / "apt.conf").read_text() == "host's own"
+    assert not list((outside / "dpkg.cfg.d").iterdir())
+    assert not (root / "usr").exists()
 
 
 def test_check_options_defaults_to_host_mirror() -> None:

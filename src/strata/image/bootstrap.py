@@ -6,10 +6,10 @@ timestamp from the user, the suite's Release date is used, which keeps that prom
 debootstrap is the fallback (or ``--tool debootstrap``): it writes a directory, which strata
 turns into a deterministic tar, every time clamped to that date.
 
-Either way the rootfs is cleaned as Docker's Debian images are (debuerreotype's fixup and tar
-steps) and as mmdebstrap's reproducible cleanup does: no logs of the bootstrap (timestamps, and
-debootstrap's log names the host's target directory), no machine identity, no ldconfig cache of
-file times, and apt's lists and caches empty (debootstrap leaves every .deb it installed).
+Either way the rootfs is shaped as Docker's Debian images are (`strata.image.debian_rootfs`):
+no logs of the bootstrap (timestamps, and debootstrap's log names the host's target directory),
+no machine identity, no ldconfig cache of file times, apt's lists and caches empty (debootstrap
+leaves every .deb it installed), and Docker's apt and dpkg settings for images.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import email.utils
 import os
 import re
 import shutil
-import stat
 import subprocess
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from typing import BinaryIO, cast
 
 from strata.errors import InvalidArgument, StrataError, ToolError
 from strata.image.create import store_image
+from strata.image.debian_rootfs import mmdebstrap_hooks, shape_rootfs
 from strata.image.imports import base_config, write_rootfs_layer
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.layer.generate import write_tar_from_dir
@@ -46,34 +46,6 @@ VARIANTS = ("minbase", "buildd", "important", "required", "standard")
 TOOLS = ("auto", "mmdebstrap", "debootstrap")
 _SUITE = re.compile(r"[a-z][a-z0-9.-]*")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# What a bootstrapped rootfs must not keep (relative paths; a last component ``*`` is all the
-# entries of that directory). Compared with debuerreotype's fixup, tar excludes and Docker's
-# debian image script, and mmdebstrap's cleanup/reproducible list.
-CLEAN = (
-    # Per host: the container runtime provides them at run time.
-    "etc/resolv.conf",
-    "etc/hostname",
-    # Logs of the bootstrap: timestamps, and debootstrap's names the host's target directory.
-    "var/log/bootstrap.log",
-    "var/log/dpkg.log",
-    "var/log/alternatives.log",
-    "var/log/apt/history.log",
-    "var/log/apt/term.log",
-    "var/log/apt/eipp.log.xz",
-    # ldconfig's cache of file times and inodes: remade when needed.
-    "var/cache/ldconfig/aux-cache",
-    # A machine's identity is made where it boots: Docker's Debian images have no machine-id.
-    "etc/machine-id",
-    "var/lib/dbus/machine-id",
-    # The host's kernel versions, a mount table (/run is made at run time), a catalog stamped
-    # at build time.
-    "etc/apt/apt.conf.d/01autoremove-kernels",
-    "run/mount",
-    "var/lib/systemd/catalog/database",
-    # apt's package lists and caches: empty, as in Docker's images (apt remakes its dirs).
-    "var/lib/apt/lists/*",
-    "var/cache/apt/*",
-)
 # The live progress: the bootstrapper's latest ``I: …`` line (``Retrieving Packages``).
 Progress = Callable[[str], None]
 
@@ -200,7 +172,8 @@ def bootstrap(
         else:
             layer = _run_debootstrap(images, lease, command, epoch, watch)
         when = format_time(created)
-        shown = " ".join(a for a in command if a != "-" and not a.startswith(("--c", "--skip")))
+        # The command as a user would type it: the cleanup hooks are strata's, not theirs.
+        shown = " ".join(a for a in command if a != "-" and "hook" not in a and "skip" not in a)
         config = base_config(created)
         config = replace(
             config,
@@ -233,20 +206,13 @@ def _command(tool: str, options: BootstrapOptions, mirror: str) -> list[str]:
     include = [f"--include={','.join(options.include)}"] if options.include else []
     if tool == "mmdebstrap":
         mode = "root" if os.geteuid() == 0 else "unshare"
-        # The hook runs while /dev, /proc and /sys are mounted: it never leaves CLEAN's paths
-        # nor a filesystem. apt's own cleanup comes after hooks and remakes lock files and
-        # partial dirs, so it is skipped: the hook empties the lists and caches instead.
-        hook = "rm -rf --one-file-system " + " ".join(
-            f'"$1"/{f}' if f.endswith("*") else f'"$1/{f}"' for f in CLEAN
-        )
         return [
             "mmdebstrap",
             f"--variant={options.variant}",
             f"--mode={mode}",
             "--format=tar",
             *include,
-            f"--customize-hook={hook}",
-            "--skip=cleanup/apt",
+            *mmdebstrap_hooks(),
             options.suite,
             "-",
             mirror,
@@ -352,52 +318,9 @@ def _run_debootstrap(
         with proc.stdout:
             watch.read(proc.stdout)
         watch.check(proc.wait())
-        clean_rootfs(target)
+        shape_rootfs(target)
         with images.content.writer(f"layer-{uuid.uuid4().hex}") as writer:
             stats = write_tar_from_dir(target, writer, clamp_mtime=epoch)  # type: ignore[arg-type]
             lease.add("blob", str(stats.diff_id))
             digest = writer.commit(expected=stats.diff_id, size=stats.size)
     return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
-
-
-def clean_rootfs(root: Path) -> list[str]:
-    """Remove `CLEAN`'s paths from the tree at ``root``; the paths removed, sorted.
-
-    Each directory on the way is opened without following symlinks, so nothing outside
-    ``root`` is ever touched, whatever the tree holds.
-    """
-    removed: list[str] = []
-    for pattern in CLEAN:
-        parent, _, name = pattern.rpartition("/")
-        fd = _open_dir(root, parent)
-        if fd is None:
-            continue
-        try:
-            for entry in sorted(os.listdir(fd)) if name == "*" else [name]:
-                try:
-                    st = os.lstat(entry, dir_fd=fd)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    shutil.rmtree(entry, dir_fd=fd)
-                else:
-                    os.unlink(entry, dir_fd=fd)
-                removed.append(f"{parent}/{entry}")
-        finally:
-            os.close(fd)
-    return sorted(removed)
-
-
-def _open_dir(root: Path, relative: str) -> int | None:
-    """A descriptor of ``root/relative``, a real directory in it; None if it is not one."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    fd = os.open(root, flags)
-    for part in relative.split("/") if relative else ():
-        try:
-            inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
-        except OSError:  # missing, a symlink (ELOOP) or not a directory
-            os.close(fd)
-            return None
-        os.close(fd)
-        fd = inner
-    return fd
