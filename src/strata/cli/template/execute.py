@@ -206,7 +206,7 @@ class State:
             if len(decls) > 1:
                 self.error(f"can't use {value} to iterate over more than one variable")
             items = [(i, i) for i in range(value)]
-        elif value is None or isinstance(value, GoNil):
+        elif value is None or (isinstance(value, GoNil) and value.kind != "ptr"):
             items = []
         else:
             self.error(f"range can't iterate over {sprint_value(value)}")

@@ -28,7 +28,11 @@ class GoStruct(Mapping[str, Any]):
         *,
         json_tags: Mapping[str, tuple[str, bool]] | None = None,
         groups: list[int] | None = None,
+        pointer: bool = False,
     ) -> None:
+        # Reached through a pointer: fmt's print functions show it as &{…}, where the
+        # template's own printing (which dereferences first) shows {…}.
+        self.pointer = pointer
         self.type_name = type_name
         self.fields = dict(fields)
         self.json_tags = dict(json_tags or {})
@@ -277,12 +281,18 @@ def sprint(args: list[Any]) -> str:
     for i, arg in enumerate(args):
         if i > 0 and not isinstance(arg, str) and not isinstance(args[i - 1], str):
             out.append(" ")
-        out.append(sprint_value(arg))
+        out.append(_operand(arg))
     return "".join(out)
 
 
 def sprintln(args: list[Any]) -> str:
-    return " ".join(sprint_value(a) for a in args) + "\n"
+    return " ".join(_operand(a) for a in args) + "\n"
+
+
+def _operand(value: Any) -> str:
+    """One operand of fmt's print functions: a pointer to a struct is ``&{…}``."""
+    text = sprint_value(value)
+    return "&" + text if isinstance(value, GoStruct) and value.pointer else text
 
 
 _VERB = re.compile(r"%([-+# 0]*)(\*|\d+)?(?:\.(\*|\d*))?(.?)", re.DOTALL)
@@ -377,7 +387,7 @@ def _format_body(verb: str, arg: Any, flags: str, prec: int | None) -> str:
     if verb == "T":
         return type_name(arg)
     if isinstance(arg, GoNil | GoTime | GoStruct) or (isinstance(arg, GoDuration) and verb in "vs"):
-        return str(arg) if not isinstance(arg, GoStruct) else sprint_value(arg)
+        return str(arg) if not isinstance(arg, GoStruct) else _operand(arg)
     if arg is None:
         return "<nil>" if verb == "v" else _bad(verb, arg)
     if isinstance(arg, bool):

@@ -77,7 +77,10 @@ def typed(value: Any, spec: Any) -> Any:
         if value is None:
             name = spec.type_name or getattr(spec.target, "name", str(spec.target))
             return GoNil("ptr", "*" + name)
-        return typed(value, spec.target)
+        target = typed(value, spec.target)
+        if isinstance(target, GoStruct):
+            target.pointer = True
+        return target
     if isinstance(spec, Slice):
         if not isinstance(value, list):
             return GoNil("slice", spec.type_name)
