@@ -356,7 +356,12 @@ def import_cmd(
 @click.option(
     "--include", "include", multiple=True, help="Extra packages (repeatable or comma-separated)."
 )
-@click.option("--tool", default="auto", show_default=True, help="auto, mmdebstrap or debootstrap.")
+@click.option(
+    "--tool",
+    default="auto",
+    show_default=True,
+    help="mmdebstrap, debootstrap, or auto (mmdebstrap if installed).",
+)
 @click.option(
     "--timestamp",
     type=int,
