@@ -46,7 +46,8 @@ def args_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
 
 
 def stage_rebuilds(name: str, step: int) -> str:
-    """Why a step on stage ``name`` would run: that stage rebuilds (from ``step`` on)."""
+    """Why a step on stage ``name`` would run: that stage rebuilds, its new image made by
+    ``step`` (the last of its steps that would run)."""
     return f"depends on stage '{name}', which rebuilds (step {step})"
 
 
