@@ -182,6 +182,7 @@ HEALTHCHECK --interval=1m30s --timeout=10s --start-period=1500ms --retries=39 CM
 ENTRYPOINT echo hi
 CMD echo there
 RUN echo $V
+RUN stat -c '%A %U %G %n' /data /data2 > /tmp/volume-modes
 SHELL ["/bin/bash", "-e", "-c"]
 CMD ["a", "b c"]
 ENTRYPOINT ["e"]
@@ -256,6 +257,8 @@ RUN mkdir -p /out/sub && echo built > /out/sub/f && ln -s sub/f /out/l \\
  && ln -s /nowhere /out/dangling && chown 1:2 /out/sub/f && chmod 4750 /out/sub/f
 WORKDIR /out
 ENV STAGE=build
+VOLUME /out/sub
+RUN echo lost > /out/sub/lost && echo changed > /out/sub/f && touch /out/kept
 
 FROM build AS second
 RUN echo more > /out/more

@@ -188,6 +188,7 @@ class StepRunner:
         for path in paths:
             host = tempfile.mkdtemp(prefix="volume-", dir=scratch)
             stack.callback(shutil.rmtree, host, ignore_errors=True)
+            os.chmod(host, 0o755)  # a new volume's directory, as Docker makes it
             if rootfs is not None:
                 _copy_volume(rootfs, path, host)
             binds.append(f"{host}:{path}")
