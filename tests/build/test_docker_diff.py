@@ -206,6 +206,8 @@ ADD arch.tar /unpacked/
 ADD arch.tar /
 COPY arch.tar /packed/
 ADD arch.tgz /gz/
+ADD --chown=5:5 arch.tgz /gz-chown/
+COPY --from=debian:bookworm /etc/debian_version /etc/host.conf /from-image/
 RUN chmod 700 /src && rm /src/b.txt && ln -s /etc /src/etc
 RUN rm -rf /src/sub && mkdir /src/sub && echo new > /src/sub/n && rm -r /etc/apt/apt.conf.d
 USER nobody
@@ -224,7 +226,7 @@ def _copy_context(ctx: Path) -> None:
             "src/skip/s.txt": "skipped\n",
             "src/skip/keep.txt": "kept\n",
             "ignored.log": "x\n",
-            ".dockerignore": "*.log\nsrc/skip\n!src/skip/keep.txt\n",
+            ".dockerignore": "*.log\nsrc/skip\n!src/skip/keep.txt\nDockerfile\n",
         }
     )(ctx)
     os.chmod(ctx / "src/sub/c.txt", 0o755)
