@@ -189,6 +189,9 @@ def test_list_errors_use_dockers_words() -> None:
         'template parsing error: template: :1:2: executing "" at <.Nope>: '
         "can't evaluate field Nope in type *formatter.imageContext"
     )
+    # A row's fields are strings (docker/cli's methods return string), not interface {}.
+    with pytest.raises(Exception, match=r"<\.ID\.X>: can't evaluate field X in type string$"):
+        format_rows("{{.ID.X}}", [{"ID": "x"}], "image")
     with pytest.raises(Exception, match="^failed to execute template: "):
         format_rows("{{.Nope}}", [{"ID": "x"}], "container")
     with pytest.raises(Exception, match="^failed to parse template: .*unclosed action$"):

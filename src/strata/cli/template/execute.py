@@ -336,7 +336,12 @@ class State:
     ) -> Any:
         boxed = receiver is self.range_elem and receiver is not None
         for ident in idents[:-1]:
-            present = isinstance(receiver, Mapping) and ident in receiver
+            # A struct's field has its own type; a map's entry is an interface {}.
+            present = (
+                isinstance(receiver, Mapping)
+                and not isinstance(receiver, GoStruct | GoMap)
+                and ident in receiver
+            )
             receiver = self._eval_field(ident, None, NO_FINAL, receiver, boxed)
             boxed = present and not isinstance(receiver, GoNil)
         return self._eval_field(idents[-1], args, final, receiver, boxed)
