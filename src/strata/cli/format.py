@@ -191,14 +191,17 @@ def emit_inspect(
 ) -> None:
     """Each document through the template, as docker/cli's inspect: one that fails does not stop
     the others; the first failure is raised once all that succeeded are printed."""
-    failure: TemplateError | None = None
+    from strata.cli.template import ExecError, render_inspect
+
+    template = _parse(fmt, "template parsing error", 64)
+    failure: ExecError | None = None
     for doc in docs:
         try:
-            echo(render_inspect_template(fmt, doc, kind))
-        except TemplateError as exc:
+            echo(render_inspect(template, doc, kind or _inspect_kind(doc) or ""))
+        except ExecError as exc:
             failure = failure or exc
     if failure is not None:
-        raise failure
+        raise TemplateError(f"template parsing error: {failure}") from None
 
 
 def render_template(template: str, obj: Mapping[str, Any], context: str = "history") -> str:
