@@ -233,7 +233,7 @@ def test_bad_input_is_one_line(strata: Strata, image_id: str) -> None:
     # As Docker: a template that parses is run only on an image that exists.
     assert strata.fail("history", "--format", "{{.Nope}}", "x") == "Error: No such image: x"
     assert strata.fail("history", "--format", "{{.Nope}}", "sample-app") == (
-        "Error: template parsing error: template: :1:2: executing \"\" at <.Nope>: "
+        'Error: template parsing error: template: :1:2: executing "" at <.Nope>: '
         "can't evaluate field Nope in type *image.historyContext"
     )
     assert "template parsing error" in strata.fail("history", "--format", "{{.ID", "sample-app")
