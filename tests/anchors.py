@@ -1,4 +1,4 @@
-"""The peers started by ``../shared/tools/anchors.sh up``: Docker (legacy builder), Podman, a registry.
+"""The peers that ``../shared/tools/anchors.sh up`` starts: Docker (legacy builder), a registry.
 
 Tests that compare strata with Docker take the ``docker`` fixture. In CI (``.ci/run`` starts the
 anchors first) a missing Docker is a failure; on a developer machine without them it is a skip.

@@ -137,7 +137,7 @@ def debian_rootfs_tar() -> Path:
 
 @pytest.fixture(scope="session")
 def docker() -> object:
-    """The anchors' Docker Engine (see tests/anchors.py); tests that take it are marked ``peers``."""
+    """The anchors' Docker Engine (tests/anchors.py); tests that take it are marked ``peers``."""
     from tests.anchors import docker_or_skip
 
     return docker_or_skip()

@@ -361,9 +361,7 @@ def test_compressed_layers_are_read(images: ImageStore, compress: str) -> None:
 def test_hostile_and_corrupt_layers_are_one_line_errors(images: ImageStore) -> None:
     # ``..`` stops at the root, as containerd and Docker apply such a layer: it adds /outside.
     climbing = raw_layer(images, tar_bytes([("../outside", b"x")]))
-    assert layer_files(images, climbing, LowerIndex()).added.largest == (
-        FileChange("/outside", 1),
-    )
+    assert layer_files(images, climbing, LowerIndex()).added.largest == (FileChange("/outside", 1),)
     empty_whiteout = raw_layer(images, tar_bytes([("etc/.wh.", b"")]))
     with pytest.raises(FormatError, match="whiteout etc/.wh. names nothing"):
         layer_files(images, empty_whiteout, LowerIndex())
