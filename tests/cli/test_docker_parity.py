@@ -137,11 +137,20 @@ def test_exit_statuses_are_dockers(debian: Strata, docker: Docker, busy: str) ->
         ["exec", busy, "sh", "-c", "exit 7"],
         ["exec", "no-such-container", "true"],
         ["rm"],  # too few arguments: 1
+        ["run", "--rm", "-ti", IMAGE, "true"],  # no terminal: 1, Docker's client says so
+        ["run", "--rm", "-u", "nosuchuser", IMAGE, "true"],
+        ["run", "--rm", "-w", "relative", IMAGE, "true"],
+        ["run", "--rm", "--entrypoint", "", IMAGE],  # no command
     ]
+    same_words = {"nosuchuser", "relative", ""}
     for args in cases:
-        want = docker(*args, check=False).returncode
+        want = docker(*args, check=False)
         got = debian(*args, check=False)
-        assert got.returncode == want, (args, got.stderr)
+        assert got.returncode == want.returncode, (args, got.stderr)
+        if same_words & set(args):
+            # The daemon's words, after Docker's "docker: Error response from daemon: ".
+            said = want.stderr.splitlines()[0]
+            assert said.endswith(got.stderr.strip().removeprefix("Error: ")), (said, got.stderr)
         assert "Traceback" not in got.stderr
     # An image that is nowhere: Docker fails after trying the registry; strata too.
     assert debian("run", "--pull", "never", "nowhere:1", check=False).returncode == 125
@@ -149,7 +158,7 @@ def test_exit_statuses_are_dockers(debian: Strata, docker: Docker, busy: str) ->
     assert docker("create", "--name", f"{busy}-w", IMAGE, "nope").returncode == 0
     try:
         for args in (["start", "wrong"], ["start", "-a", "wrong"]):
-            want = docker(args[0], *args[1:-1], f"{busy}-w", check=False).returncode
-            assert debian(*args, check=False).returncode == want == 1
+            status = docker(args[0], *args[1:-1], f"{busy}-w", check=False).returncode
+            assert debian(*args, check=False).returncode == status == 1
     finally:
         docker("rm", "-f", f"{busy}-w", check=False)

@@ -32,6 +32,8 @@ def docker_status(command: str) -> Iterator[None]:
     """
     try:
         yield
+    except NotATerminal:
+        raise
     except (CommandNotFound, CommandNotExecutable) as exc:
         if command == "exec":
             exc.exit_code = EXEC_CANNOT_START
@@ -81,10 +83,14 @@ def environment(files: tuple[str, ...], flags: tuple[str, ...]) -> tuple[str, ..
     return (*from_files, *pass_host_env(flags, os.environ))
 
 
+class NotATerminal(InvalidArgument):
+    """``-it`` without a terminal: Docker's client refuses it with status 1, even for run."""
+
+
 def check_terminal(tty: bool, interactive: bool) -> None:
     """Docker's refusal of ``-it`` when our stdin is not a terminal."""
     if tty and interactive and not os.isatty(0):
-        raise InvalidArgument("the input device is not a TTY")
+        raise NotATerminal("the input device is not a TTY")
 
 
 def console_size() -> tuple[int, int] | None:

@@ -102,7 +102,7 @@ def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...
     entrypoint, cmd = entrypoint_cmd(config, options)
     args = (*(entrypoint or ()), *(cmd or ()))
     if not args:
-        raise InvalidArgument("no command specified")
+        raise InvalidArgument("No command specified")  # Docker's words
     return args
 
 
