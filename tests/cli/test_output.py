@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from tests.conftest import Strata
 
 @pytest.fixture
 def imported(strata: Strata, tmp_path: Path) -> Strata:
-    strata("image", "import", str(rootfs_tar(tmp_path / "rootfs.tar")), "tiny:1")
+    # 1 MiB: more than a pipe holds, so a reader that goes away is noticed.
+    tarball = rootfs_tar(tmp_path / "rootfs.tar", {"./big": bytes(1 << 20)})
+    strata("image", "import", str(tarball), "tiny:1")
     return strata
 
 
@@ -61,3 +64,19 @@ def test_save_to_dev_stdout(imported: Strata) -> None:
         check=False,
     )  # fmt: skip
     assert proc.stdout.strip() == "1", proc.stderr
+
+
+def test_save_to_a_reader_that_goes_away_dies_of_sigpipe(imported: Strata) -> None:
+    # Docker's Go CLI is killed by SIGPIPE (141 in a shell) and says nothing: `save | head -c 10`.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strata", "save", "tiny:1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "STRATA_ROOT": str(imported.root)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == -signal.SIGPIPE
+    assert err == b""

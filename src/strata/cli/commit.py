@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from typing import NoReturn
-
 import click
 
 from strata.cli.context import App, pass_app
@@ -83,16 +80,6 @@ def export_cmd(app: App, output: str | None, container: str) -> None:
         with archive_output(output) as out:
             export(service, record, out)
     except BrokenPipeError:
-        _die_of_sigpipe()
+        raise  # main dies of SIGPIPE, as Docker does
     except OSError as e:
         raise StrataError(f"cannot write the export: {e.strerror or e}") from None
-
-
-def _die_of_sigpipe() -> NoReturn:
-    """End as Docker does when its reader goes away (``export C | head``): killed by SIGPIPE
-    (status 141 in a shell), with nothing on stderr and no flush of what is left."""
-    import signal
-
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGPIPE)
-    os._exit(141)  # not reached: the signal is fatal now

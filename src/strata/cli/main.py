@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -74,6 +75,13 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Caught here, inside click: click's own handler would turn it into a silent exit 1.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _die_of_sigpipe()
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text comes from the table, so --help imports no command module.
         rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
@@ -128,6 +136,14 @@ def _usage_status(exc: click.ClickException) -> int:
     return 125
 
 
+def _die_of_sigpipe() -> NoReturn:
+    """The reader went away (``strata save | head``): end as Docker's Go CLI does, killed by
+    SIGPIPE (status 141 in a shell), with nothing on stderr and nothing more flushed."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    os._exit(141)  # not reached: the signal is fatal now
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI; every failure becomes one ``Error:`` line and a non-zero exit status."""
     debug = "debug" in (argv or sys.argv) or os.environ.get("STRATA_DEBUG") == "1"
@@ -147,9 +163,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
-        # The reader went away (``strata images | head``); not an error worth a message.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+        _die_of_sigpipe()
     except OSError as exc:
         if debug:
             logging.getLogger("strata").exception("command failed")

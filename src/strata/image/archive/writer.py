@@ -72,6 +72,8 @@ def write_archive(
     blobs = _blobs(entries, content)
     try:
         _write(out, entries, blobs, content, format)
+    except BrokenPipeError:
+        raise  # the caller's reader went away: the caller decides (the CLI dies of SIGPIPE)
     except OSError as err:
         # Output errors (a full disk, a closed pipe) are not bad input, but still one line.
         raise StrataError(f"cannot write the archive: {err.strerror or err}") from err
