@@ -163,37 +163,46 @@ def _filter_rows(
 
 
 def inspect_document(images: ImageStore, image: Image) -> dict[str, Any]:
-    """``docker image inspect``'s shape, built from the stored config."""
+    """``docker image inspect``'s document (Docker 20.10, API 1.41), from the stored config."""
+    from strata.cli.dockerconfig import docker_config
+
     raw = json.loads(images.content.read_bytes(image.config_digest, limit=8 << 20))
-    config = raw.get("config") or {}
     rootfs = raw.get("rootfs") or {}
-    history = raw.get("history") or []
-    comment = next((h.get("comment", "") for h in reversed(history) if h.get("comment")), "")
-    return {
+    parent = images.parent(image)
+    doc: dict[str, Any] = {
         "Id": str(image.id),
         "RepoTags": [t.familiar for t in image.tags],
         "RepoDigests": [
             f"{parse_reference(d.split('@')[0]).familiar_name}@{d.split('@')[1]}"
             for d in image.repo_digests
         ],
-        "Parent": "",
-        "Comment": comment,
+        "Parent": str(parent) if parent is not None else "",
+        "Comment": raw.get("comment", ""),
         "Created": raw.get("created", ""),
+        "Container": raw.get("container", ""),
+        "ContainerConfig": docker_config(raw.get("container_config")),
         "DockerVersion": raw.get("docker_version", ""),
         "Author": raw.get("author", ""),
-        "Config": config,
+        "Config": docker_config(raw.get("config")) if raw.get("config") is not None else None,
         "Architecture": raw.get("architecture", ""),
-        "Variant": raw.get("variant"),
+    }
+    if raw.get("variant"):
+        doc["Variant"] = raw["variant"]  # omitempty in Docker's struct
+    doc |= {
         "Os": raw.get("os", ""),
         "Size": image.size,
+        "VirtualSize": image.size,  # the same figure since Docker 20.10 (API 1.41)
         "RootFS": {"Type": rootfs.get("type", "layers"), "Layers": rootfs.get("diff_ids", [])},
         "Metadata": {"LastTagTime": image.added},
+        # Not in Docker 20.10's document (newer Dockers with the containerd store add it): the
+        # manifest this image is stored as, which a local image has nowhere else.
         "Descriptor": {
             "mediaType": image.media_type,
             "digest": str(image.manifest_digest),
             "size": images.content.info(image.manifest_digest).size,
         },
     }
+    return doc
 
 
 @image_group.command("inspect")

@@ -63,17 +63,20 @@ def import_rootfs(
     changes: Iterable[str] = (),
     created: datetime | None = None,
 ) -> Image:
-    """``docker import``: one layer from ``source``, history comment ``message``."""
+    """``docker import``: one layer from ``source``, with ``message`` as the image's comment
+    and its history's, or Docker's ``Imported from -`` (``-``: the Docker CLI sends a file as
+    its request body, so a file and stdin read the same; ``name`` for a URL)."""
     when = created or datetime.now(UTC)
     # Changes are checked before any byte is read, so a bad -c writes nothing.
     config = apply_changes(base_config(when), changes)
+    origin = name if name.startswith(("http://", "https://")) else "-"
+    comment = message or f"Imported from {origin}"
     with images.operation() as lease:
         layer = write_rootfs_layer(images, lease, source, name=name)
         config = replace(
             config,
             rootfs=RootFS("layers", (layer.diff_id,)),
-            history=(
-                History(created=format_time(when), comment=message or f"Imported from {name}"),
-            ),
+            history=(History(created=format_time(when), comment=comment),),
+            extra={**config.extra, "comment": comment},
         )
         return store_image(images, lease, config=config, layers=[layer], names=names)

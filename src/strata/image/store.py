@@ -306,6 +306,17 @@ class ImageStore:
             out.append(replace(layer, content_size=size))
         return out
 
+    def parent(self, image: Image) -> Digest | None:
+        """The ID of the local image ``image`` was built or committed from (Docker's Parent),
+        if that image is still here."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT p.config_digest FROM images c JOIN images p"
+                " ON p.config_digest = c.parent WHERE c.config_digest = ? LIMIT 1",
+                (str(image.config_digest),),
+            ).fetchone()
+        return Digest.parse(row[0]) if row is not None else None
+
     def ancestors(self, image: Image) -> dict[int, Digest]:
         """Local images ``image`` was made from, by how many history entries each has.
 

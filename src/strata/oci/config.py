@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -40,6 +40,8 @@ _TIME: Final = (
 )
 _ZERO_TIME: Final = datetime(1, 1, 1, tzinfo=UTC)
 
+# Docker's fields of one image that its children do not inherit (see `ImageConfig.child`).
+_OWN_KEYS: Final = frozenset({"comment", "container", "container_config", "docker_version"})
 _TOP_KEYS: Final = frozenset(
     {"architecture", "os", "variant", "os.version", "created", "author", "config", "rootfs"}
     | {"history"}
@@ -174,6 +176,17 @@ class ImageConfig:
 
     def __post_init__(self) -> None:
         _none_if_empty(self, "created", "author")
+
+    def child(self) -> ImageConfig:
+        """The config an image made on top of this one starts from (a build stage, a commit).
+
+        Docker's own top-level fields that describe this image alone — its ``comment``, the
+        ``container`` it was committed from and that container's ``container_config``, the
+        ``docker_version`` that wrote it — are not inherited, as Docker's ``NewChildImage``
+        does not inherit them; everything else is.
+        """
+        extra = {k: v for k, v in self.extra.items() if k not in _OWN_KEYS}
+        return replace(self, extra=extra)
 
     @property
     def platform(self) -> Platform:

@@ -129,7 +129,9 @@ def commit_container(
         layer = ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
         now = format_time(datetime.now(UTC))
         new_config = replace(
-            new_config,
+            new_config.child(),
+            # Docker's commit writes -m as the image's own comment too (inspect's .Comment).
+            extra={**new_config.child().extra, **({"comment": message} if message else {})},
             created=now,
             author=author or None,
             rootfs=RootFS("layers", (*config.rootfs.diff_ids, digest)),
