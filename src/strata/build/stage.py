@@ -98,8 +98,9 @@ class StageState:
 def begin_stage(base: ImageConfig) -> ImageConfig:
     """The config a stage starts from: the base's child (see `ImageConfig.child`), without its
     ONBUILD triggers (they run in this build; no child inherits them), and with Docker's
-    default PATH appended to Env when the base has none (FROM scratch, imported bases) — Docker's ``setDefaultPath``, so that
-    ``ENV PATH=/x:$PATH`` and RUN see what they see under Docker."""
+    default PATH appended to Env when the base has none (FROM scratch, imported bases) —
+    Docker's ``setDefaultPath``, so that ``ENV PATH=/x:$PATH`` and RUN see what they see under
+    Docker."""
     config = base.config
     env = config.env
     if not any(entry.partition("=")[0] == "PATH" for entry in env):
