@@ -254,7 +254,10 @@ def _copy_context(ctx: Path) -> None:
 
 
 MULTISTAGE = """\
+ARG GLOBAL=g1
 FROM debian:bookworm AS build
+RUN mkdir /h && echo x > /h/one && ln /h/one /h/two && mkfifo /h/fifo && mknod /h/null c 1 3 \
+ && ln -s one /h/sym && mkdir -p /h/empty
 RUN mkdir -p /out/sub && echo built > /out/sub/f && ln -s sub/f /out/l \\
  && ln -s /nowhere /out/dangling && chown 1:2 /out/sub/f && chmod 4750 /out/sub/f
 WORKDIR /out
@@ -267,6 +270,10 @@ RUN echo more > /out/more
 
 FROM debian:bookworm
 ARG TAG=final
+ARG GLOBAL
+COPY --from=0 /h /h
+COPY --from=build /h/two /h/sym /single/
+RUN echo $GLOBAL > /g
 COPY --from=build /out /out
 COPY --from=build /out/sub/f /f
 COPY --from=0 /etc/os-release /osr
