@@ -38,11 +38,12 @@ def test_table_has_dockers_rows_and_columns(strata: Strata, image_id: str) -> No
     short = image_id[7:19]
     expected = [
         HEADER,
-        f'{short}   2 hours ago   /bin/sh -c #(nop)  CMD ["node", "app.js"]       0B',
+        # An empty COMMENT keeps the SIZE column's padding, as Docker's tabwriter does.
+        f'{short}   2 hours ago   /bin/sh -c #(nop)  CMD ["node", "app.js"]       0B        ',
         f"<missing>      2 hours ago   {RUN_SHORT}   193B      Add app",
-        '<missing>      5 weeks ago   /bin/sh -c #(nop)  CMD ["/bin/bash"]            0B',
-        "<missing>      5 weeks ago   /bin/sh -c #(nop)  LABEL maintainer=x           0B",
-        f"<missing>      5 weeks ago   {ADD_SHORT}   6.37kB",
+        '<missing>      5 weeks ago   /bin/sh -c #(nop)  CMD ["/bin/bash"]            0B        ',
+        "<missing>      5 weeks ago   /bin/sh -c #(nop)  LABEL maintainer=x           0B        ",
+        f"<missing>      5 weeks ago   {ADD_SHORT}   6.37kB    ",
     ]
     out = strata("image", "history", "sample-app").stdout
     assert out.splitlines() == expected
@@ -138,7 +139,8 @@ def test_files_lists_what_each_layer_did(strata: Strata, image_id: str) -> None:
     short = image_id[7:19]
     assert out.splitlines() == [
         HEADER,
-        f'{short}   2 hours ago   /bin/sh -c #(nop)  CMD ["node", "app.js"]       0B',
+        # An empty COMMENT keeps the SIZE column's padding, as Docker's tabwriter does.
+        f'{short}   2 hours ago   /bin/sh -c #(nop)  CMD ["node", "app.js"]       0B        ',
         f"<missing>      2 hours ago   {RUN_SHORT}   193B      Add app",
         "    added 2 files (43B), changed 1 (150B), deleted 3; hides 6.35kB from lower layers",
         "      A   33B  /app/app.js",
@@ -147,9 +149,9 @@ def test_files_lists_what_each_layer_did(strata: Strata, image_id: str) -> None:
         "      D   5kB  /var/cache/apt/ (2 files)",
         "      D 1.2kB  /tmp/* (2 files)",
         "      D   50B  /app/old",
-        '<missing>      5 weeks ago   /bin/sh -c #(nop)  CMD ["/bin/bash"]            0B',
-        "<missing>      5 weeks ago   /bin/sh -c #(nop)  LABEL maintainer=x           0B",
-        f"<missing>      5 weeks ago   {ADD_SHORT}   6.37kB",
+        '<missing>      5 weeks ago   /bin/sh -c #(nop)  CMD ["/bin/bash"]            0B        ',
+        "<missing>      5 weeks ago   /bin/sh -c #(nop)  LABEL maintainer=x           0B        ",
+        f"<missing>      5 weeks ago   {ADD_SHORT}   6.37kB    ",
         "    added 7 files (6.37kB)",
         "      A  3kB  /var/cache/apt/a.bin",
         "      A  2kB  /var/cache/apt/b.bin",

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,19 @@ def loaded(strata: Strata, docker: Docker, tmp_path: Path) -> Strata:
     return strata
 
 
+@pytest.fixture
+def built(strata: Strata, docker: Docker, tmp_path: Path) -> Iterator[str]:
+    """An image Docker built on IMAGE (history rows without a comment), loaded into strata."""
+    name = f"peers-tables{os.getpid()}:1"
+    (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nENV A=1\nRUN true\n")
+    docker("build", "-q", "-t", name, str(tmp_path))
+    archive = tmp_path / "built.tar"
+    docker("save", "-o", str(archive), name, IMAGE)
+    strata("load", "-i", str(archive))
+    yield name
+    docker("rmi", name, check=False)
+
+
 def test_templates_print_what_docker_prints(loaded: Strata, docker: Docker) -> None:
     for template in INSPECT:
         _same(docker, loaded, "image", "inspect", "-f", template, IMAGE)
@@ -94,6 +109,32 @@ def test_templates_print_what_docker_prints(loaded: Strata, docker: Docker) -> N
     # A template that does not parse is refused before the lookup, with Docker's status 64.
     _same(docker, loaded, "inspect", "-f", "{{.Os", "no-such-image:1")
     _same(docker, loaded, "image", "inspect", "-f", "{{.Os", "no-such-image:1")
+
+
+def test_tables_are_docker_s_byte_for_byte(loaded: Strata, docker: Docker) -> None:
+    # Padding included: an empty last cell keeps the spaces before it, as Go's tabwriter does.
+    for args in (
+        ("history", IMAGE),
+        ("history", "--no-trunc", IMAGE),
+        ("history", "-H=false", IMAGE),
+        ("image", "ls", IMAGE),
+        ("images", "--no-trunc", IMAGE),
+        ("images", "-q", IMAGE),
+    ):
+        _same(docker, loaded, *args)
+
+
+def test_history_of_steps_without_comments(loaded: Strata, docker: Docker, built: str) -> None:
+    # Absolute times (-H=false): a fresh image's "N seconds ago" would race the clock.
+    for args in (("history", "-H=false", built), ("history", "-H=false", "--no-trunc", built)):
+        # The IMAGE column differs by nature: Docker knows the intermediate images of its own
+        # build, strata (like any Docker that loads the archive) shows <missing>.
+        theirs, ours = docker(*args).stdout, loaded(*args).stdout
+        width = 15 if "--no-trunc" not in args else len("sha256:") + 64 + 3
+        assert theirs.splitlines()[0] == ours.splitlines()[0]
+        assert [ln[width:] for ln in ours.splitlines()] == [
+            ln[width:] for ln in theirs.splitlines()
+        ]
 
 
 def test_docker_is_what_the_recording_was_made_from(docker: Docker) -> None:

@@ -94,5 +94,5 @@ def test_entrypoint_and_cmd_as_docker_records_them() -> None:
         ("-c", "true"),
     )
     assert process_args(image, RunOptions(command=("x",))) == ("/entry", "x")
-    with pytest.raises(InvalidArgument, match="no command"):
+    with pytest.raises(InvalidArgument, match="No command specified"):
         process_args(ContainerConfig(), RunOptions())

@@ -55,14 +55,17 @@ def human_duration(seconds: float) -> str:
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:
+    """Docker's ``… ago``: its API gives creation times in whole seconds (Unix time, the
+    fraction dropped), so the age is counted from the second ``when`` fell in."""
     if when is None:
         return "N/A"
     now = now or datetime.now(UTC)
-    return f"{human_duration(max(0.0, (now - when).total_seconds()))} ago"
+    return f"{human_duration(max(0.0, (now - when.replace(microsecond=0)).total_seconds()))} ago"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Align like Docker's tabwriter (min width 10, padding 3, last column unpadded)."""
+    """Align like Docker's tabwriter (min width 10, padding 3, last column unpadded): an empty
+    last cell leaves the padding of the one before it, trailing spaces and all, as Docker's do."""
     if not headers:
         return ""
     widths = [len(h) for h in headers]
@@ -75,7 +78,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
             cell if i == len(row) - 1 else cell.ljust(max(10, widths[i] + 3))
             for i, cell in enumerate(row)
         ]
-        lines.append("".join(cells).rstrip())
+        lines.append("".join(cells))
     return "\n".join(lines)
 
 
