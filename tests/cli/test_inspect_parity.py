@@ -89,3 +89,35 @@ def test_built_images_do_not_inherit_the_base_comment(
     theirs.pop("ContainerConfig")
     _assert_same(ours, theirs)
     docker("rmi", name)
+
+
+@pytest.mark.parametrize("network", [None, "default", "host", "none"])
+def test_container_network_mode_as_typed(
+    strata: Strata, docker: Docker, base: str, network: str | None
+) -> None:
+    name = f"inspect-parity{os.getpid()}-{network or 'unset'}"
+    flags = ["--network", network] if network else []
+    modes = []
+    for tool in (strata, docker):
+        tool("create", "--name", name, *flags, base)
+        modes.append(tool("inspect", "-f", "{{.HostConfig.NetworkMode}}", name).stdout)
+        tool("rm", name)
+    assert modes[0] == modes[1]
+
+
+def test_inspect_finds_a_container_before_an_image_of_its_name(
+    strata: Strata, docker: Docker, base: str
+) -> None:
+    same = f"sameparity{os.getpid()}"
+    kinds = []
+    for tool in (strata, docker):
+        tool("tag", base, same)
+        tool("create", "--name", same, base)
+        kinds.append(tool("inspect", "-f", "{{if .State}}container{{end}}", same).stdout)
+        tool("rm", same)
+        tool("rmi", same)
+        # A name no image can have (upper case) is just not found, as any other.
+        missing = tool("inspect", "Abc", check=False)
+        assert missing.returncode == 1
+        assert missing.stderr.strip().endswith("No such object: Abc")
+    assert kinds == ["container\n", "container\n"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strata.cli.context import App, pass_app
 from strata.cli.format import check_inspect_template, emit_inspect
-from strata.errors import NotFound
+from strata.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from strata.image.store import Image, ImageStore
 
 
 def container_document(app: App, text: str) -> dict[str, Any] | None:
@@ -38,7 +41,7 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Name": f"/{container.name}",
         "Driver": "overlay",
         "HostConfig": {
-            "NetworkMode": cfg.get("network", "host"),
+            "NetworkMode": cfg.get("network_mode") or cfg.get("network", "host"),
             "Binds": list(cfg.get("volumes") or []),
             "Runtime": container.runtime,
         },
@@ -70,6 +73,15 @@ def _emit(docs: list[dict[str, Any]], fmt: str | None) -> None:
         click.echo(json.dumps(docs, indent=4))
 
 
+def _image(store: ImageStore, name: str) -> Image | None:
+    """The image ``name`` names, or None also when it cannot name one (``Abc`` may still be a
+    container's name: Docker says "No such object" for it, not "invalid reference format")."""
+    try:
+        return store.lookup(name)
+    except InvalidArgument:
+        return None
+
+
 @click.command("inspect")
 @click.option("-f", "--format", "fmt", help="Format output using a Go template.")
 @click.option("--type", "kind", type=click.Choice(["image", "container"]), help="Only this kind.")
@@ -85,15 +97,16 @@ def inspect_cmd(app: App, fmt: str | None, kind: str | None, names: tuple[str, .
     missing = []
     store = app.images() if kind != "container" else None
     for name in names:
-        image = store.lookup(name) if store is not None else None
+        # docker/cli's order: a container before an image of the same name.
+        container = container_document(app, name) if kind != "image" else None
+        if container is not None:
+            docs.append(container)
+            continue
+        image = _image(store, name) if store is not None else None
         if image is not None and store is not None:
             docs.append(inspect_document(store, image))
-            continue
-        container = container_document(app, name) if kind != "image" else None
-        if container is None:
-            missing.append(name)
         else:
-            docs.append(container)
+            missing.append(name)
     if docs or not missing:
         _emit(docs, fmt)
     if missing:

@@ -195,6 +195,7 @@ class Containers:
                     "hostname": options.hostname
                     or (default_hostname(cid, Network.HOST) if options.network == "host" else ""),
                     "network": "host" if options.network == "default" else options.network,
+                    "network_mode": options.network,  # as typed: inspect's HostConfig
                     "volumes": list(options.volumes),
                     "tty": options.tty,
                     "interactive": options.interactive,
