@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup peers demo test lint typecheck unit bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -10,7 +10,14 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-test: setup lint typecheck unit
+test: setup peers lint typecheck unit
+
+# The peers the differential tests compare with (Docker's legacy builder, Podman, a registry),
+# from ../shared/tools/anchors.sh; the tests find them at its fixed socket.
+ANCHORS := ../shared/tools/anchors.sh
+peers:
+	@if [ -f $(ANCHORS) ]; then bash $(ANCHORS) up >/dev/null; \
+	else echo "peers: $(ANCHORS) not found; tests that compare with Docker will skip"; fi
 
 lint:
 	$(BIN)/ruff check src tests bench
