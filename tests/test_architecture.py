@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "strata"
 ROWS = {
     "errors": 0,  # the error tree is below everything, digest included
     "digest": 1,
+    "gofmt": 1,  # Go's quoting and duration text: pure functions, like digest
     "oci": 2,
     "store": 3,
     "content": 3,

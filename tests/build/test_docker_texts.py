@@ -11,8 +11,9 @@ import pytest
 
 from strata.build.context.scan import scan_context
 from strata.build.copy import plan_copy
-from strata.build.gofmt import go_duration, go_quote_rune, healthcheck_text
+from strata.build.healthcheck import healthcheck_text
 from strata.build.tarsum import docker_description
+from strata.gofmt import go_duration, go_quote_rune
 
 SECOND = 1_000_000_000
 

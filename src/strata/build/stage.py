@@ -31,7 +31,7 @@ from strata.build.dockerfile.commands import (
     Workdir,
 )
 from strata.build.dockerfile.shell import ShellLex
-from strata.build.gofmt import healthcheck_text
+from strata.build.healthcheck import healthcheck_text
 from strata.errors import BuildError
 from strata.oci.config import ImageConfig
 from strata.runtime.options import DEFAULT_PATH
@@ -120,7 +120,7 @@ def nop(shell: tuple[str, ...], text: str) -> str:
 
 def go_list(values: tuple[str, ...] | list[str]) -> str:
     """Go's ``%q`` of a []string: ``["node" "app.js"]``."""
-    from strata.build.dockerfile.dump import go_quote
+    from strata.gofmt import go_quote
 
     return "[" + " ".join(go_quote(v) for v in values) + "]"
 

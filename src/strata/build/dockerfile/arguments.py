@@ -12,8 +12,8 @@ import json
 import re
 
 from strata.build.dockerfile.ast import Node
-from strata.build.dockerfile.dump import go_quote
 from strata.build.dockerfile.heredoc import GO_SPACE
+from strata.gofmt import go_quote
 
 __all__ = ["ArgumentError", "node_from_line"]
 

@@ -34,11 +34,11 @@ from strata.build.dockerfile.commands import (
     Volume,
     Workdir,
 )
-from strata.build.dockerfile.dump import go_quote
 from strata.build.dockerfile.flags import FlagError, FlagKind, Flags, parse_duration, parse_flags
 from strata.build.dockerfile.flags import suggest as _suggest
 from strata.build.dockerfile.heredoc import GO_SPACE, HeredocError, parse_heredoc
 from strata.errors import DockerfileError
+from strata.gofmt import go_quote
 
 __all__ = [
     "Add",

@@ -17,7 +17,7 @@ from strata.cli.template.gofmt import (
     sprint_value,
     type_name,
 )
-from strata.cli.template.lex import go_quote, line_and_column
+from strata.cli.template.lex import line_and_column
 from strata.cli.template.nodes import (
     ActionNode,
     BoolNode,
@@ -39,6 +39,7 @@ from strata.cli.template.nodes import (
     TextNode,
     VariableNode,
 )
+from strata.gofmt import go_quote
 
 MAX_DEPTH = 100000  # Go's; Python's own stack limit is met first and reported as this
 

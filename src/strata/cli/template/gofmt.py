@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from strata.cli.template.lex import go_quote
+from strata.gofmt import go_duration, go_quote
 
 
 class GoStruct(Mapping[str, Any]):
@@ -120,30 +120,7 @@ class GoDuration(int):
     """A time.Duration (nanoseconds); prints as Go's ``Duration.String`` (``1m30s``)."""
 
     def __str__(self) -> str:
-        nanos = abs(int(self))
-        if nanos == 0:
-            return "0s"
-        if nanos < 1000:
-            text = f"{nanos}ns"
-        elif nanos < 1_000_000:
-            text = _fraction(nanos, 1000) + "µs"
-        elif nanos < 1_000_000_000:
-            text = _fraction(nanos, 1_000_000) + "ms"
-        else:
-            minutes, rest = divmod(nanos, 60_000_000_000)
-            hours, minutes = divmod(minutes, 60)
-            text = _fraction(rest, 1_000_000_000) + "s"
-            if hours or minutes:
-                text = f"{minutes}m{text}"
-            if hours:
-                text = f"{hours}h{text}"
-        return "-" + text if self < 0 else text
-
-
-def _fraction(value: int, unit: int) -> str:
-    whole, rest = divmod(value, unit)
-    digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
+        return go_duration(int(self))
 
 
 def type_name(value: Any) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from strata.gofmt import go_quote
+
 
 class Item(Enum):
     ERROR = auto()
@@ -85,32 +87,6 @@ class Token:
         if len(self.val) > 10:
             return go_quote(self.val[:10]) + "..."
         return go_quote(self.val)
-
-
-def go_quote(text: str, *, ascii_only: bool = False) -> str:
-    """strconv.Quote (QuoteToASCII with ``ascii_only``): Go's escapes; printable Unicode is
-    kept as is."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif (ch.isprintable() or ch == " ") and not (ascii_only and code >= 0x80):
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_ESCAPES["\v"] = "\\v"
 
 
 def _is_alnum(ch: str) -> bool:

@@ -174,7 +174,7 @@ class TemplateNode(Node):
     pipe: PipeNode | None
 
     def __str__(self) -> str:
-        from strata.cli.template.lex import go_quote
+        from strata.gofmt import go_quote
 
         if self.pipe is None:
             return "{{template " + go_quote(self.name) + "}}"

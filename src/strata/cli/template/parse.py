@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from strata.cli.template.lex import Item, Lexer, Token, go_quote
+from strata.cli.template.lex import Item, Lexer, Token
 from strata.cli.template.nodes import (
     ActionNode,
     BoolNode,
@@ -30,6 +30,7 @@ from strata.cli.template.nodes import (
     TextNode,
     VariableNode,
 )
+from strata.gofmt import go_quote
 
 _OPERAND_START = {
     Item.BOOL,
