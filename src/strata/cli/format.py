@@ -89,7 +89,7 @@ def truncate(text: str, width: int) -> str:
 
 # What Docker names each field in a table's header row (docker/cli's formatter constants), per
 # list command: the same field reads differently (ID is "IMAGE ID", "CONTAINER ID" or "IMAGE").
-_COLUMNS: dict[str, dict[str, str]] = {
+COLUMNS: dict[str, dict[str, str]] = {
     "image": {
         "Repository": "REPOSITORY",
         "Tag": "TAG",
@@ -246,7 +246,7 @@ def format_rows(fmt: str, items: Sequence[Mapping[str, Any]], context: str) -> s
             raise TemplateError(f"{exec_prefix}: {exc}") from None
     if not is_table:
         return "".join(out).removesuffix("\n")
-    header = template.header(_COLUMNS[context])
+    header = template.header(COLUMNS[context])
     return tabwriter(header + "\n" + "".join(out)).removesuffix("\n")
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 from strata.cli.context import App, pass_app
-from strata.cli.format import ago, check_template, format_rows, human_size, table, truncate
+from strata.cli.format import COLUMNS, ago, check_template, format_rows, human_size, table, truncate
 from strata.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -24,14 +24,6 @@ CREATED_BY_WIDTH: Final = 45
 # reproducible builds' epoch 0).
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _ZERO_TIME: Final = "0001-01-01T00:00:00Z"
-_HEADERS: Final = {
-    "ID": "IMAGE",
-    "CreatedSince": "CREATED",
-    "CreatedAt": "CREATED AT",
-    "CreatedBy": "CREATED BY",
-    "Size": "SIZE",
-    "Comment": "COMMENT",
-}
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 # Docker's boolean flags (pflag) take an optional "=VALUE": -H=false, --no-trunc=true.
@@ -260,7 +252,7 @@ def _print_table(
     created = "CreatedSince" if human else "CreatedAt"
     keys = ("ID", created, "CreatedBy", "Size", "Comment")
     cells = [[_one_line(item)[key] for key in keys] for item in items]
-    lines = table([_HEADERS[key] for key in keys], cells).split("\n")
+    lines = table([COLUMNS["history"][key] for key in keys], cells).split("\n")
     if not show_files:
         click.echo("\n".join(lines))
         return
