@@ -25,7 +25,7 @@ from strata.cli.history import history_cmd
 from strata.cli.refmatch import reference_filter
 from strata.cli.registry import pull_cmd, push_cmd
 from strata.errors import InvalidArgument, NotFound, StrataError
-from strata.image.store import Image, ImageStore
+from strata.image.store import Image
 from strata.oci.config import parse_time
 from strata.oci.reference import Reference, parse_reference
 
@@ -162,55 +162,14 @@ def _filter_rows(
 # -- inspect --------------------------------------------------------------------------------
 
 
-def inspect_document(images: ImageStore, image: Image) -> dict[str, Any]:
-    """``docker image inspect``'s document (Docker 20.10, API 1.41), from the stored config."""
-    from strata.cli.dockerconfig import docker_config
-
-    raw = json.loads(images.content.read_bytes(image.config_digest, limit=8 << 20))
-    rootfs = raw.get("rootfs") or {}
-    parent = images.parent(image)
-    doc: dict[str, Any] = {
-        "Id": str(image.id),
-        "RepoTags": [t.familiar for t in image.tags],
-        "RepoDigests": [
-            f"{parse_reference(d.split('@')[0]).familiar_name}@{d.split('@')[1]}"
-            for d in image.repo_digests
-        ],
-        "Parent": str(parent) if parent is not None else "",
-        "Comment": raw.get("comment", ""),
-        "Created": raw.get("created", ""),
-        "Container": raw.get("container", ""),
-        "ContainerConfig": docker_config(raw.get("container_config")),
-        "DockerVersion": raw.get("docker_version", ""),
-        "Author": raw.get("author", ""),
-        "Config": docker_config(raw.get("config")) if raw.get("config") is not None else None,
-        "Architecture": raw.get("architecture", ""),
-    }
-    if raw.get("variant"):
-        doc["Variant"] = raw["variant"]  # omitempty in Docker's struct
-    doc |= {
-        "Os": raw.get("os", ""),
-        "Size": image.size,
-        "VirtualSize": image.size,  # the same figure since Docker 20.10 (API 1.41)
-        "RootFS": {"Type": rootfs.get("type", "layers"), "Layers": rootfs.get("diff_ids", [])},
-        "Metadata": {"LastTagTime": image.added},
-        # Not in Docker 20.10's document (newer Dockers with the containerd store add it): the
-        # manifest this image is stored as, which a local image has nowhere else.
-        "Descriptor": {
-            "mediaType": image.media_type,
-            "digest": str(image.manifest_digest),
-            "size": images.content.info(image.manifest_digest).size,
-        },
-    }
-    return doc
-
-
 @image_group.command("inspect")
 @click.option("-f", "--format", "fmt", help="Format output using a Go template.")
 @click.argument("names", nargs=-1, required=True)
 @pass_app
 def inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more images."""
+    from strata.cli.imagedoc import image_document
+
     if fmt:
         check_inspect_template(fmt)  # Docker refuses a bad template before looking anything up
     store = app.images()
@@ -221,7 +180,7 @@ def inspect_cmd(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
         if image is None:
             missing.append(name)
             continue
-        docs.append(inspect_document(store, image))
+        docs.append(image_document(store, image))
     if fmt:
         emit_inspect(fmt, docs, click.echo, "image")
     elif docs or not missing:

@@ -89,7 +89,7 @@ def _image(store: ImageStore, name: str) -> Image | None:
 @pass_app
 def inspect_cmd(app: App, fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
     """Return low-level information on images or containers."""
-    from strata.cli.image import inspect_document
+    from strata.cli.imagedoc import image_document
 
     if fmt:
         check_inspect_template(fmt)  # Docker refuses a bad template before looking anything up
@@ -104,7 +104,7 @@ def inspect_cmd(app: App, fmt: str | None, kind: str | None, names: tuple[str, .
             continue
         image = _image(store, name) if store is not None else None
         if image is not None and store is not None:
-            docs.append(inspect_document(store, image))
+            docs.append(image_document(store, image))
         else:
             missing.append(name)
     if docs or not missing:

@@ -1,4 +1,5 @@
-"""Image configs as Docker's API prints them: every field of its ``container.Config`` struct.
+"""Image documents as Docker's API prints them (``image inspect``), with every field of its
+``container.Config`` struct.
 
 Docker 20.10 decodes an image's ``config`` and ``container_config`` into a Go struct and encodes
 that again, so ``image inspect`` shows every field in the struct's order, zero values included,
@@ -8,7 +9,13 @@ strata built stores only what is set (as the OCI image-spec has it), so this is 
 
 from __future__ import annotations
 
-from typing import Any, Final
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+from strata.oci.reference import parse_reference
+
+if TYPE_CHECKING:
+    from strata.image.store import Image, ImageStore
 
 # (field, zero value, omitempty), in moby's api/types/container.Config order.
 _FIELDS: Final[tuple[tuple[str, Any, bool], ...]] = (
@@ -68,3 +75,44 @@ def _health(raw: dict[str, Any]) -> dict[str, Any] | None:
 def _empty(value: object) -> bool:
     """Go's omitempty: false, 0, "", nil, and empty slices and maps."""
     return value is None or value is False or value in (0, "", [], {})
+
+
+def image_document(images: ImageStore, image: Image) -> dict[str, Any]:
+    """``docker image inspect``'s document (Docker 20.10, API 1.41), from the stored config."""
+    raw = json.loads(images.content.read_bytes(image.config_digest, limit=8 << 20))
+    rootfs = raw.get("rootfs") or {}
+    parent = images.parent(image)
+    doc: dict[str, Any] = {
+        "Id": str(image.id),
+        "RepoTags": [t.familiar for t in image.tags],
+        "RepoDigests": [
+            f"{parse_reference(d.split('@')[0]).familiar_name}@{d.split('@')[1]}"
+            for d in image.repo_digests
+        ],
+        "Parent": str(parent) if parent is not None else "",
+        "Comment": raw.get("comment", ""),
+        "Created": raw.get("created", ""),
+        "Container": raw.get("container", ""),
+        "ContainerConfig": docker_config(raw.get("container_config")),
+        "DockerVersion": raw.get("docker_version", ""),
+        "Author": raw.get("author", ""),
+        "Config": docker_config(raw.get("config")) if raw.get("config") is not None else None,
+        "Architecture": raw.get("architecture", ""),
+    }
+    if raw.get("variant"):
+        doc["Variant"] = raw["variant"]  # omitempty in Docker's struct
+    doc |= {
+        "Os": raw.get("os", ""),
+        "Size": image.size,
+        "VirtualSize": image.size,  # the same figure since Docker 20.10 (API 1.41)
+        "RootFS": {"Type": rootfs.get("type", "layers"), "Layers": rootfs.get("diff_ids", [])},
+        "Metadata": {"LastTagTime": image.added},
+        # Not in Docker 20.10's document (newer Dockers with the containerd store add it): the
+        # manifest this image is stored as, which a local image has nowhere else.
+        "Descriptor": {
+            "mediaType": image.media_type,
+            "digest": str(image.manifest_digest),
+            "size": images.content.info(image.manifest_digest).size,
+        },
+    }
+    return doc
