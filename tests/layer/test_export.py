@@ -30,8 +30,11 @@ from .hostile import CASES, Sandbox, plant
 from .members import apply, directory, fifo, file, hardlink, symlink, tar
 from .test_hostile import PARAMS
 
+# The cases the applier takes (those it refuses, as containerd does, leave nothing to export).
+APPLIED = [p for p in PARAMS if CASES[str(p.values[0])].error is None]
 
-@pytest.mark.parametrize(("name", "mode"), PARAMS)
+
+@pytest.mark.parametrize(("name", "mode"), APPLIED)
 def test_every_applied_hostile_tree_exports(tmp_path: Path, name: str, mode: str) -> None:
     c = CASES[name]
     target = tmp_path / "target"
@@ -41,10 +44,7 @@ def test_every_applied_hostile_tree_exports(tmp_path: Path, name: str, mode: str
     try:
         plant(tmp_canary)
         s = Sandbox(tmp_path, target, tmp_path / "canary", tmp_canary, mode)
-        try:
-            apply(c.build(s), target, mode, limit=c.limit)  # type: ignore[arg-type]
-        except StrataError:
-            pytest.skip("refused, as containerd refuses it: nothing to export")
+        apply(c.build(s), target, mode, limit=c.limit)  # type: ignore[arg-type]
         out = io.BytesIO()
         stats = write_tar_from_dir(target, out, label="container abc")
         again = tmp_path / "again"
