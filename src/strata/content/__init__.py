@@ -9,7 +9,7 @@ that exists is always whole and correct.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +51,11 @@ class Writer(Protocol):
     @property
     def offset(self) -> int:
         """Bytes written so far, including those found when the ingest was resumed."""
+        ...
+
+    @property
+    def present(self) -> bool:
+        """True if the expected blob was already stored when the ingest was opened."""
         ...
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -123,9 +128,16 @@ class ContentStore(Protocol):
         ...
 
     def writer(
-        self, ref: str, *, expected: Digest | None = None, total: int | None = None
+        self,
+        ref: str,
+        *,
+        expected: Digest | None = None,
+        total: int | None = None,
+        stall: float = 0.0,
+        on_wait: Callable[[int], None] | None = None,
     ) -> Writer:
-        """Open (or resume) the ingest ``ref``; `Locked` if another process is writing it."""
+        """Open (or resume) the ingest ``ref``. If another process is writing it: `Locked` at
+        once with ``stall`` 0, else wait while it makes progress (``on_wait`` gets its bytes)."""
         ...
 
     def put_bytes(self, data: bytes, *, expected: Digest | None = None) -> Digest:

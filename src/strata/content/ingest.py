@@ -5,6 +5,12 @@ is named by the ref's sha256 so that no ref can escape), ``started``, and the op
 ``expected`` and ``total``. A writer holds ``flock`` on ``lock`` for its whole life, which makes an
 ingest exclusive per ref across processes and lets a crashed writer's data be resumed: the lock
 dies with the process, the data stays.
+
+A second writer of the same ref can wait for the first instead of failing (``stall`` > 0), as
+containerd's ingest does: it polls the lock with a growing delay, reports the first writer's
+progress, and gives up only when the first writer has added no byte for ``stall`` seconds. When
+the first writer commits, the waiter finds the blob present (`ContentWriter.present`); when it
+dies, its lock dies with it and the waiter resumes its data.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ STARTED: Final = "started"
 EXPECTED: Final = "expected"
 TOTAL: Final = "total"
 LOCK: Final = "lock"
+WAIT_FIRST: Final = 0.02
+WAIT_MAX: Final = 0.5
 
 
 WRITEBACK_CHUNK = 8 << 20
@@ -121,11 +129,60 @@ def _write_text(path: Path, text: str) -> None:
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
 
 
-def acquire(dirpath: Path, ref: str, *, create: bool) -> io.FileIO | None:
+def _data_size(dirpath: Path) -> int:
+    try:
+        return os.stat(dirpath / DATA).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _wait_for_lock(
+    fd: int, dirpath: Path, ref: str, stall: float, on_wait: Callable[[int], None] | None
+) -> None:
+    """Take ``flock`` on ``fd``, polling while another writer holds it and makes progress.
+
+    Raises `Locked` at once with ``stall`` <= 0, else once the holder has written nothing for
+    ``stall`` seconds. ``on_wait`` is told the holder's bytes so far each time they change.
+    """
+    delay = WAIT_FIRST
+    seen = -1
+    last_progress = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if stall <= 0:
+            raise Locked(f"ingest {ref} is being written by another process")
+        size = _data_size(dirpath)
+        now = time.monotonic()
+        if size != seen:
+            seen, last_progress, delay = size, now, WAIT_FIRST
+            if on_wait is not None:
+                on_wait(size)
+        elif now - last_progress >= stall:
+            raise Locked(
+                f"ingest {ref} is being written by another process, which has written nothing"
+                f" for {stall:g}s"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, WAIT_MAX)
+
+
+def acquire(
+    dirpath: Path,
+    ref: str,
+    *,
+    create: bool,
+    stall: float = 0.0,
+    on_wait: Callable[[int], None] | None = None,
+) -> io.FileIO | None:
     """Lock the ingest directory ``dirpath``; None if it does not exist and ``create`` is false.
 
-    A holder that commits or aborts unlinks the lock file while still holding it, so after taking
-    the lock we check that the file we locked is still the one at the path; if not, we retry.
+    With ``stall`` > 0 a lock held by another writer is waited for (see `_wait_for_lock`). A holder
+    that commits or aborts unlinks the lock file while still holding it, so after taking the lock
+    we check that the file we locked is still the one at the path; if not, we retry.
     """
     for _ in range(LOCK_ATTEMPTS):
         if create:
@@ -138,10 +195,7 @@ def acquire(dirpath: Path, ref: str, *, create: bool) -> io.FileIO | None:
             continue
         lock = io.FileIO(fd, "r", closefd=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise Locked(f"ingest {ref} is being written by another process") from None
+            _wait_for_lock(fd, dirpath, ref, stall, on_wait)
         except BaseException:
             lock.close()
             raise
@@ -197,6 +251,8 @@ class ContentWriter:
         blobs: Path,
         expected: Digest | None,
         total: int | None,
+        stall: float = 0.0,
+        on_wait: Callable[[int], None] | None = None,
     ) -> None:
         self._blobs = blobs
         self._ref = ref
@@ -206,10 +262,14 @@ class ContentWriter:
         self._hasher = hashlib.sha256()
         self._synced = 0
         self._offset = 0
-        lock = acquire(self._dir, ref, create=True)
+        self._present = False
+        lock = acquire(self._dir, ref, create=True, stall=stall, on_wait=on_wait)
         assert lock is not None  # create=True never gives None
         self._lock = lock
         try:
+            if expected is not None and (blobs / expected.algorithm / expected.encoded).is_file():
+                # Another writer (perhaps the one we waited for) has made it: nothing to write.
+                self._present = True
             self._setup(expected, total)
         except BaseException:
             self.close()
@@ -269,6 +329,12 @@ class ContentWriter:
     def ref(self) -> str:
         """The ingest's ref."""
         return self._ref
+
+    @property
+    def present(self) -> bool:
+        """True if the expected blob was already in the store when the ingest was opened (for
+        example made by the writer this one waited for): the caller can `abort` and use it."""
+        return self._present
 
     @property
     def offset(self) -> int:

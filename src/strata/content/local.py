@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -156,12 +156,21 @@ class LocalContentStore:
             raise DigestMismatch(f"blob {digest}: corrupt, content hashes to {actual}")
 
     def writer(
-        self, ref: str, *, expected: Digest | None = None, total: int | None = None
+        self,
+        ref: str,
+        *,
+        expected: Digest | None = None,
+        total: int | None = None,
+        stall: float = 0.0,
+        on_wait: Callable[[int], None] | None = None,
     ) -> ContentWriter:
-        """Open the ingest ``ref``, resuming what is there; `Locked` if another process writes it.
+        """Open the ingest ``ref``, resuming what is there.
 
-        The caller continues writing from ``.offset``. An ingest recorded with a different
-        expected digest or total than given is started over.
+        If another writer has it: `Locked` at once with ``stall`` 0, else wait for it until it
+        has written nothing for ``stall`` seconds, telling ``on_wait`` its bytes so far. The caller
+        continues writing from ``.offset``, or, if ``.present`` (the blob has been made
+        meanwhile), aborts. An ingest recorded with a different expected digest or total than
+        given is started over.
         """
         if expected is not None:
             expected = checked_digest(expected)
@@ -169,7 +178,15 @@ class LocalContentStore:
             raise InvalidArgument(f"ingest {ref}: invalid total size {total}")
         try:
             dirpath = self._ingest_dir(ref)
-            return ContentWriter(dirpath, ref, blobs=self._blobs, expected=expected, total=total)
+            return ContentWriter(
+                dirpath,
+                ref,
+                blobs=self._blobs,
+                expected=expected,
+                total=total,
+                stall=stall,
+                on_wait=on_wait,
+            )
         except OSError as err:
             raise os_error(f"ingest {ref}: cannot open", err) from None
 

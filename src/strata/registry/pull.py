@@ -54,6 +54,7 @@ from strata.registry.progress import (
     PULL_COMPLETE,
     PULLING_FS_LAYER,
     VERIFYING,
+    WAITING,
     NullEvents,
     TransferEvents,
 )
@@ -63,7 +64,6 @@ from strata.registry.tee import Tee
 if TYPE_CHECKING:
     from strata.registry.client import RegistryClient
     from strata.snapshot import Snapshotter
-    from strata.store.leases import Lease
 
 __all__ = [
     "DEFAULT_JOBS",
@@ -78,6 +78,9 @@ DEFAULT_JOBS: Final = 3
 MANIFEST_ACCEPT: Final = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 _IMAGE_ACCEPT: Final = (OCI_MANIFEST, DOCKER_MANIFEST)
 _CHUNK: Final = 1 << 20
+# A download of a blob another process (or layer) is downloading waits for it, and gives up only
+# when that writer has added nothing for this long.
+WRITER_STALL: Final = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +205,17 @@ class _Pull:
                 return PullResult(self.ref, resolved.top, existing, True)
         manifest = resolved.manifest
         with self.images.root.lease() as lease:
-            config = self._config(manifest.config, lease)
+            # Lease before you look: every blob is held before its presence is checked, so a
+            # concurrent rmi/prune cannot collect a blob this pull has found and relies on.
+            lease.add_all(
+                "blob",
+                [
+                    str(resolved.digest),
+                    str(manifest.config.digest),
+                    *(str(d.digest) for d in manifest.layers),
+                ],
+            )
+            config = self._config(manifest.config)
             if self.chosen and not matches(config.platform, self.platform):
                 # As Docker: a single-platform image must be the one asked for by --platform.
                 raise NotFound(
@@ -220,8 +233,7 @@ class _Pull:
                     layer_compression(desc.media_type)
                 except StrataError as err:
                     raise reraise_named(err, f"layer {i} ({desc.digest})") from None
-            layers = self._layers(manifest.layers, diff_ids, lease)
-            lease.add("blob", str(resolved.digest))
+            layers = self._layers(manifest.layers, diff_ids)
             self.content.put_bytes(resolved.data, expected=resolved.digest)
             record_sources(
                 self.images.db,
@@ -265,12 +277,11 @@ class _Pull:
             top.digest, sub.digest, _media_type(sub.media_type, image), sub.data, image
         )
 
-    def _config(self, desc: Descriptor, lease: Lease) -> ImageConfig:
+    def _config(self, desc: Descriptor) -> ImageConfig:
         source = f"config {desc.digest}"
         if desc.size > MAX_CONFIG_SIZE:
             raise TooLarge(f"{source}: {desc.size} bytes, over the limit of {MAX_CONFIG_SIZE}")
         if not self.content.exists(desc.digest):
-            lease.add("blob", str(desc.digest))
             self._download(desc, None)
         data = self.content.read_bytes(desc.digest, limit=MAX_CONFIG_SIZE)
         return parse_config(data, source=source)
@@ -292,9 +303,7 @@ class _Pull:
             for r in rows
         }
 
-    def _layers(
-        self, descs: Sequence[Descriptor], diff_ids: Sequence[Digest], lease: Lease
-    ) -> list[ImageLayer]:
+    def _layers(self, descs: Sequence[Descriptor], diff_ids: Sequence[Digest]) -> list[ImageLayer]:
         """Every layer present, verified and (with ``unpack``) extracted, bottom first."""
         known = self._known([d.digest for d in descs]) if descs else {}
         keys = [layer_key(c) for c in chain_ids(diff_ids)]
@@ -318,7 +327,6 @@ class _Pull:
                 if have:
                     jobs[i] = None
                     continue
-                lease.add("blob", str(desc.digest))
                 # The lowest layer to extract is extracted as it downloads (a resumed download
                 # is not: its first bytes are in an ingest, not in the stream).
                 tee = None
@@ -392,7 +400,20 @@ class _Pull:
         digest = desc.digest
         ingest = _ingest_ref(digest)
         for _ in range(2):
-            with self.content.writer(ingest, expected=digest, total=desc.size) as writer:
+            with self.content.writer(
+                ingest,
+                expected=digest,
+                total=desc.size,
+                stall=WRITER_STALL,
+                on_wait=lambda _: self.events.status(layer or digest.short, WAITING),
+            ) as writer:
+                if writer.present:
+                    # The writer we waited for made it (a parallel pull, or this layer listed
+                    # twice): use its result.
+                    writer.abort()
+                    if tee is not None:
+                        self._feed_present(digest, tee)
+                    break
                 if tee is not None and writer.offset:
                     writer.abort()  # bytes the stream would not carry: fetch them again
                     continue
@@ -432,10 +453,19 @@ class _Pull:
                     writer.abort()
                     raise DigestMismatch(f"blob {digest}: digest mismatch (got {got})")
                 writer.commit()
-            if layer is not None:
-                self.events.status(layer, DOWNLOAD_COMPLETE)
-            return
-        raise SizeMismatch(f"blob {digest}: the registry does not honour Range requests")
+                break
+        else:
+            raise SizeMismatch(f"blob {digest}: the registry does not honour Range requests")
+        if layer is not None:
+            self.events.status(layer, DOWNLOAD_COMPLETE)
+
+    def _feed_present(self, digest: Digest, tee: Tee) -> None:
+        """Hand a blob already in the store to the extraction waiting on ``tee``."""
+        with self.content.open(digest) as f:
+            while chunk := f.read(_CHUNK):
+                if self.cancel.is_set():
+                    raise _Cancelled
+                tee.feed(chunk)
 
 
 def _ingest_ref(digest: Digest) -> str:

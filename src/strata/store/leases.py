@@ -3,12 +3,18 @@
 GC protocol: a writer adds a resource (a blob digest, a snapshot key) to its lease BEFORE it checks
 for or writes that resource, and each add is its own committed transaction; gc expires old leases
 and marks and sweeps inside one `Database.transaction`. The two never interleave, so gc either
-sees the lease or finishes before the writer looks. A crashed command's lease expires after its
-time to live.
+sees the lease or finishes before the writer looks.
+
+A lease's ID starts with its owner: ``<pid>.<start time>.<random>``, the start time being field 22
+of ``/proc/<pid>/stat`` (clock ticks since boot), so that a recycled PID is not taken for the
+owner. A lease whose owner is no longer running is dead at once, like an expired one: a crashed
+command's lease does not protect its debris for the whole time to live. IDs without an owner
+(older stores) only expire.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import time
@@ -18,7 +24,7 @@ from typing import Final
 from strata.errors import InvalidArgument, StoreError
 from strata.store.db import Database
 
-__all__ = ["DEFAULT_TTL", "Lease", "expire", "held", "lease"]
+__all__ = ["DEFAULT_TTL", "Lease", "expire", "held", "lease", "owner_alive", "process_start"]
 
 DEFAULT_TTL: Final = 86400.0
 
@@ -55,6 +61,17 @@ class Lease:
                 (self._id, kind, key),
             )
 
+    def add_all(self, kind: str, keys: list[str]) -> None:
+        """Hold every key of ``keys`` in one committed transaction (see `add`)."""
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT expires FROM leases WHERE id = ?", (self._id,)).fetchone()
+            if row is None or row["expires"] <= time.time():
+                raise StoreError(f"lease {self._id}: expired or released, cannot hold {kind}s")
+            conn.executemany(
+                "INSERT OR IGNORE INTO lease_resources (lease_id, kind, key) VALUES (?, ?, ?)",
+                [(self._id, kind, key) for key in keys],
+            )
+
     def release(self) -> None:
         """Drop the lease and everything it holds; idempotent."""
         with self._db.transaction() as conn:
@@ -77,7 +94,8 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
     if not ttl > 0:
         raise InvalidArgument(f"invalid lease time to live {ttl}: must be positive")
     now = time.time()
-    lease_id = secrets.token_hex(16)
+    pid = os.getpid()
+    lease_id = f"{pid}.{process_start(pid)}.{secrets.token_hex(16)}"
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO leases (id, created, expires) VALUES (?, ?, ?)",
@@ -86,19 +104,61 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
     return Lease(db, lease_id, now + ttl)
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or None if it is not running.
+
+    The command name in /proc/PID/stat may hold spaces and parentheses, so the fields are counted
+    from its last ``)``; the start time is field 22, the 20th after it.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return -1  # unreadable: assume alive, the time to live still bounds it
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return -1
+
+
+def owner_alive(lease_id: str) -> bool:
+    """False only if the lease names an owner process that is no longer running."""
+    parts = lease_id.split(".")
+    if len(parts) != 3 or not parts[0].isdigit():
+        return True
+    start = process_start(int(parts[0]))
+    if start is None:
+        return False
+    if start == -1 or parts[1] in ("None", "-1"):
+        return True
+    return str(start) == parts[1]
+
+
 def held(conn: sqlite3.Connection, kind: str, *, now: float | None = None) -> set[str]:
-    """The keys of ``kind`` held by unexpired leases (call inside gc's transaction)."""
+    """The keys of ``kind`` held by live leases (call inside gc's write transaction).
+
+    Expired leases and those of dead owners are deleted first, so that gc reclaims at once
+    what a crashed command held.
+    """
+    expire(conn, now=now)
     rows = conn.execute(
         "SELECT DISTINCT r.key FROM lease_resources AS r JOIN leases AS l ON l.id = r.lease_id"
-        " WHERE r.kind = ? AND l.expires > ?",
-        (kind, time.time() if now is None else now),
+        " WHERE r.kind = ?",
+        (kind,),
     )
     return {str(row[0]) for row in rows}
 
 
 def expire(conn: sqlite3.Connection, *, now: float | None = None) -> int:
-    """Delete expired leases and what they hold; return how many leases went."""
-    cur = conn.execute(
-        "DELETE FROM leases WHERE expires <= ?", (time.time() if now is None else now,)
-    )
-    return cur.rowcount
+    """Delete expired leases, leases of dead owners, and what they hold; return how many went."""
+    now = time.time() if now is None else now
+    dead = [
+        (row[0],)
+        for row in conn.execute("SELECT id, expires FROM leases")
+        if row[1] <= now or not owner_alive(str(row[0]))
+    ]
+    conn.executemany("DELETE FROM leases WHERE id = ?", dead)
+    return len(dead)
