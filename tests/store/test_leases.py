@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +13,7 @@ import pytest
 
 from strata.errors import InvalidArgument, StoreError
 from strata.store.db import Database
-from strata.store.leases import expire, held, lease
+from strata.store.leases import expire, held, lease, owner_alive, process_start
 
 
 @pytest.fixture
@@ -102,3 +105,44 @@ def test_add_to_an_expired_lease_is_refused(db: Database) -> None:
 def test_bad_ttl(db: Database, ttl: float) -> None:
     with pytest.raises(InvalidArgument):
         lease(db, ttl=ttl)
+
+
+def test_a_lease_dies_with_its_owner_process(db: Database, tmp_path: Path) -> None:
+    """gc (through `held`) drops a dead process's lease at once, not after its time to live."""
+    code = (
+        "import sys; from pathlib import Path; from strata.store.db import Database;"
+        " from strata.store.leases import lease\n"
+        "db = Database(Path(sys.argv[1]))\n"
+        "ls = lease(db)\n"
+        "ls.add('blob', 'sha256:dead')\n"
+        "print(ls.id, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "strata.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lease_id = proc.stdout.readline().decode().strip()
+    assert lease_id.startswith(f"{proc.pid}.")
+    assert owner_alive(lease_id)
+    with lease(db) as mine:
+        mine.add("blob", "sha256:mine")
+        with db.transaction() as conn:
+            assert held(conn, "blob") == {"sha256:dead", "sha256:mine"}
+        proc.kill()
+        proc.wait()
+        assert not owner_alive(lease_id)
+        with db.transaction() as conn:
+            assert held(conn, "blob") == {"sha256:mine"}
+        assert count(db, "leases") == 1
+
+
+def test_owner_checks_the_start_time_not_only_the_pid() -> None:
+    pid = os.getpid()
+    start = process_start(pid)
+    assert start is not None and start > 0
+    assert owner_alive(f"{pid}.{start}.abc")
+    assert not owner_alive(f"{pid}.{start + 1}.abc")  # a recycled PID is another process
+    assert owner_alive("0123456789abcdef")  # an old ID with no owner only expires
