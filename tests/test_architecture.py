@@ -18,6 +18,7 @@ ROWS = {
     "errors": 0,  # the error tree is below everything, digest included
     "digest": 1,
     "gofmt": 1,  # Go's quoting and duration text: pure functions, like digest
+    "jsonload": 1,  # bounded JSON decoding for every reader of outside input
     "oci": 2,
     "store": 3,
     "content": 3,

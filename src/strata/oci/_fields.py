@@ -11,7 +11,8 @@ import json
 import re
 from typing import Any, Final, NoReturn
 
-from strata.errors import FormatError, TooLarge
+from strata import jsonload
+from strata.errors import FormatError
 
 # RFC 6838 media type, as image-spec's defs-descriptor.json restricts it.
 _MEDIA_TYPE: Final = (
@@ -54,31 +55,11 @@ def fail(source: str, path: str, reason: str) -> NoReturn:
     raise FormatError(f"{source}: {path}: {reason}" if path else f"{source}: {reason}")
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def load_object(data: bytes, *, source: str, limit: int, what: str) -> dict[str, Any]:
-    """Decode ``data`` as one JSON object of at most ``limit`` bytes."""
+    """Decode ``data`` as one JSON object of at most ``limit`` bytes (and `jsonload`'s depth)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError(f"{source}: expected bytes, got {type(data).__name__}")
-    if len(data) > limit:
-        raise TooLarge(f"{source}: {len(data)} bytes is over the {limit}-byte limit for {what}")
-    try:
-        # Strict UTF-8 first: json.loads would also guess UTF-16/32, which no spec allows.
-        text = bytes(data).decode("utf-8")
-        value = json.loads(text, parse_constant=_reject_constant)
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{source}: not valid JSON: not UTF-8 at byte {err.start}") from None
-    except json.JSONDecodeError as err:
-        raise FormatError(
-            f"{source}: not valid JSON: {err.msg} (line {err.lineno} column {err.colno})"
-        ) from None
-    except RecursionError:
-        raise FormatError(f"{source}: not valid JSON: nested too deeply") from None
-    except ValueError as err:
-        # Integers past Python's digit limit and NaN/Infinity land here.
-        raise FormatError(f"{source}: not valid JSON: {err}") from None
+    value = jsonload.loads(bytes(data), source=source, limit=limit, what=what)
     if not isinstance(value, dict):
         raise FormatError(f"{source}: must be a JSON object, not {json_type(value)}")
     return value

@@ -12,7 +12,6 @@ they expire. A ``(username, password)`` pair whose user is ``<token>`` carries a
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
@@ -22,7 +21,8 @@ from typing import Final
 
 import httpx
 
-from strata.errors import AccessDenied, AuthenticationRequired, RegistryError
+from strata import jsonload
+from strata.errors import AccessDenied, AuthenticationRequired, FormatError, RegistryError
 from strata.registry.credentials import IDENTITY_TOKEN_USER
 
 PULL: Final = "pull"
@@ -280,9 +280,11 @@ class Authenticator:
         if status != 200:
             raise RegistryError(f"{where}: HTTP {status} ({_snippet(response)})")
         try:
-            body = json.loads(response.content[:_MAX_TOKEN_RESPONSE])
-        except (ValueError, UnicodeDecodeError):
-            raise RegistryError(f"{where}: response is not JSON") from None
+            body = jsonload.loads(
+                response.content, source=f"{where}: response", limit=_MAX_TOKEN_RESPONSE
+            )
+        except FormatError as err:
+            raise RegistryError(str(err)) from None
         if not isinstance(body, dict):
             raise RegistryError(f"{where}: response is not a JSON object")
         value = body.get("token") or body.get("access_token")
@@ -299,8 +301,8 @@ def _snippet(response: httpx.Response) -> str:
     """A short, one-line account of an error response for messages."""
     text = response.content[:300].decode("utf-8", "replace")
     try:
-        body = json.loads(text)
-    except ValueError:
+        body = jsonload.loads(text, source="error body", limit=len(text) + 1)
+    except FormatError:
         body = None
     if isinstance(body, dict):
         for key in ("details", "error_description", "error", "message"):

@@ -10,7 +10,6 @@ that fails part-way starts again from the source's first byte when the source ca
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import BinaryIO, Final
 
 import httpx
 
+from strata import jsonload
 from strata.digest import Digest
 from strata.errors import (
     DigestMismatch,
@@ -34,7 +34,8 @@ from strata.oci.mediatypes import MAX_MANIFEST_SIZE
 from strata.registry.auth import DELETE, PULL, PUSH, repository_scope
 from strata.registry.blobs import BlobStream, Progress, read_chunk, read_exactly, stream_upload
 from strata.registry.credentials import CredentialStore
-from strata.registry.transport import PermanentlyUnreachable, Transport
+from strata.registry.deadline import Limits
+from strata.registry.transport import MAX_BODY, PermanentlyUnreachable, Transport
 
 __all__ = ["BlobStream", "ManifestResponse", "RegistryClient"]
 
@@ -67,6 +68,8 @@ class RegistryClient:
     ``insecure`` None means plain HTTP for loopback addresses and the configuration's insecure
     registries, HTTPS otherwise. ``credentials`` None means anonymous. ``retries`` is how many
     times a failed request is tried again, ``backoff`` the first pause (doubling each time).
+    ``timeout`` bounds each socket operation; ``limits`` (None: from the environment, see
+    `strata.registry.deadline`) bound whole responses and their transfer rate.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class RegistryClient:
         retries: int = 4,
         user_agent: str = "strata",
         backoff: float = 0.5,
+        limits: Limits | None = None,
     ) -> None:
         self._transport = Transport(
             registry,
@@ -88,6 +92,7 @@ class RegistryClient:
             retries=retries,
             backoff=backoff,
             user_agent=user_agent,
+            limits=limits,
         )
         self.registry = self._transport.name
         self.base_url = self._transport.base
@@ -206,10 +211,7 @@ class RegistryClient:
         found: list[str] = []
         for _ in range(_MAX_TAG_PAGES):
             response = t.request("GET", url, what=what, scopes=[repository_scope(repo, PULL)])
-            try:
-                body = json.loads(response.content)
-            except (ValueError, UnicodeDecodeError):
-                raise FormatError(f"{what}: tags list is not JSON") from None
+            body = jsonload.loads(response.content, source=f"{what}: tags list", limit=MAX_BODY)
             names = body.get("tags") if isinstance(body, dict) else None
             if names is not None and not (
                 isinstance(names, list) and all(isinstance(n, str) for n in names)
@@ -501,10 +503,7 @@ def _media_type(response: httpx.Response, data: bytes, what: str) -> str:
     header: str = response.headers.get("Content-Type", "").split(";")[0].strip()
     if header not in _GENERIC_TYPES:
         return header
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise FormatError(f"{what}: manifest is not JSON and has no media type") from None
+    body = jsonload.loads(data, source=f"{what}: manifest", limit=MAX_MANIFEST_SIZE)
     declared = body.get("mediaType") if isinstance(body, dict) else None
     if not isinstance(declared, str) or not declared:
         raise FormatError(f"{what}: manifest has no media type (header or mediaType field)")

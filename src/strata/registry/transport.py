@@ -12,7 +12,6 @@ errors, 401/403/404. Other statuses map to the error tree with one-line messages
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import socket
 import ssl
@@ -23,10 +22,12 @@ from typing import Final
 
 import httpx
 
+from strata import jsonload
 from strata.errors import (
     AccessDenied,
     AuthenticationRequired,
     DigestMismatch,
+    FormatError,
     InvalidReference,
     RegistryError,
     RegistryNotFound,
@@ -37,6 +38,7 @@ from strata.errors import (
 )
 from strata.registry.auth import Authenticator, Challenge, grant_of, parse_challenges, scopes_of
 from strata.registry.credentials import CredentialStore, hostname
+from strata.registry.deadline import Limits, watch
 
 DOCKER_HUB_HOST: Final = "registry-1.docker.io"
 _DOCKER_HUB_NAMES: Final = frozenset({"docker.io", "index.docker.io", "registry.hub.docker.com"})
@@ -47,7 +49,7 @@ _HOST: Final = re.compile(
 _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 _MAX_BACKOFF: Final = 30.0
 _MAX_RETRY_AFTER: Final = 60.0
-_MAX_BODY: Final = 16 << 20
+MAX_BODY: Final = 16 << 20
 _MAX_ERROR_BODY: Final = 64 << 10
 
 Content = bytes | Iterable[bytes] | None
@@ -117,8 +119,10 @@ class Transport:
         retries: int,
         backoff: float,
         user_agent: str,
+        limits: Limits | None = None,
     ) -> None:
         self.host = registry_host(registry)
+        self.limits = Limits.from_env() if limits is None else limits
         self.name = "docker.io" if self.host == DOCKER_HUB_HOST else self.host
         if insecure is None:
             names = credentials.insecure_registries if credentials is not None else ()
@@ -194,6 +198,7 @@ class Transport:
         """Send without registry authentication, retrying; the body is read (bounded)."""
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 response = self._client.send(request, stream=True)
             except httpx.TransportError as err:
@@ -207,8 +212,9 @@ class Transport:
                 self._sleep(attempt, response)
                 attempt += 1
                 continue
+            self._watch(response, started, what, whole=True)
             try:
-                return self._buffer(response, what, _MAX_BODY, "response")
+                return self._buffer(response, what, MAX_BODY, "response")
             except httpx.TransportError as err:
                 if self._retriable(err) and attempt < self.retries:
                     self._sleep(attempt, None)
@@ -229,7 +235,7 @@ class Transport:
         stream: bool = False,
         follow_redirects: bool = False,
         retry: bool = True,
-        limit: int = _MAX_BODY,
+        limit: int = MAX_BODY,
         noun: str = "response",
     ) -> httpx.Response:
         """Send an authenticated request; return the response when its status is in ``expect``.
@@ -247,11 +253,17 @@ class Transport:
         reauthorised = False
         while True:
             sent = dict(headers or {})
-            authorization = self._auth.authorization(scopes, fresh=fresh)
+            # Credentials go only where the registry challenged for them, as Docker's
+            # challenge manager keys them by the /v2/ endpoint: an upload Location or a
+            # Link on another host gets none (redirects are httpx's: it drops the header
+            # when one leaves the origin).
+            if self.owns(url):
+                authorization = self._auth.authorization(scopes, fresh=fresh)
+                if authorization is not None:
+                    sent["Authorization"] = authorization
             fresh = False
-            if authorization is not None:
-                sent["Authorization"] = authorization
             request = self._client.build_request(method, url, headers=sent, content=content)
+            started = time.monotonic()
             try:
                 response = self._client.send(
                     request, stream=True, follow_redirects=follow_redirects
@@ -292,6 +304,7 @@ class Transport:
                     raise self._error(response, what, scopes, attempt + 1)
                 finally:
                     response.close()
+            self._watch(response, started, what, whole=not stream)
             if stream:
                 return response
             try:
@@ -303,6 +316,15 @@ class Transport:
                     attempt += 1
                     continue
                 raise self._unreachable(what, err, attempt + 1) from None
+
+    def owns(self, url: httpx.URL) -> bool:
+        """Whether ``url`` is at this registry (same scheme, host and port as its base)."""
+        base = httpx.URL(self.base)
+        return (url.scheme, url.host, _port(url)) == (base.scheme, base.host, _port(base))
+
+    def _watch(self, response: httpx.Response, started: float, what: str, *, whole: bool) -> None:
+        host = response.request.url.netloc.decode("ascii", "replace")
+        watch(response, self.limits, started=started, whole=whole, what=what, host=host)
 
     def _buffer(self, response: httpx.Response, what: str, limit: int, noun: str) -> httpx.Response:
         try:
@@ -431,6 +453,10 @@ def read_bounded(
     return b"".join(parts)
 
 
+def _port(url: httpx.URL) -> int | None:
+    return url.port if url.port is not None else {"http": 80, "https": 443}.get(url.scheme)
+
+
 def _usable_challenge(response: httpx.Response) -> Challenge | None:
     challenges = [
         c for h in response.headers.get_list("WWW-Authenticate") for c in parse_challenges(h)
@@ -447,9 +473,9 @@ def _describe(response: httpx.Response, body: bytes) -> tuple[set[str], str]:
     codes: set[str] = set()
     parts: list[str] = []
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        document = None
+        document = jsonload.loads(body, source="error body", limit=_MAX_ERROR_BODY)
+    except FormatError:
+        document = None  # not the registry's error JSON: its text is shown instead
     errors = document.get("errors") if isinstance(document, dict) else None
     if isinstance(errors, list):
         for item in errors[:3]:

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from strata import jsonload
 from strata.digest import Digest
 from strata.errors import FormatError, InvalidReference, UnsupportedMediaType
-from strata.image.archive.formats import blob_member, clean_member_name
+from strata.image.archive.formats import MAX_JSON_MEMBER, blob_member, clean_member_name
 from strata.layer.compression import Compression
 from strata.oci.descriptor import Descriptor
 from strata.oci.manifest import Manifest
@@ -75,10 +76,7 @@ def _member(value: object, where: str, source: str) -> str:
 
 def parse_manifest_json(data: bytes, *, source: str) -> list[DockerEntry]:
     """The entries of a ``manifest.json``; `FormatError` naming the field at fault."""
-    try:
-        doc: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise FormatError(f"{source}: manifest.json: invalid JSON: {err}") from None
+    doc: Any = jsonload.loads(data, source=f"{source}: manifest.json", limit=MAX_JSON_MEMBER)
     if not isinstance(doc, list):
         raise FormatError(f"{source}: manifest.json: not a JSON list")
     entries = []
