@@ -17,12 +17,12 @@ string-prefix test and so can drop files an exception names (``!*/keep`` below `
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
 from strata.build.context import globs
+from strata.build.context.automaton import Automaton
 from strata.errors import BuildError
 
 DEFAULT_SOURCE: Final = ".dockerignore"
@@ -48,7 +48,7 @@ class Pattern:
     text: str
     exclusion: bool
     kind: _Kind
-    regexp: re.Pattern[str] | None
+    automaton: Automaton | None
 
     def matches(self, path: str) -> bool:
         """patternmatcher's ``Pattern.match`` on a cleaned, ``/``-separated relative path."""
@@ -62,8 +62,8 @@ class Pattern:
             if path.endswith(suffix):
                 return True
             return suffix.startswith("/") and path == suffix[1:]
-        assert self.regexp is not None
-        return self.regexp.fullmatch(path) is not None
+        assert self.automaton is not None
+        return self.automaton.matches(path)
 
     def could_match_below(self, parts: list[str]) -> bool:
         """Could this pattern match some path strictly below the directory ``parts``?"""
@@ -76,35 +76,9 @@ class Pattern:
         return all(globs.match(seg, part) for seg, part in zip(segments, parts, strict=False))
 
 
-def _class_to_regex(pattern: str, i: int) -> tuple[str, int]:
-    """The Python class for the ``[...]`` opening at ``pattern[i]``; returns it and the end.
-
-    filepath.Match already validated the class, so it is closed and its ranges well formed.
-    """
-    out = ["["]
-    i += 1
-    if i < len(pattern) and pattern[i] == "^":
-        out.append("^")
-        i += 1
-    first = True
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "]" and not first:
-            out.append("]")
-            return "".join(out), i + 1
-        first = False
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append("-" if ch == "-" else re.escape(ch))
-        i += 1
-    raise globs.BadPattern
-
-
-def _compile(text: str) -> tuple[_Kind, re.Pattern[str] | None]:
-    """patternmatcher's ``compile``: the cheap match kinds where they apply, else a regexp."""
-    out: list[str] = []
+def _kind(text: str) -> _Kind:
+    """patternmatcher's ``compile``: which match kind the pattern gets (the cheap ones where
+    they apply, else the regexp, which `Automaton` runs)."""
     kind = _Kind.EXACT
     i = 0
     n = len(text)
@@ -117,42 +91,19 @@ def _compile(text: str) -> tuple[_Kind, re.Pattern[str] | None]:
                 i += 1
                 if i < n and text[i] == "/":
                     i += 1
-                if i >= n:
-                    if kind is _Kind.EXACT:
-                        kind = _Kind.PREFIX
-                    else:
-                        out.append(".*")
-                        kind = _Kind.REGEXP
-                else:
-                    out.append("(?:.*/)?")
-                    kind = _Kind.REGEXP
+                # "**" at the end of an otherwise exact pattern is a prefix test.
+                exact = i >= n and kind is _Kind.EXACT
+                kind = _Kind.PREFIX if exact else _Kind.REGEXP
                 if start == 0:
                     kind = _Kind.SUFFIX
             else:
-                out.append("[^/]*")
                 kind = _Kind.REGEXP
-        elif ch == "?":
-            out.append("[^/]")
+        elif ch in "?[":
             kind = _Kind.REGEXP
-        elif ch == "\\":
-            if i < n:
-                out.append(re.escape(text[i]))
-                i += 1
-                kind = _Kind.REGEXP
-            else:
-                out.append(re.escape("\\"))
-        elif ch == "[":
-            cls, i = _class_to_regex(text, start)
-            out.append(cls)
+        elif ch == "\\" and i < n:
+            i += 1
             kind = _Kind.REGEXP
-        else:
-            out.append(re.escape(ch))
-    if kind is not _Kind.REGEXP:
-        return kind, None
-    try:
-        return kind, re.compile("".join(out))
-    except re.error:  # e.g. a reversed range [z-a], which Go's regexp rejects as well
-        raise globs.BadPattern from None
+    return kind
 
 
 def read_patterns(text: str) -> list[str]:
@@ -211,12 +162,13 @@ class IgnoreRules:
                 text = text[1:]
             try:
                 globs.check(text)
-                kind, regexp = _compile(text)
+                kind = _kind(text)
+                automaton = Automaton(text) if kind is _Kind.REGEXP else None
             except globs.BadPattern:
                 raise BuildError(
                     f"{source}: invalid pattern {line!r}: syntax error in pattern"
                 ) from None
-            patterns.append(Pattern(text, exclusion, kind, regexp))
+            patterns.append(Pattern(text, exclusion, kind, automaton))
         return cls(patterns, source)
 
     @classmethod
@@ -249,17 +201,24 @@ class IgnoreRules:
         return matched, tuple(info)
 
     def _dir_info(self, parts: list[str]) -> MatchInfo | None:
-        """The match info of the directory ``parts`` (computed top-down, memoised)."""
-        if not parts:
-            return None
-        key = "/".join(parts)
-        cached = self._dirs.get(key)
-        if cached is None:
-            parent = self._dir_info(parts[:-1])
-            cached = self.match(key, parent)
+        """The match info of the directory ``parts``, computed top-down from the deepest
+        memoised ancestor (iteratively: a context may nest thousands of directories)."""
+        depth = len(parts)
+        keys = []
+        key = ""
+        for part in parts:
+            key = f"{key}/{part}" if key else part
+            keys.append(key)
+        known = depth
+        while known > 0 and keys[known - 1] not in self._dirs:
+            known -= 1
+        info = self._dirs[keys[known - 1]][1] if known else None
+        for level in range(known, depth):
+            result = self.match(keys[level], info)
             if len(self._dirs) < 65536:
-                self._dirs[key] = cached
-        return cached[1]
+                self._dirs[keys[level]] = result
+            info = result[1]
+        return info
 
     def excluded(self, relpath: str) -> bool:
         """True if the context path ``relpath`` (``/``-separated, relative) is excluded.
