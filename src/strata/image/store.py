@@ -25,7 +25,9 @@ from strata.oci.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from strata.oci.reference import Reference, looks_like_id, parse_reference
 from strata.store.leases import Lease, held
 
-INGEST_MAX_AGE = 24 * 3600.0
+# gc drops every ingest no live process writes (a writer holds its lock for its whole life), so a
+# killed command's partial write goes at the next prune, not a day later.
+INGEST_MAX_AGE = 0.0
 # Docker resolves an ID from any unambiguous prefix, after trying the text as a name.
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 
