@@ -28,6 +28,7 @@ ROWS = {
     "registry": 5,
     "runtime": 5,
     "build": 6,
+    "system": 6,  # store-wide check and repair: reads every package below it
     "cli": 7,
     "__main__": 8,
 }

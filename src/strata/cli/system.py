@@ -76,7 +76,58 @@ def df_cmd(app: App) -> None:
             human_size(cache_size),
         ],
     ]
+    # Beyond Docker's rows: what the root holds that none of those account for (README).
+    from strata.system.context import CheckContext
+    from strata.system.usage import ingest_usage, unused_snapshots
+
+    ctx = CheckContext(app.store())
+    for name, usage in (
+        ("Unused Snapshots", unused_snapshots(ctx)),
+        ("Ingests", ingest_usage(ctx)),
+    ):
+        rows.append(
+            [
+                name,
+                str(usage.total),
+                str(usage.active),
+                human_size(usage.size),
+                _reclaimable(usage.reclaimable, usage.size),
+            ]
+        )
     click.echo(table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
+
+
+@system_group.command("check")
+@click.option("--repair", is_flag=True, help="Fix what can be fixed; say what cannot")
+@click.option("--quick", is_flag=True, help="Do not re-hash blobs (existence only)")
+@pass_app
+def check_cmd(app: App, repair: bool, quick: bool) -> None:
+    """Check the store against what strata promises: blobs, images, snapshots, containers,
+    mounts, ingests, leases and the database. Exit status 1 if a problem is (still) there."""
+    from strata.system import Problem, check
+
+    def found(problem: Problem) -> None:
+        click.echo(problem.line())
+        if not repair and problem.advice:
+            click.echo(f"  to fix: {problem.advice}")
+
+    def repaired(problem: Problem, text: str, done: bool) -> None:
+        click.echo(f"  {'repaired' if done else 'not repaired'}: {problem.where}: {text}")
+
+    report = check(app.store(), quick=quick, repair=repair, on_problem=found, on_repair=repaired)
+    count = len(report.problems)
+    if not count:
+        click.echo("no problems found")
+        return
+    plural = "s" if count != 1 else ""
+    if repair:
+        left = len(report.unrepaired)
+        click.echo(f"{count} problem{plural} found, {len(report.repaired)} repaired, {left} left")
+        if left:
+            raise SystemExit(1)
+        return
+    click.echo(f"{count} problem{plural} found (strata system check --repair fixes what it can)")
+    raise SystemExit(1)
 
 
 def _container_size(app: App, key: str) -> int:

@@ -1,0 +1,87 @@
+"""Ingests and leases against live owners.
+
+An ingest's writer holds ``flock`` on it for its whole life (`strata.content.ingest`), so an
+ingest whose lock is free has no writer: its bytes wait for a resume that only a re-run of the
+same pull would do, and a repair discards them. A lease protects blobs until it expires; one
+past its time protects nothing and is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from strata.content.ingest import DATA, REF, acquire, read_text, remove_ingest
+from strata.errors import Locked
+from strata.store.leases import expire
+from strata.system.context import CheckContext
+from strata.system.format import size_text
+from strata.system.problem import Problem
+
+__all__ = ["check_ingests", "check_leases"]
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def check_ingests(ctx: CheckContext) -> Iterator[Problem]:
+    """Ingests nobody is writing."""
+    base = ctx.root.path / "ingest"
+    try:
+        entries = sorted(e for e in os.listdir(base) if (base / e).is_dir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        dirpath = base / entry
+        try:
+            lock = acquire(dirpath, entry, create=False)
+        except (Locked, OSError):
+            continue  # a live writer (or gone meanwhile)
+        if lock is None:
+            continue
+        lock.close()
+        ref = read_text(dirpath / REF) or "(no ref)"
+        why = f"{size_text(_size(dirpath / DATA))} of {ref}, and no live writer"
+        yield Problem("ingest", ctx.relative(dirpath), why, _drop_ingest(ctx, dirpath))
+
+
+def _drop_ingest(ctx: CheckContext, dirpath: Path) -> Callable[[], str]:
+    def repair() -> str:
+        # Under the ingest's own lock: a writer that resumed it meanwhile keeps it.
+        lock = acquire(dirpath, dirpath.name, create=False)
+        if lock is None:
+            return f"{ctx.relative(dirpath)} already gone"
+        remove_ingest(dirpath, lock)
+        return f"removed {ctx.relative(dirpath)}"
+
+    return repair
+
+
+def check_leases(ctx: CheckContext) -> Iterator[Problem]:
+    """Leases past their time."""
+    now = time.time()
+    with ctx.root.db.read() as conn:
+        rows = conn.execute(
+            "SELECT l.id, l.expires, count(r.key) FROM leases AS l"
+            " LEFT JOIN lease_resources AS r ON r.lease_id = l.id"
+            " WHERE l.expires <= ? GROUP BY l.id ORDER BY l.id",
+            (now,),
+        ).fetchall()
+    for lease_id, _, count in rows:
+        why = f"expired, still listing {count} resource{'s' if count != 1 else ''}"
+        yield Problem("lease", str(lease_id), why, _expire(ctx))
+
+
+def _expire(ctx: CheckContext) -> Callable[[], str]:
+    def repair() -> str:
+        with ctx.root.db.transaction() as conn:
+            count = expire(conn)
+        return f"dropped {count} expired lease{'s' if count != 1 else ''}"
+
+    return repair

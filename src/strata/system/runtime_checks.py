@@ -1,0 +1,131 @@
+"""Containers against their owners and runtime, and mounts under the root.
+
+A record says ``running`` only while an owner holds its lock or the runtime still runs it
+(`strata.runtime.lifecycle`); anything else is a crash's leftover, which the container service's
+own reconciliation repairs (recorded as exited 255, unmounted, ``--rm`` honoured). A mount under
+the root belongs to a live container, or to a command mounting a snapshot that still exists;
+one on a container that is not running, or on a snapshot that is gone, is stale.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from strata.errors import NotFound, StrataError
+from strata.runtime.backend import Status
+from strata.runtime.containers import Container, State
+from strata.runtime.owner import owner_alive
+from strata.snapshot.mount import mount_points, unmount
+from strata.system.context import CheckContext
+from strata.system.problem import Problem
+
+__all__ = ["check_containers", "check_mounts"]
+
+_BUILD_PREFIX = "build-"
+_LIVE = (Status.RUNNING, Status.PAUSED, Status.CREATED)
+
+
+def _alive(ctx: CheckContext, container: Container) -> bool:
+    """Whether the container really runs: an owner looks after it, or its runtime runs it."""
+    if container.state is not State.RUNNING:
+        return False
+    if owner_alive(ctx.containers.directory(container)):
+        return True
+    try:
+        status = ctx.containers.backend(container.runtime).state(container.id).status
+    except StrataError:
+        return False
+    return status in _LIVE
+
+
+def _has_snapshot(ctx: CheckContext, key: str) -> bool:
+    try:
+        ctx.snapshotter.stat(key)
+    except NotFound:
+        return False
+    return True
+
+
+def check_containers(ctx: CheckContext) -> Iterator[Problem]:
+    """Records whose snapshot is gone; ``running`` records with nothing running."""
+    for container in ctx.containers.records.all():
+        where = container.name
+        if not _has_snapshot(ctx, container.snapshot):
+            yield Problem(
+                "container",
+                where,
+                f"its filesystem (snapshot {container.snapshot}) is gone",
+                advice=f"remove it (strata rm -f {where})",
+            )
+        if container.state is State.RUNNING and not _alive(ctx, container):
+            yield Problem(
+                "container",
+                where,
+                "recorded as running, but no process runs it",
+                _reconcile(ctx, container),
+            )
+
+
+def _reconcile(ctx: CheckContext, container: Container) -> Callable[[], str]:
+    def repair() -> str:
+        current = ctx.containers.refresh(container)
+        if current is None:
+            return f"removed container {container.name} (its owner asked for --rm)"
+        if current.state is State.RUNNING:
+            raise StrataError(f"container {container.name} runs again, left alone")
+        return f"container {container.name} recorded as exited ({current.exit_code})"
+
+    return repair
+
+
+def check_mounts(ctx: CheckContext) -> Iterator[Problem]:
+    """Mounts under the root that nothing live uses."""
+    root = Path(os.path.realpath(ctx.root.path))
+    seen: set[Path] = set()  # containers' rootfs already judged
+    for point in mount_points(root):
+        if point == root:
+            continue  # the root itself on its own filesystem is no one's leftover
+        parts = point.relative_to(root).parts
+        if len(parts) >= 3 and parts[0] == "containers" and parts[2] == "rootfs":
+            top = root.joinpath(*parts[:3])
+            if top in seen:
+                continue  # mounted below a container's rootfs: goes with it
+            seen.add(top)
+            container = ctx.containers.records.lookup(parts[1])
+            if container is not None and container.id == parts[1] and _alive(ctx, container):
+                continue
+            why = "its container is gone" if container is None else "its container is not running"
+            live = _container_gone_or_stopped(ctx, parts[1])
+            yield Problem("mount", ctx.relative(top), why, _unmount(ctx, top, live))
+        elif (
+            len(parts) == 2
+            and parts[0] == "tmp"
+            and parts[1].startswith(_BUILD_PREFIX)
+            and not _has_snapshot(ctx, parts[1])
+        ):
+            # A build mounts its snapshot <key> on tmp/<key> while it works with it (other
+            # scratch mounts there have no name to judge them by).
+            why = f"its snapshot {parts[1]} is gone"
+            yield Problem("mount", ctx.relative(point), why, _unmount(ctx, point, lambda: True))
+
+
+def _container_gone_or_stopped(ctx: CheckContext, container_id: str) -> Callable[[], bool]:
+    def still_stale() -> bool:
+        current = ctx.containers.records.lookup(container_id)
+        return current is None or current.id != container_id or not _alive(ctx, current)
+
+    return still_stale
+
+
+def _unmount(ctx: CheckContext, point: Path, stale: Callable[[], bool]) -> Callable[[], str]:
+    def repair() -> str:
+        if not point.is_mount():
+            return f"{ctx.relative(point)} already unmounted"
+        if not stale():
+            raise StrataError(f"{ctx.relative(point)}: in use again, left mounted")
+        unmount(point, detach=True)
+        return f"unmounted {ctx.relative(point)}"
+
+    return repair

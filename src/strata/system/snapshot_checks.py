@@ -1,0 +1,111 @@
+"""Snapshots against their directories and parents.
+
+Every row needs its ``snapshots/<id>`` directory and its parent's row; every directory there needs
+a row, except the ``new-*`` and ``rm-*`` dirs a live command holds locked (see
+`strata.snapshot.base`). A row that lost its directory or parent can only be dropped, with the
+snapshots stacked on it: extracted layers come back from their blobs on the next ``run``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+
+from strata.errors import Conflict, StrataError
+from strata.snapshot import metadata
+from strata.snapshot.base import DirSnapshotter
+from strata.snapshot.dirs import lock_dir, remove_tree, unlock
+from strata.snapshot.metadata import Row
+from strata.snapshot.select import CHOICE_FILE
+from strata.system.context import CheckContext
+from strata.system.problem import Problem
+
+__all__ = ["check_snapshots"]
+
+_BUSY_PREFIXES = ("new-", "rm-")
+
+
+def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
+    """Rows without directories or parents, directories without rows."""
+    snapshotter = ctx.snapshotter
+    if not isinstance(snapshotter, DirSnapshotter):
+        return
+    with ctx.root.db.read() as conn:
+        rows = metadata.rows(conn)
+    keys = {row.key for row in rows}
+    ids = {row.id for row in rows}
+    for row in rows:
+        directory = snapshotter.path(row.id)
+        if not directory.is_dir():
+            why = f"its directory {ctx.relative(directory)} is gone"
+        elif row.parent is not None and row.parent not in keys:
+            why = f"its parent {row.parent} is gone"
+        else:
+            continue
+        yield Problem(f"{row.kind} snapshot", row.key, why, _drop_rows(ctx, snapshotter, row))
+    base = snapshotter.root / "snapshots"
+    try:
+        entries = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        path = base / entry
+        if (entry.isdigit() and int(entry) in ids) or entry == CHOICE_FILE:
+            continue  # a snapshot, or the snapshotter's own note (which one it is)
+        if entry.startswith(_BUSY_PREFIXES):
+            lock = lock_dir(path, wait=False)
+            if lock is None:
+                continue  # a live command is making or removing it
+            unlock(lock)
+            why = "left by a command that died"
+        elif entry.isdigit():
+            why = "no snapshot row names it"
+        else:
+            why = "not a snapshot directory"
+        yield Problem("directory", ctx.relative(path), why, _remove_dir(ctx, snapshotter, entry))
+
+
+def _drop_rows(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Callable[[], str]:
+    def repair() -> str:
+        users = {c.snapshot: c for c in ctx.containers.records.all()}
+        with ctx.root.db.transaction() as conn:
+            current = metadata.get(conn, row.key)
+            if current is None or current.id != row.id:
+                return f"snapshot {row.key} already gone"
+            doomed = _descendants(conn, row.key)
+            for key in doomed:
+                user = users.get(key)
+                if user is not None and ctx.containers.refresh(user) is not None:
+                    raise Conflict(f"snapshot {key} is container {user.name}'s: remove it first")
+            for key in reversed(doomed):
+                metadata.delete(conn, key)
+        # Their directories, now without rows, go the way of every orphan directory.
+        snapshotter.cleanup()
+        more = f" and {len(doomed) - 1} stacked on it" if len(doomed) > 1 else ""
+        return f"dropped snapshot {row.key}{more}"
+
+    return repair
+
+
+def _descendants(conn: sqlite3.Connection, key: str) -> list[str]:
+    """``key`` and every snapshot stacked on it, parents before children."""
+    order = [key]
+    for current in order:
+        order.extend(metadata.children(conn, current, limit=1_000_000))
+    return order
+
+
+def _remove_dir(ctx: CheckContext, snapshotter: DirSnapshotter, entry: str) -> Callable[[], str]:
+    def repair() -> str:
+        path = snapshotter.root / "snapshots" / entry
+        if entry.isdigit() or entry.startswith(_BUSY_PREFIXES):
+            # The snapshotter's own cleanup decides under its transaction and the dir locks.
+            snapshotter.cleanup()
+            if path.exists():
+                raise StrataError(f"{ctx.relative(path)}: in use again, left alone")
+        else:
+            remove_tree(path)
+        return f"removed {ctx.relative(path)}"
+
+    return repair

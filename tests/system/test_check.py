@@ -1,0 +1,224 @@
+"""``strata system check [--repair]`` on real debris: each kind made as a crash or a bit flip
+makes it, found (exit 1, one line naming it), repaired, and checked clean again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Strata, debian_rootfs_tar
+from tests.system.conftest import assert_clean, check, found, repair, sql
+
+pytestmark = [pytest.mark.root, pytest.mark.peers]
+
+IMAGE = "debian:bookworm"
+TAG = "docker.io/library/debian:bookworm"
+
+
+def _blob(strata: Strata, digest: object) -> Path:
+    return Path(strata.root) / "blobs" / "sha256" / str(digest).removeprefix("sha256:")
+
+
+def _layer_digest(strata: Strata) -> str:
+    rows = sql(strata, "SELECT digest FROM layers")
+    return str(rows[0][0])
+
+
+def test_a_store_after_normal_use_checks_clean(debian: Strata, tmp_path: Path) -> None:
+    assert_clean(debian)
+    assert debian("run", "--rm", IMAGE, "true").returncode == 0
+    debian("run", "--name", "worked", IMAGE, "sh", "-c", "echo hi > /made")
+    debian("commit", "worked", "made:1")
+    debian("run", "-d", "--name", "sleeper", IMAGE, "sleep", "100")
+    (tmp_path / "Dockerfile").write_text("FROM made:1\nRUN echo built > /built\nCOPY . /ctx\n")
+    debian("build", "-q", "-t", "built:1", str(tmp_path))
+    assert_clean(debian)  # a running container and its mount are no debris
+    debian("rm", "-f", "worked", "sleeper")
+    debian("rmi", "built:1", "made:1")
+    debian("image", "prune", "-f")
+    debian("builder", "prune", "-f")
+    assert_clean(debian)
+
+
+def _monitor_of(strata: Strata, name: str) -> int:
+    """The process holding the container's owner lock (its monitor)."""
+    cid = strata("inspect", "-f", "{{.Id}}", name).stdout.strip()
+    lock = str(Path(strata.root) / "containers" / cid / "owner.lock")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
+                    return int(pid)
+            except OSError:
+                continue
+    raise AssertionError(f"no monitor holds {lock}")
+
+
+def test_a_killed_monitor_leaves_a_running_record_and_a_mount(debian: Strata) -> None:
+    debian("run", "-d", "--name", "orphan", IMAGE, "sleep", "1000")
+    pid = int(debian("inspect", "-f", "{{.State.Pid}}", "orphan").stdout)
+    monitor = _monitor_of(debian, "orphan")
+    os.kill(monitor, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    found(debian, "container orphan: recorded as running, but no process runs it", "mount ")
+    lines = repair(debian)
+    assert "  repaired: orphan: container orphan recorded as exited (255)" in lines
+    assert str(debian.root) not in Path("/proc/self/mountinfo").read_text()
+    assert debian("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout.startswith(
+        "orphan Exited (255)"
+    )
+    debian("rm", "orphan")
+    assert_clean(debian)
+
+
+def test_a_killed_import_leaves_an_ingest(debian: Strata) -> None:
+    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strata", "import", "-", "half:1"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None
+    with open(debian_rootfs_tar(), "rb") as tar:
+        proc.stdin.write(tar.read(32 << 20))
+        proc.stdin.flush()
+    ingest = Path(debian.root) / "ingest"
+    deadline = time.monotonic() + 30
+    while not any((d / "data").is_file() for d in ingest.iterdir()):
+        assert time.monotonic() < deadline, "the import never started writing"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    proc.stdin.close()
+    lines = found(debian, "ingest ingest/")
+    assert "and no live writer" in lines[0]
+    repair(debian)
+    assert not list(ingest.iterdir())
+
+
+def test_an_ingest_being_written_is_no_debris(debian: Strata) -> None:
+    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strata", "import", "-", "slow:1"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None
+    try:
+        with open(debian_rootfs_tar(), "rb") as tar:
+            proc.stdin.write(tar.read(1 << 20))  # not zeros: those end a tar
+        proc.stdin.flush()
+        ingest = Path(debian.root) / "ingest"
+        deadline = time.monotonic() + 30
+        while not any((d / "data").is_file() for d in ingest.iterdir()):
+            assert time.monotonic() < deadline, "the import never started writing"
+            time.sleep(0.05)
+        assert_clean(debian)
+        assert check(debian, "--repair") == (0, ["no problems found"])
+        assert any(ingest.iterdir()), "a live writer's ingest was removed"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+    repair(debian)
+
+
+def test_a_deleted_blob_names_the_image_that_needs_it(debian: Strata) -> None:
+    layer = _layer_digest(debian)
+    saved = _blob(debian, layer).read_bytes()
+    _blob(debian, layer).unlink()
+    lines = found(debian, f"image {TAG}: layer {layer} missing")
+    code, repaired = check(debian, "--repair")
+    assert code == 1
+    assert f"  not repaired: {TAG}: remove it (strata rmi {TAG}) and pull or load it again" in (
+        repaired
+    )
+    assert lines[-1] == "1 problem found (strata system check --repair fixes what it can)"
+    debian("rmi", IMAGE)
+    debian("import", str(debian_rootfs_tar()), IMAGE)
+    assert _blob(debian, layer).read_bytes() == saved
+    assert_clean(debian)
+
+
+def test_garbage_in_a_blob(debian: Strata) -> None:
+    (config,) = sql(debian, "SELECT config_digest FROM images")
+    path = _blob(debian, config[0])
+    saved = path.read_bytes()
+    os.chmod(path, 0o644)
+    path.write_bytes(b"garbage" + saved[7:])
+    assert check(debian, "--quick") == (0, ["no problems found"])  # sizes only
+    found(debian, f"blob blobs/sha256/{str(config[0])[7:]}: corrupt: content hashes to sha256:")
+    code, lines = check(debian, "--repair")
+    assert code == 1 and f"needed by image {TAG}" in lines[0], lines
+    # An unneeded corrupt blob is simply removed.
+    stray = _blob(debian, "sha256:" + "ab" * 32)
+    stray.write_bytes(b"not what its name says")
+    path.write_bytes(saved)
+    found(debian, f"blob blobs/sha256/{'ab' * 32}: corrupt")
+    repair(debian)
+    assert not stray.exists()
+
+
+def test_stray_directories_under_snapshots(debian: Strata) -> None:
+    snapshots = Path(debian.root) / "snapshots"
+    (snapshots / "9999" / "fs").mkdir(parents=True)
+    (snapshots / "junk").mkdir()
+    (snapshots / "new-dead1234").mkdir()  # a half-made snapshot whose maker died (no lock)
+    found(
+        debian,
+        "directory snapshots/9999: no snapshot row names it",
+        "directory snapshots/junk: not a snapshot directory",
+        "directory snapshots/new-dead1234: left by a command that died",
+    )
+    repair(debian)
+    assert not {"9999", "junk", "new-dead1234"} & set(os.listdir(snapshots))
+
+
+def test_a_snapshot_row_that_lost_its_directory(debian: Strata) -> None:
+    debian("run", "--rm", IMAGE, "true")  # the image's layer is extracted
+    ((key, snap_id),) = sql(
+        debian, "SELECT key, id FROM snapshots WHERE kind = 'committed' AND key LIKE 'layer%'"
+    )
+    sql(debian, "UPDATE snapshots SET id = 7777 WHERE key = ?", key)
+    found(
+        debian,
+        f"committed snapshot {key}: its directory snapshots/7777 is gone",
+        f"directory snapshots/{snap_id}: no snapshot row names it",
+    )
+    repair(debian)
+    assert debian("run", "--rm", IMAGE, "cat", "/etc/debian_version").stdout.startswith("12")
+    assert_clean(debian)
+
+
+def test_corrupt_rows(debian: Strata) -> None:
+    sql(
+        debian,
+        "INSERT INTO tags (name, manifest_digest, updated) VALUES (?, ?, ?)",
+        "docker.io/library/ghost:1",
+        "sha256:" + "cd" * 32,
+        "2026-12-07T00:00:00Z",
+    )
+    sql(debian, "INSERT INTO leases (id, created, expires) VALUES ('old', 1, 2)")
+    sql(debian, "INSERT INTO lease_resources VALUES ('old', 'blob', 'sha256:x')")
+    found(
+        debian,
+        "database strata.db: row ",
+        "of tags points at a row of images that is gone",
+        "lease old: expired, still listing 1 resource",
+    )
+    repair(debian)
+    assert sql(debian, "SELECT count(*) FROM tags WHERE name LIKE '%ghost%'") == [(0,)]
