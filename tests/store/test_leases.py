@@ -13,7 +13,7 @@ import pytest
 
 from strata.errors import InvalidArgument, StoreError
 from strata.store.db import Database
-from strata.store.leases import expire, held, lease, owner_alive, process_start
+from strata.store.leases import expire, held, lease, owner_alive, pid_namespace, process_start
 
 
 @pytest.fixture
@@ -143,6 +143,8 @@ def test_owner_checks_the_start_time_not_only_the_pid() -> None:
     pid = os.getpid()
     start = process_start(pid)
     assert start is not None and start > 0
-    assert owner_alive(f"{pid}.{start}.abc")
-    assert not owner_alive(f"{pid}.{start + 1}.abc")  # a recycled PID is another process
+    ns = pid_namespace()
+    assert owner_alive(f"{pid}.{start}.{ns}.abc")
+    assert not owner_alive(f"{pid}.{start + 1}.{ns}.abc")  # a recycled PID is another process
+    assert owner_alive(f"{pid}.{start + 1}.{ns + 1}.abc")  # another namespace: cannot tell
     assert owner_alive("0123456789abcdef")  # an old ID with no owner only expires

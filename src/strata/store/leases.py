@@ -5,11 +5,12 @@ for or writes that resource, and each add is its own committed transaction; gc e
 and marks and sweeps inside one `Database.transaction`. The two never interleave, so gc either
 sees the lease or finishes before the writer looks.
 
-A lease's ID starts with its owner: ``<pid>.<start time>.<random>``, the start time being field 22
-of ``/proc/<pid>/stat`` (clock ticks since boot), so that a recycled PID is not taken for the
-owner. A lease whose owner is no longer running is dead at once, like an expired one: a crashed
-command's lease does not protect its debris for the whole time to live. IDs without an owner
-(older stores) only expire.
+A lease's ID starts with its owner: ``<pid>.<start time>.<pid namespace>.<random>``, the start
+time being field 22 of ``/proc/<pid>/stat`` (clock ticks since boot), so that a recycled PID is not
+taken for the owner; a lease made in another PID namespace (a store shared with a container) cannot
+be judged by its PID, and is left to its time to live. A lease whose owner is no longer running
+is dead at once, like an expired one: a crashed command's lease does not protect its debris for
+the whole time to live. IDs without an owner (older stores) only expire.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from typing import Final
 from strata.errors import InvalidArgument, StoreError
 from strata.store.db import Database
 
-__all__ = ["DEFAULT_TTL", "Lease", "expire", "held", "lease", "owner_alive", "process_start"]
+__all__ = [
+    "DEFAULT_TTL",
+    "Lease",
+    "expire",
+    "held",
+    "lease",
+    "owner_alive",
+    "pid_namespace",
+    "process_start",
+]
 
 DEFAULT_TTL: Final = 86400.0
 
@@ -95,7 +105,7 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
         raise InvalidArgument(f"invalid lease time to live {ttl}: must be positive")
     now = time.time()
     pid = os.getpid()
-    lease_id = f"{pid}.{process_start(pid)}.{secrets.token_hex(16)}"
+    lease_id = f"{pid}.{process_start(pid)}.{pid_namespace()}.{secrets.token_hex(16)}"
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO leases (id, created, expires) VALUES (?, ?, ?)",
@@ -124,10 +134,18 @@ def process_start(pid: int) -> int | None:
         return -1
 
 
+def pid_namespace() -> int:
+    """The inode of this process's PID namespace (0 if unknown): PIDs mean something only in it."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
 def owner_alive(lease_id: str) -> bool:
-    """False only if the lease names an owner process that is no longer running."""
+    """False only if the lease names an owner process, in our PID namespace, that has ended."""
     parts = lease_id.split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
+    if len(parts) != 4 or not parts[0].isdigit() or parts[2] != str(pid_namespace()):
         return True
     start = process_start(int(parts[0]))
     if start is None:
