@@ -107,6 +107,7 @@ def test_missing_file_and_docker_config_variable(
     [
         ("{not json", "not valid JSON"),
         ("[]", "not a JSON object"),
+        ("[" * 5000 + "]" * 5000, "not valid JSON: nested too deeply"),
         ('{"auths": {"r.example": {"auth": "%%%"}}}', "auths['r.example']: auth is not base64"),
         ('{"auths": {"r.example": {"auth": "bm9jb2xvbg=="}}}', "auth has no ':'"),
     ],

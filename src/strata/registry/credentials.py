@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+from strata import jsonload
 from strata.errors import FormatError, ToolError
 
 IDENTITY_TOKEN_USER: Final = "<token>"
@@ -171,10 +172,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise FormatError(f"{path}: over {_MAX_CONFIG} bytes")
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise FormatError(f"{path}: not valid JSON: {err}") from None
+    data = jsonload.loads(raw, source=str(path), limit=_MAX_CONFIG)
     if not isinstance(data, dict):
         raise FormatError(f"{path}: not a JSON object")
     return data
@@ -250,8 +248,8 @@ def _helper_get(name: str, key: str) -> tuple[str, str] | None:
     if proc.returncode != 0:
         return None
     try:
-        body = json.loads(proc.stdout)
-    except ValueError:
+        body = jsonload.loads(proc.stdout, source="credential helper", limit=_MAX_CONFIG)
+    except FormatError:
         raise ToolError(f"credential helper docker-credential-{name} get {key}: not JSON") from None
     if not isinstance(body, dict):
         raise ToolError(f"credential helper docker-credential-{name} get {key}: not an object")
