@@ -222,3 +222,42 @@ def test_corrupt_rows(debian: Strata) -> None:
     )
     repair(debian)
     assert sql(debian, "SELECT count(*) FROM tags WHERE name LIKE '%ghost%'") == [(0,)]
+
+
+def _df(strata: Strata) -> dict[str, list[str]]:
+    rows = strata("system", "df").stdout.splitlines()
+    assert rows[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    return {r[:18].strip(): r[18:].split() for r in rows[1:]}
+
+
+def test_an_active_snapshot_of_a_dead_command(debian: Strata) -> None:
+    from strata.image.root import StoreRoot
+    from strata.snapshot.select import default_snapshotter
+
+    # What a `run` killed while it extracted a layer leaves: an active snapshot, half filled.
+    with StoreRoot(Path(debian.root)) as root:
+        snapshotter = default_snapshotter(root.path, root.db)
+        snapshotter.prepare("extract-dead", None)
+        (snapshotter.upper("extract-dead") / "half").write_bytes(b"x" * 300_000)
+    row = _df(debian)["Unused Snapshots"]
+    assert row[:2] == ["1", "1"] and row[2].endswith("kB"), row
+    assert_clean(debian)  # a day's grace: it may be a command at work
+    sql(debian, "UPDATE snapshots SET created = '2026-01-01T00:00:00.000000Z'"
+                " WHERE key = 'extract-dead'")  # fmt: skip
+    found(debian, "active snapshot extract-dead: no container uses it and it is ")
+    lines = repair(debian)
+    assert "  repaired: extract-dead: removed active snapshot extract-dead" in lines
+    assert _df(debian)["Unused Snapshots"] == ["0", "0", "0B", "0B"]
+
+
+def test_df_counts_ingests(debian: Strata) -> None:
+    ingest = Path(debian.root) / "ingest" / ("ef" * 32)
+    ingest.mkdir(parents=True)
+    (ingest / "ref").write_text("import-dead")
+    (ingest / "lock").write_bytes(b"")
+    (ingest / "data").write_bytes(b"y" * 2_000_000)
+    row = _df(debian)["Ingests"]
+    assert row[:2] == ["1", "0"] and row[2] == row[3] == "2MB" and row[4] == "(100%)", row
+    found(debian, f"ingest ingest/{'ef' * 32}: 2MB of import-dead, and no live writer")
+    repair(debian)
+    assert _df(debian)["Ingests"] == ["0", "0", "0B", "0B"]

@@ -4,19 +4,27 @@ Every row needs its ``snapshots/<id>`` directory and its parent's row; every dir
 a row, except the ``new-*`` and ``rm-*`` dirs a live command holds locked (see
 `strata.snapshot.base`). A row that lost its directory or parent can only be dropped, with the
 snapshots stacked on it: extracted layers come back from their blobs on the next ``run``.
+
+An active snapshot or a view that no container uses belongs to a command at work (an extraction,
+a build step) or to one that died; nothing records which, so one older than a command's lease
+(`STALE_AFTER`, a day) is taken for a dead command's, as its lease would be.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
-from strata.errors import Conflict, StrataError
-from strata.snapshot import metadata
+from strata.errors import Conflict, NotFound, StrataError
+from strata.snapshot import Kind, metadata
 from strata.snapshot.base import DirSnapshotter
 from strata.snapshot.dirs import lock_dir, remove_tree, unlock
 from strata.snapshot.metadata import Row
+from strata.snapshot.mount import unmount
 from strata.snapshot.select import CHOICE_FILE
 from strata.system.context import CheckContext
 from strata.system.problem import Problem
@@ -24,6 +32,7 @@ from strata.system.problem import Problem
 __all__ = ["check_snapshots"]
 
 _BUSY_PREFIXES = ("new-", "rm-")
+STALE_AFTER = 86400.0  # as a command's lease (strata.image.root.StoreRoot.lease)
 
 
 def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
@@ -44,6 +53,7 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
         else:
             continue
         yield Problem(f"{row.kind} snapshot", row.key, why, _drop_rows(ctx, snapshotter, row))
+    yield from _unowned(ctx, snapshotter, rows)
     base = snapshotter.root / "snapshots"
     try:
         entries = sorted(os.listdir(base))
@@ -84,6 +94,43 @@ def _drop_rows(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Call
         snapshotter.cleanup()
         more = f" and {len(doomed) - 1} stacked on it" if len(doomed) > 1 else ""
         return f"dropped snapshot {row.key}{more}"
+
+    return repair
+
+
+def _age(created: str) -> float:
+    try:
+        when = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0  # unreadable: never judged stale on its age
+    return time.time() - when.timestamp()
+
+
+def _unowned(ctx: CheckContext, snapshotter: DirSnapshotter, rows: list[Row]) -> Iterator[Problem]:
+    users = {c.snapshot for c in ctx.containers.records.all()}
+    for row in rows:
+        if row.kind is Kind.COMMITTED or row.key in users:
+            continue
+        age = _age(row.created)
+        if age < STALE_AFTER:
+            continue
+        why = f"no container uses it and it is {age / 3600:.0f} hours old: its command died"
+        yield Problem(f"{row.kind} snapshot", row.key, why, _remove_unowned(ctx, snapshotter, row))
+
+
+def _remove_unowned(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Callable[[], str]:
+    def repair() -> str:
+        # A build mounts its step's snapshot on tmp/<key>: that mount went with its build.
+        point = ctx.root.path / "tmp" / row.key
+        if point.is_mount():
+            unmount(point, detach=True)
+        with contextlib.suppress(OSError):
+            point.rmdir()
+        try:
+            snapshotter.remove(row.key)
+        except NotFound:
+            return f"snapshot {row.key} already gone"
+        return f"removed {row.kind} snapshot {row.key}"
 
     return repair
 
