@@ -7,6 +7,10 @@ the new challenge and fetching a fresh token. Only what waiting can mend is retr
 exponential backoff: timeouts, resets, 429 and 5xx. What cannot get better fails at once, as
 Docker's does: a host name DNS says does not exist, nothing listening on a loopback port, TLS
 errors, 401/403/404. Other statuses map to the error tree with one-line messages.
+
+Credentials go only to this registry's own origin (scheme, host and port): an upload
+``Location`` or a redirect naming another host gets no ``Authorization``. Every response is
+held to `strata.registry.deadline`'s limits, so a registry that trickles fails instead of hanging.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Collection, Iterable
@@ -22,23 +25,29 @@ from typing import Final
 
 import httpx
 
-from strata import jsonload
 from strata.errors import (
     AccessDenied,
     AuthenticationRequired,
     DigestMismatch,
-    FormatError,
     InvalidReference,
     RegistryError,
     RegistryNotFound,
     RegistryUnreachable,
     SizeMismatch,
     StrataError,
-    TooLarge,
 )
 from strata.registry.auth import Authenticator, Challenge, grant_of, parse_challenges, scopes_of
 from strata.registry.credentials import CredentialStore, hostname
 from strata.registry.deadline import Limits, watch
+from strata.registry.httperrors import (
+    MAX_ERROR_BODY,
+    NO_SUCH_HOST,
+    describe,
+    detail,
+    is_tls,
+    read_bounded,
+    root_os_error,
+)
 
 DOCKER_HUB_HOST: Final = "registry-1.docker.io"
 _DOCKER_HUB_NAMES: Final = frozenset({"docker.io", "index.docker.io", "registry.hub.docker.com"})
@@ -50,7 +59,6 @@ _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 _MAX_BACKOFF: Final = 30.0
 _MAX_RETRY_AFTER: Final = 60.0
 MAX_BODY: Final = 16 << 20
-_MAX_ERROR_BODY: Final = 64 << 10
 
 Content = bytes | Iterable[bytes] | None
 
@@ -188,7 +196,7 @@ class Transport:
             elif response.status_code != 200:
                 raise RegistryError(
                     f"{what}: {self.name} is not an OCI registry "
-                    f"(GET /v2/ answered {_detail(response)})"
+                    f"(GET /v2/ answered {detail(response)})"
                 )
             self._pinged = True
 
@@ -356,7 +364,7 @@ class Transport:
     # -- errors -------------------------------------------------------------------------------
 
     def _retriable(self, err: httpx.TransportError) -> bool:
-        if _is_tls(err) or self._lasting(err) is not None:
+        if is_tls(err) or self._lasting(err) is not None:
             return False
         return isinstance(
             err, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
@@ -366,10 +374,10 @@ class Transport:
         """Why ``err`` cannot get better by waiting, or None when it may."""
         if not isinstance(err, httpx.ConnectError):
             return None
-        cause = _root_os_error(err)
+        cause = root_os_error(err)
         if isinstance(cause, socket.gaierror):
             # EAI_AGAIN is a resolver that did not answer in time: that one may pass.
-            if cause.errno in _NO_SUCH_HOST:
+            if cause.errno in NO_SUCH_HOST:
                 return f"no such host {_split_port(self.host)} ({cause.strerror})"
             return None
         if isinstance(cause, ConnectionRefusedError) and is_loopback(self.host):
@@ -383,7 +391,7 @@ class Transport:
         lasting = self._lasting(err)
         if lasting is not None:
             return PermanentlyUnreachable(f"{what}: cannot reach {self.base}: {lasting}")
-        if _is_tls(err):
+        if is_tls(err):
             hint = (
                 " (a plain-HTTP registry needs --insecure-registry)"
                 if self.base.startswith("https:")
@@ -397,10 +405,10 @@ class Transport:
         self, response: httpx.Response, what: str, scopes: tuple[str, ...], attempts: int
     ) -> StrataError:
         try:
-            body = read_bounded(response, _MAX_ERROR_BODY, what, strict=False)
+            body = read_bounded(response, MAX_ERROR_BODY, what, strict=False)
         except httpx.HTTPError:
             body = b""
-        codes, detail = _describe(response, body)
+        codes, detail = describe(response, body)
         status = response.status_code
         if status == 401:
             credentials = self._auth.credentials
@@ -430,29 +438,6 @@ class Transport:
         return RegistryError(f"{what}: registry answered {detail}{tries}")
 
 
-def read_bounded(
-    response: httpx.Response, limit: int, what: str, *, strict: bool = True, noun: str = "response"
-) -> bytes:
-    """Read a streamed body of at most ``limit`` bytes (`TooLarge` past it, unless not
-    ``strict``, when the rest is dropped)."""
-    if response.request.method == "HEAD":
-        return b""  # its Content-Length is the resource's size, not a body's
-    declared = response.headers.get("Content-Length", "")
-    if strict and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"{what}: {noun} of {declared} bytes is over the limit of {limit} bytes")
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            if strict:
-                raise TooLarge(f"{what}: {noun} is over the limit of {limit} bytes")
-            parts.append(chunk[: limit - (size - len(chunk))])
-            break
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 def _port(url: httpx.URL) -> int | None:
     return url.port if url.port is not None else {"http": 80, "https": 443}.get(url.scheme)
 
@@ -466,62 +451,3 @@ def _usable_challenge(response: httpx.Response) -> Challenge | None:
             if challenge.scheme == scheme:
                 return challenge
     return None
-
-
-def _describe(response: httpx.Response, body: bytes) -> tuple[set[str], str]:
-    """The registry's error codes and a one-line account: ``HTTP 404 MANIFEST_UNKNOWN: ...``."""
-    codes: set[str] = set()
-    parts: list[str] = []
-    try:
-        document = jsonload.loads(body, source="error body", limit=_MAX_ERROR_BODY)
-    except FormatError:
-        document = None  # not the registry's error JSON: its text is shown instead
-    errors = document.get("errors") if isinstance(document, dict) else None
-    if isinstance(errors, list):
-        for item in errors[:3]:
-            if not isinstance(item, dict):
-                continue
-            code, message = item.get("code"), item.get("message")
-            if isinstance(code, str):
-                codes.add(code)
-            text = ": ".join(str(x) for x in (code, message) if isinstance(x, str) and x)
-            if text:
-                parts.append(text)
-    if not parts and document is None:
-        text = body[:200].decode("utf-8", "replace").strip()
-        if text and "<" not in text[:1]:
-            parts.append(text)
-    detail = " ".join(f"HTTP {response.status_code} {'; '.join(parts)}".split())
-    return codes, detail
-
-
-def _detail(response: httpx.Response) -> str:
-    return _describe(response, response.content[:_MAX_ERROR_BODY])[1]
-
-
-_NO_SUCH_HOST: Final = frozenset(
-    {socket.EAI_NONAME, socket.EAI_FAIL, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-)
-
-
-def _root_os_error(err: BaseException) -> OSError | None:
-    """The socket error under httpx's and httpcore's wrappers, if there is one."""
-    seen: BaseException | None = err
-    for _ in range(8):
-        if seen is None:
-            return None
-        if isinstance(seen, OSError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _is_tls(err: BaseException) -> bool:
-    seen: BaseException | None = err
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
