@@ -103,8 +103,9 @@ def test_a_killed_import_leaves_an_ingest(debian: Strata) -> None:
     proc.kill()
     proc.wait()
     proc.stdin.close()
-    lines = found(debian, "ingest ingest/")
-    assert "and no live writer" in lines[0]
+    lines = found(debian, "ingest ingest/", f"lease {proc.pid}.")
+    assert "and no live writer" in lines[0], lines
+    assert f"its owner (process {proc.pid}) has ended, still listing " in lines[1], lines
     repair(debian)
     assert not list(ingest.iterdir())
 

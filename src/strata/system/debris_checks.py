@@ -2,8 +2,8 @@
 
 An ingest's writer holds ``flock`` on it for its whole life (`strata.content.ingest`), so an
 ingest whose lock is free has no writer: its bytes wait for a resume that only a re-run of the
-same pull would do, and a repair discards them. A lease protects blobs until it expires; one
-past its time protects nothing and is dropped.
+same pull would do, and a repair discards them. A lease protects blobs until it expires or its
+owner process ends (`strata.store.leases`); one past that protects nothing and is dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from strata.content.ingest import DATA, REF, acquire, read_text, remove_ingest
 from strata.errors import Locked
-from strata.store.leases import expire
+from strata.store.leases import expire, owner_alive
 from strata.system.context import CheckContext
 from strata.system.format import size_text
 from strata.system.problem import Problem
@@ -64,17 +64,21 @@ def _drop_ingest(ctx: CheckContext, dirpath: Path) -> Callable[[], str]:
 
 
 def check_leases(ctx: CheckContext) -> Iterator[Problem]:
-    """Leases past their time."""
+    """Leases past their time, or whose owner has ended."""
     now = time.time()
     with ctx.root.db.read() as conn:
         rows = conn.execute(
             "SELECT l.id, l.expires, count(r.key) FROM leases AS l"
-            " LEFT JOIN lease_resources AS r ON r.lease_id = l.id"
-            " WHERE l.expires <= ? GROUP BY l.id ORDER BY l.id",
-            (now,),
+            " LEFT JOIN lease_resources AS r ON r.lease_id = l.id GROUP BY l.id ORDER BY l.id"
         ).fetchall()
-    for lease_id, _, count in rows:
-        why = f"expired, still listing {count} resource{'s' if count != 1 else ''}"
+    for lease_id, expires, count in rows:
+        if expires <= now:
+            state = "expired"
+        elif not owner_alive(str(lease_id)):
+            state = f"its owner (process {str(lease_id).split('.')[0]}) has ended"
+        else:
+            continue
+        why = f"{state}, still listing {count} resource{'s' if count != 1 else ''}"
         yield Problem("lease", str(lease_id), why, _expire(ctx))
 
 
@@ -82,6 +86,6 @@ def _expire(ctx: CheckContext) -> Callable[[], str]:
     def repair() -> str:
         with ctx.root.db.transaction() as conn:
             count = expire(conn)
-        return f"dropped {count} expired lease{'s' if count != 1 else ''}"
+        return f"dropped {count} dead lease{'s' if count != 1 else ''}"
 
     return repair
