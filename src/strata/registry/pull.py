@@ -14,7 +14,7 @@ downloading (ingests, resumed with a Range request next time); it leaves no imag
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -405,7 +405,7 @@ class _Pull:
                 expected=digest,
                 total=desc.size,
                 stall=WRITER_STALL,
-                on_wait=lambda _: self.events.status(layer or digest.short, WAITING),
+                on_wait=self._waiting(layer or digest.short),
             ) as writer:
                 if writer.present:
                     # The writer we waited for made it (a parallel pull, or this layer listed
@@ -458,6 +458,18 @@ class _Pull:
             raise SizeMismatch(f"blob {digest}: the registry does not honour Range requests")
         if layer is not None:
             self.events.status(layer, DOWNLOAD_COMPLETE)
+
+    def _waiting(self, layer: str) -> Callable[[int], None]:
+        """An ``on_wait`` that says ``Waiting`` once (the plain output prints every status)."""
+        said = False
+
+        def on_wait(_: int) -> None:
+            nonlocal said
+            if not said:
+                said = True
+                self.events.status(layer, WAITING)
+
+        return on_wait
 
     def _feed_present(self, digest: Digest, tee: Tee) -> None:
         """Hand a blob already in the store to the extraction waiting on ``tee``."""
