@@ -77,9 +77,16 @@ def check_blobs(ctx: CheckContext) -> Iterator[Problem]:
 def _drop_blob(ctx: CheckContext, digest: Digest) -> Callable[[], str]:
     def repair() -> str:
         # Bytes that do not match their name are worth nothing to anyone, leased or not: a
-        # writer that needs the blob writes it again once it is gone.
-        ctx.root.content.delete(digest)
-        return f"removed corrupt blob {digest}"
+        # writer that needs the blob writes it again once it is gone. Looked at again first,
+        # since a writer may have put the right bytes in place meanwhile.
+        try:
+            ctx.root.content.verify(digest)
+        except BlobNotFound:
+            return f"blob {digest} already gone"
+        except DigestMismatch:
+            ctx.root.content.delete(digest)
+            return f"removed corrupt blob {digest}"
+        return f"blob {digest} is sound again, kept"
 
     return repair
 

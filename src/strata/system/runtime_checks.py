@@ -16,7 +16,7 @@ from pathlib import Path
 from strata.errors import NotFound, StrataError
 from strata.runtime.backend import Status
 from strata.runtime.containers import Container, State
-from strata.runtime.owner import owner_alive
+from strata.runtime.owner import OwnerLock, owner_alive
 from strata.snapshot.mount import mount_points, unmount
 from strata.system.context import CheckContext
 from strata.system.problem import Problem
@@ -28,11 +28,16 @@ _LIVE = (Status.RUNNING, Status.PAUSED, Status.CREATED)
 
 
 def _alive(ctx: CheckContext, container: Container) -> bool:
-    """Whether the container really runs: an owner looks after it, or its runtime runs it."""
-    if container.state is not State.RUNNING:
-        return False
+    """Whether something looks after the container (an owner: running it, or starting it)
+    or its runtime still runs it."""
     if owner_alive(ctx.containers.directory(container)):
         return True
+    return _runtime_runs(ctx, container)
+
+
+def _runtime_runs(ctx: CheckContext, container: Container) -> bool:
+    if container.state is not State.RUNNING:
+        return False
     try:
         status = ctx.containers.backend(container.runtime).state(container.id).status
     except StrataError:
@@ -97,8 +102,8 @@ def check_mounts(ctx: CheckContext) -> Iterator[Problem]:
             if container is not None and container.id == parts[1] and _alive(ctx, container):
                 continue
             why = "its container is gone" if container is None else "its container is not running"
-            live = _container_gone_or_stopped(ctx, parts[1])
-            yield Problem("mount", ctx.relative(top), why, _unmount(ctx, top, live))
+            stale = _container_gone_or_stopped(ctx, parts[1])
+            yield Problem("mount", ctx.relative(top), why, _unmount_rootfs(ctx, top, stale))
         elif (
             len(parts) == 2
             and parts[0] == "tmp"
@@ -112,11 +117,26 @@ def check_mounts(ctx: CheckContext) -> Iterator[Problem]:
 
 
 def _container_gone_or_stopped(ctx: CheckContext, container_id: str) -> Callable[[], bool]:
+    """Asked while holding the container's owner lock (so not of its owner)."""
+
     def still_stale() -> bool:
         current = ctx.containers.records.lookup(container_id)
-        return current is None or current.id != container_id or not _alive(ctx, current)
+        return current is None or current.id != container_id or not _runtime_runs(ctx, current)
 
     return still_stale
+
+
+def _unmount_rootfs(ctx: CheckContext, point: Path, stale: Callable[[], bool]) -> Callable[[], str]:
+    def repair() -> str:
+        # Under the container's owner lock, which a start takes before it mounts: no start can
+        # mount it again between our look and the unmount.
+        lock = OwnerLock.try_acquire(point.parent)
+        if lock is None:
+            raise StrataError(f"{ctx.relative(point)}: its container is starting, left mounted")
+        with lock:
+            return _unmount(ctx, point, stale)()
+
+    return repair
 
 
 def _unmount(ctx: CheckContext, point: Path, stale: Callable[[], bool]) -> Callable[[], str]:
