@@ -142,7 +142,7 @@ def _wait_for_lock(
     """Take ``flock`` on ``fd``, polling while another writer holds it and makes progress.
 
     Raises `Locked` at once with ``stall`` <= 0, else once the holder has written nothing for
-    ``stall`` seconds. ``on_wait`` is told the holder's bytes so far each time they change.
+    ``stall`` seconds. ``on_wait`` is told the holder's bytes so far each time they grow.
     """
     delay = WAIT_FIRST
     seen = -1
@@ -158,9 +158,10 @@ def _wait_for_lock(
         size = _data_size(dirpath)
         now = time.monotonic()
         if size != seen:
-            seen, last_progress, delay = size, now, WAIT_FIRST
-            if on_wait is not None:
+            # Any change is progress; only growth is reported (the data file vanishes on commit).
+            if on_wait is not None and size > seen:
                 on_wait(size)
+            seen, last_progress, delay = size, now, WAIT_FIRST
         elif now - last_progress >= stall:
             raise Locked(
                 f"ingest {ref} is being written by another process, which has written nothing"
