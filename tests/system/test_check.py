@@ -3,6 +3,7 @@ makes it, found (exit 1, one line naming it), repaired, and checked clean again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Strata, debian_rootfs_tar
+from tests.registry.conftest import Registry, registry  # noqa: F401 (a fixture)
 from tests.system.conftest import assert_clean, check, found, repair, sql
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
@@ -30,7 +32,11 @@ def _layer_digest(strata: Strata) -> str:
     return str(rows[0][0])
 
 
-def test_a_store_after_normal_use_checks_clean(debian: Strata, tmp_path: Path) -> None:
+def test_a_store_after_normal_use_checks_clean(
+    debian: Strata,
+    registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     assert_clean(debian)
     assert debian("run", "--rm", IMAGE, "true").returncode == 0
     debian("run", "--name", "worked", IMAGE, "sh", "-c", "echo hi > /made")
@@ -39,8 +45,15 @@ def test_a_store_after_normal_use_checks_clean(debian: Strata, tmp_path: Path) -
     (tmp_path / "Dockerfile").write_text("FROM made:1\nRUN echo built > /built\nCOPY . /ctx\n")
     debian("build", "-q", "-t", "built:1", str(tmp_path))
     assert_clean(debian)  # a running container and its mount are no debris
+    ref = f"{registry.address}/system/built:1"
+    debian("tag", "built:1", ref)
+    debian("push", "-q", ref)
+    debian("rmi", ref)
+    debian("pull", "-q", ref)
+    assert debian("run", "--rm", ref, "cat", "/built").stdout == "built\n"
+    assert_clean(debian)
     debian("rm", "-f", "worked", "sleeper")
-    debian("rmi", "built:1", "made:1")
+    debian("rmi", "built:1", "made:1", ref)
     debian("image", "prune", "-f")
     debian("builder", "prune", "-f")
     assert_clean(debian)
@@ -262,3 +275,59 @@ def test_df_counts_ingests(debian: Strata) -> None:
     found(debian, f"ingest ingest/{'ef' * 32}: 2MB of import-dead, and no live writer")
     repair(debian)
     assert _df(debian)["Ingests"] == ["0", "0", "0B", "0B"]
+
+
+def _processes_with(text: bytes) -> list[int]:
+    """Processes whose command line holds ``text``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if text in Path(f"/proc/{pid}/cmdline").read_bytes() and int(pid) > 1:
+                found.append(int(pid))
+    return found
+
+
+def _strata_processes(strata: Strata) -> list[int]:
+    """strata's own processes on this store (a build and the guard it forked), by environment."""
+    mark = f"STRATA_ROOT={strata.root}".encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if mark in environ and b"strata" in cmdline and int(pid) != os.getpid():
+            found.append(int(pid))
+    return found
+
+
+def test_a_build_killed_with_its_guard_leaves_its_run_container(
+    debian: Strata, tmp_path: Path
+) -> None:
+    token = f"step-{os.getpid()}-{time.monotonic_ns()}"
+    (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN sleep 300 # {token}\n")
+    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+    build = subprocess.Popen(
+        [sys.executable, "-m", "strata", "build", "-q", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (step := _processes_with(token.encode())):
+            assert time.monotonic() < deadline, "the RUN step never started"
+            time.sleep(0.1)
+        # SIGKILL for the build, its guard and the step's process at once: nobody cleans up.
+        for pid in [*_strata_processes(debian), *step]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        build.kill()
+        build.wait()
+    time.sleep(0.3)
+    found(debian, "recorded as running, but no process runs it", "mount containers/")
+    lines = repair(debian)
+    assert any(line.startswith("  repaired: ") and "removed container" in line for line in lines)
+    assert sql(debian, "SELECT count(*) FROM containers") == [(0,)]
+    assert str(debian.root) not in Path("/proc/self/mountinfo").read_text()

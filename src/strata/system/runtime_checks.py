@@ -77,7 +77,8 @@ def _reconcile(ctx: CheckContext, container: Container) -> Callable[[], str]:
     def repair() -> str:
         current = ctx.containers.refresh(container)
         if current is None:
-            return f"removed container {container.name} (its owner asked for --rm)"
+            # --rm, or a build's RUN step, which means nothing without its build.
+            return f"removed container {container.name}, as its owner would have"
         if current.state is State.RUNNING:
             raise StrataError(f"container {container.name} runs again, left alone")
         return f"container {container.name} recorded as exited ({current.exit_code})"
