@@ -132,8 +132,10 @@ def test_a_lease_dies_with_its_owner_process(db: Database, tmp_path: Path) -> No
         with db.transaction() as conn:
             assert held(conn, "blob") == {"sha256:dead", "sha256:mine"}
         proc.kill()
-        proc.wait()
+        while Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            time.sleep(0.01)  # dead but not yet reaped: a zombie has ended too
         assert not owner_alive(lease_id)
+        proc.wait()
         with db.transaction() as conn:
             assert held(conn, "blob") == {"sha256:mine"}
         assert count(db, "leases") == 1

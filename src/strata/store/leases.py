@@ -105,7 +105,11 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
         raise InvalidArgument(f"invalid lease time to live {ttl}: must be positive")
     now = time.time()
     pid = os.getpid()
-    lease_id = f"{pid}.{process_start(pid)}.{pid_namespace()}.{secrets.token_hex(16)}"
+    start, namespace = process_start(pid), pid_namespace()
+    lease_id = secrets.token_hex(16)
+    if start is not None and start >= 0 and namespace:
+        lease_id = f"{pid}.{start}.{namespace}.{lease_id}"
+    # else: no /proc to name the owner by, so the lease only expires (never judged dead wrongly)
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO leases (id, created, expires) VALUES (?, ?, ?)",
@@ -115,7 +119,8 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
 
 
 def process_start(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot), or None if it is not running.
+    """When process ``pid`` started (clock ticks since boot), or None if it is not running
+    (a zombie is not).
 
     The command name in /proc/PID/stat may hold spaces and parentheses, so the fields are counted
     from its last ``)``; the start time is field 22, the 20th after it.
@@ -128,6 +133,8 @@ def process_start(pid: int) -> int | None:
     except OSError:
         return -1  # unreadable: assume alive, the time to live still bounds it
     fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[:1] in ([b"Z"], [b"X"]):
+        return None  # a zombie has ended; only its exit status waits to be collected
     try:
         return int(fields[19])
     except (IndexError, ValueError):
@@ -145,8 +152,9 @@ def pid_namespace() -> int:
 def owner_alive(lease_id: str) -> bool:
     """False only if the lease names an owner process, in our PID namespace, that has ended."""
     parts = lease_id.split(".")
-    if len(parts) != 4 or not parts[0].isdigit() or parts[2] != str(pid_namespace()):
-        return True
+    namespace = pid_namespace()
+    if len(parts) != 4 or not parts[0].isdigit() or not namespace or parts[2] != str(namespace):
+        return True  # no owner named, or no way to look it up from here
     start = process_start(int(parts[0]))
     if start is None:
         return False
