@@ -331,3 +331,28 @@ def test_a_build_killed_with_its_guard_leaves_its_run_container(
     assert any(line.startswith("  repaired: ") and "removed container" in line for line in lines)
     assert sql(debian, "SELECT count(*) FROM containers") == [(0,)]
     assert str(debian.root) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_a_truncated_blob_shows_even_with_quick(debian: Strata) -> None:
+    (config,) = sql(debian, "SELECT config_digest FROM images")
+    path = _blob(debian, config[0])
+    saved = path.read_bytes()
+    os.chmod(path, 0o644)
+    path.write_bytes(saved[:-10])
+    code, lines = check(debian, "--quick")
+    assert code == 1
+    assert lines[0] == (
+        f"image {TAG}: blob {config[0]} holds {len(saved) - 10} bytes,"
+        f" its manifest says {len(saved)}"
+    )
+    path.write_bytes(saved)
+    assert_clean(debian)
+
+
+def test_a_container_directory_without_a_record(debian: Strata) -> None:
+    stray = Path(debian.root) / "containers" / ("0f" * 32)
+    (stray / "rootfs").mkdir(parents=True)
+    (stray / "config.json").write_text("{}")
+    found(debian, f"directory containers/{'0f' * 32}: no container record names it")
+    repair(debian)
+    assert not stray.exists()

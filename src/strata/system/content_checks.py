@@ -9,6 +9,7 @@ that exist (SQLite's ``foreign_key_check``), and the file itself must be sound
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 
@@ -110,6 +111,18 @@ def check_images(ctx: CheckContext) -> Iterator[Problem]:
         for layer in layers:
             if not (content.exists(layer.blob) or content.exists(layer.diff_id)):
                 yield Problem("image", where, f"layer {layer.blob} missing", None, advice)
+        # Sizes the manifest states: a truncated blob shows here even with --quick.
+        try:
+            manifest = ctx.images.manifest(image)
+        except StrataError as err:
+            yield Problem("image", where, str(err), None, advice)
+            continue
+        for desc in (manifest.config, *manifest.layers):
+            with contextlib.suppress(BlobNotFound):
+                size = content.info(desc.digest).size
+                if size != desc.size:
+                    why = f"blob {desc.digest} holds {size} bytes, its manifest says {desc.size}"
+                    yield Problem("image", where, why, None, advice)
 
 
 def check_database(ctx: CheckContext) -> Iterator[Problem]:

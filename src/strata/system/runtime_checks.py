@@ -10,6 +10,7 @@ one on a container that is not running, or on a snapshot that is gone, is stale.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,8 +55,22 @@ def _has_snapshot(ctx: CheckContext, key: str) -> bool:
 
 
 def check_containers(ctx: CheckContext) -> Iterator[Problem]:
-    """Records whose snapshot is gone; ``running`` records with nothing running."""
-    for container in ctx.containers.records.all():
+    """Records whose snapshot is gone; ``running`` records with nothing running; directories
+    under ``containers/`` without a record."""
+    base = ctx.root.path / "containers"
+    # Listed before the records are read: a container's record is made before its directory.
+    try:
+        entries = sorted(os.listdir(base))
+    except FileNotFoundError:
+        entries = []
+    records = ctx.containers.records.all()
+    ids = {c.id for c in records}
+    for entry in entries:
+        if entry not in ids:
+            path = base / entry
+            why = "no container record names it"
+            yield Problem("directory", ctx.relative(path), why, _remove_container_dir(ctx, path))
+    for container in records:
         where = container.name
         if not _has_snapshot(ctx, container.snapshot):
             yield Problem(
@@ -71,6 +86,24 @@ def check_containers(ctx: CheckContext) -> Iterator[Problem]:
                 "recorded as running, but no process runs it",
                 _reconcile(ctx, container),
             )
+
+
+def _remove_container_dir(ctx: CheckContext, path: Path) -> Callable[[], str]:
+    def repair() -> str:
+        # Its ID was random and its record is gone: no command will use this name again. The
+        # owner lock is still taken, in case a process of the removed container holds it.
+        if not path.is_dir():
+            path.unlink(missing_ok=True)
+            return f"removed {ctx.relative(path)}"
+        lock = OwnerLock.try_acquire(path)
+        if lock is None:
+            raise StrataError(f"{ctx.relative(path)}: a process still owns it, left alone")
+        with lock:
+            unmount(path / "rootfs", detach=True)
+            shutil.rmtree(path)
+        return f"removed {ctx.relative(path)}"
+
+    return repair
 
 
 def _reconcile(ctx: CheckContext, container: Container) -> Callable[[], str]:
