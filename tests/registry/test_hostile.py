@@ -188,6 +188,35 @@ def test_a_body_slower_than_its_deadline_fails(fake_http: Serve) -> None:
     assert "did not answer within 1s" in str(err.value)
 
 
+def test_trickled_headers_fail_at_the_deadline(fake_http: Serve) -> None:
+    """A server may trickle its status line and headers, where no body is watched yet."""
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"x" * 200 + b"\r\n\r\n"
+
+    class SlowHeaders(FakeHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server calls it)
+            if self.path == "/v2/":
+                self.send(200, b"{}")
+                return
+            try:
+                for i in range(len(head)):
+                    self.wfile.write(head[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+    limits = Limits(deadline=1.0, min_rate=0.0, window=0.0)
+    address = fake_http(SlowHeaders)
+    started = time.monotonic()
+    with client_for(address, limits=limits) as client, pytest.raises(TooSlow) as err:
+        client.get_manifest("app", "1", ACCEPT)
+    assert time.monotonic() - started < 3
+    assert str(err.value) == (
+        f"{address}/app:1: {address} did not answer within 1s "
+        "(STRATA_REGISTRY_DEADLINE sets the limit)"
+    )
+
+
 def test_a_trickled_blob_fails_under_the_minimum_rate(fake_http: Serve) -> None:
     data = os.urandom(100)
 

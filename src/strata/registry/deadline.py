@@ -4,8 +4,10 @@ httpx's timeouts bound each socket operation, so a server that sends one byte ev
 never trips them and a pull waits forever. Here a response body is watched as it arrives: it
 must keep to ``min_rate`` bytes a second, measured over ``window`` seconds (as curl's
 ``--speed-limit``/``--speed-time``), and a body read whole (ping, token, manifest, tags, error
-bodies) must be complete within ``deadline`` seconds of the request being sent. A blob is
-streamed and has no fixed deadline: the rate bounds it to about its size divided by the rate.
+bodies) must be complete within ``deadline`` seconds of the request being sent. The deadline
+also covers the wait for the status line and headers of every response (a server can trickle
+those too): it is enforced on each socket read, through a network backend under httpx. A blob
+body is streamed and has no fixed deadline: the rate bounds it to about its size over the rate.
 
 Defaults and their variables (0 turns a limit off):
 
@@ -19,12 +21,15 @@ tight enough that a stuck one fails within a minute.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+import httpcore
 import httpx
 
 from strata.errors import InvalidArgument, RegistryError
@@ -143,3 +148,99 @@ def watch(
             response.stream, limits, started=started, whole=whole, what=what, host=host
         )
     return response
+
+
+# -- the deadline on each socket read ----------------------------------------------------------
+
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, message: str) -> Iterator[None]:
+    """Within the block, socket reads of this thread's requests end by ``seconds`` from now;
+    a read past it raises `TooSlow` with ``message``. 0 means no deadline."""
+    previous = getattr(_current, "end", None)
+    _current.end = (time.monotonic() + seconds, message) if seconds else None
+    try:
+        yield
+    finally:
+        _current.end = previous
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        end: tuple[float, str] | None = getattr(_current, "end", None)
+        if end is not None:
+            left = end[0] - time.monotonic()
+            if left <= 0:
+                raise TooSlow(end[1])
+            timeout = left if timeout is None else min(timeout, left)
+            try:
+                return self._inner.read(max_bytes, timeout)
+            except httpcore.ReadTimeout:
+                if time.monotonic() >= end[0]:
+                    raise TooSlow(end[1]) from None
+                raise
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def deadline_transport(**options: Any) -> httpx.HTTPTransport:
+    """An `httpx.HTTPTransport` whose socket reads keep to the thread's `deadline`.
+
+    httpx has no parameter for httpcore's (public) network backend, so it is set on the pool
+    httpx made; were that attribute ever gone, only the header-phase deadline would be lost
+    (`WatchedStream` still bounds bodies).
+    """
+    transport = httpx.HTTPTransport(**options)
+    pool = getattr(transport, "_pool", None)
+    inner = getattr(pool, "_network_backend", None)
+    if isinstance(inner, httpcore.NetworkBackend):
+        pool._network_backend = _DeadlineBackend(inner)  # type: ignore[union-attr]
+    return transport

@@ -15,6 +15,7 @@ held to `strata.registry.deadline`'s limits, so a registry that trickles fails i
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -38,7 +39,7 @@ from strata.errors import (
 )
 from strata.registry.auth import Authenticator, Challenge, grant_of, parse_challenges, scopes_of
 from strata.registry.credentials import CredentialStore, hostname
-from strata.registry.deadline import Limits, watch
+from strata.registry.deadline import DEADLINE_VAR, Limits, deadline, deadline_transport, watch
 from strata.registry.httperrors import (
     MAX_ERROR_BODY,
     NO_SUCH_HOST,
@@ -145,11 +146,13 @@ class Transport:
             lambda request: self.send_plain(request, f"{self.name}: token"),
         )
         self._client = httpx.Client(
-            http1=True,
-            http2=False,
+            transport=deadline_transport(
+                http1=True,
+                http2=False,
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            ),
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": user_agent},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             follow_redirects=False,
         )
         self._pinged = False
@@ -206,29 +209,30 @@ class Transport:
         """Send without registry authentication, retrying; the body is read (bounded)."""
         attempt = 0
         while True:
-            started = time.monotonic()
-            try:
-                response = self._client.send(request, stream=True)
-            except httpx.TransportError as err:
-                if self._retriable(err) and attempt < self.retries:
-                    self._sleep(attempt, None)
+            with self._deadline(what, request.url):
+                started = time.monotonic()
+                try:
+                    response = self._client.send(request, stream=True)
+                except httpx.TransportError as err:
+                    if self._retriable(err) and attempt < self.retries:
+                        self._sleep(attempt, None)
+                        attempt += 1
+                        continue
+                    raise self._unreachable(what, err, attempt + 1) from None
+                if response.status_code in _RETRY_STATUS and attempt < self.retries:
+                    response.close()
+                    self._sleep(attempt, response)
                     attempt += 1
                     continue
-                raise self._unreachable(what, err, attempt + 1) from None
-            if response.status_code in _RETRY_STATUS and attempt < self.retries:
-                response.close()
-                self._sleep(attempt, response)
-                attempt += 1
-                continue
-            self._watch(response, started, what, whole=True)
-            try:
-                return self._buffer(response, what, MAX_BODY, "response")
-            except httpx.TransportError as err:
-                if self._retriable(err) and attempt < self.retries:
-                    self._sleep(attempt, None)
-                    attempt += 1
-                    continue
-                raise self._unreachable(what, err, attempt + 1) from None
+                self._watch(response, started, what, whole=True)
+                try:
+                    return self._buffer(response, what, MAX_BODY, "response")
+                except httpx.TransportError as err:
+                    if self._retriable(err) and attempt < self.retries:
+                        self._sleep(attempt, None)
+                        attempt += 1
+                        continue
+                    raise self._unreachable(what, err, attempt + 1) from None
 
     def request(
         self,
@@ -260,75 +264,85 @@ class Transport:
         fresh = False
         reauthorised = False
         while True:
-            sent = dict(headers or {})
-            # Credentials go only where the registry challenged for them, as Docker's
-            # challenge manager keys them by the /v2/ endpoint: an upload Location or a
-            # Link on another host gets none (redirects are httpx's: it drops the header
-            # when one leaves the origin).
-            if self.owns(url):
-                authorization = self._auth.authorization(scopes, fresh=fresh)
-                if authorization is not None:
-                    sent["Authorization"] = authorization
-            fresh = False
-            request = self._client.build_request(method, url, headers=sent, content=content)
-            started = time.monotonic()
-            try:
-                response = self._client.send(
-                    request, stream=True, follow_redirects=follow_redirects
-                )
-            except httpx.TooManyRedirects:
-                raise RegistryError(f"{what}: too many redirects") from None
-            except httpx.TransportError as err:
-                if retry and replayable and self._retriable(err) and attempt < self.retries:
-                    self._sleep(attempt, None)
-                    attempt += 1
-                    continue
-                raise self._unreachable(what, err, attempt + 1) from None
-            status = response.status_code
-            if status == 401 and replayable and not reauthorised and status not in expect:
-                challenge = _usable_challenge(response)
-                if challenge is not None and (
-                    challenge.scheme == "bearer" or challenge != self._auth.challenge
-                ):
-                    # A token expired early, lacks a scope the registry named, or the registry
-                    # wants auth only for this repository: adopt its challenge and try once more.
-                    response.close()
-                    self._auth.set_challenge(challenge)
-                    fresh = reauthorised = True
-                    continue
-            if (
-                status in _RETRY_STATUS
-                and status not in expect
-                and retry
-                and replayable
-                and attempt < self.retries
-            ):
-                response.close()
-                self._sleep(attempt, response)
-                attempt += 1
-                continue
-            if status not in expect:
+            with self._deadline(what, url):
+                sent = dict(headers or {})
+                # Credentials go only where the registry challenged for them, as Docker's
+                # challenge manager keys them by the /v2/ endpoint: an upload Location or a
+                # Link on another host gets none (redirects are httpx's: it drops the header
+                # when one leaves the origin).
+                if self.owns(url):
+                    authorization = self._auth.authorization(scopes, fresh=fresh)
+                    if authorization is not None:
+                        sent["Authorization"] = authorization
+                fresh = False
+                request = self._client.build_request(method, url, headers=sent, content=content)
+                started = time.monotonic()
                 try:
-                    raise self._error(response, what, scopes, attempt + 1)
-                finally:
+                    response = self._client.send(
+                        request, stream=True, follow_redirects=follow_redirects
+                    )
+                except httpx.TooManyRedirects:
+                    raise RegistryError(f"{what}: too many redirects") from None
+                except httpx.TransportError as err:
+                    if retry and replayable and self._retriable(err) and attempt < self.retries:
+                        self._sleep(attempt, None)
+                        attempt += 1
+                        continue
+                    raise self._unreachable(what, err, attempt + 1) from None
+                status = response.status_code
+                if status == 401 and replayable and not reauthorised and status not in expect:
+                    challenge = _usable_challenge(response)
+                    if challenge is not None and (
+                        challenge.scheme == "bearer" or challenge != self._auth.challenge
+                    ):
+                        # A token expired early, lacks a scope the registry named, or the
+                        # registry wants auth only for this repository: adopt its challenge
+                        # and try once more.
+                        response.close()
+                        self._auth.set_challenge(challenge)
+                        fresh = reauthorised = True
+                        continue
+                if (
+                    status in _RETRY_STATUS
+                    and status not in expect
+                    and retry
+                    and replayable
+                    and attempt < self.retries
+                ):
                     response.close()
-            self._watch(response, started, what, whole=not stream)
-            if stream:
-                return response
-            try:
-                return self._buffer(response, what, limit, noun)
-            except httpx.TransportError as err:
-                # The connection broke inside the body: the whole request is tried again.
-                if retry and replayable and self._retriable(err) and attempt < self.retries:
-                    self._sleep(attempt, None)
+                    self._sleep(attempt, response)
                     attempt += 1
                     continue
-                raise self._unreachable(what, err, attempt + 1) from None
+                if status not in expect:
+                    try:
+                        raise self._error(response, what, scopes, attempt + 1)
+                    finally:
+                        response.close()
+                self._watch(response, started, what, whole=not stream)
+                if stream:
+                    return response
+                try:
+                    return self._buffer(response, what, limit, noun)
+                except httpx.TransportError as err:
+                    # The connection broke inside the body: the whole request is tried again.
+                    if retry and replayable and self._retriable(err) and attempt < self.retries:
+                        self._sleep(attempt, None)
+                        attempt += 1
+                        continue
+                    raise self._unreachable(what, err, attempt + 1) from None
 
     def owns(self, url: httpx.URL) -> bool:
         """Whether ``url`` is at this registry (same scheme, host and port as its base)."""
         base = httpx.URL(self.base)
         return (url.scheme, url.host, _port(url)) == (base.scheme, base.host, _port(base))
+
+    def _deadline(self, what: str, url: httpx.URL) -> contextlib.AbstractContextManager[None]:
+        host = url.netloc.decode("ascii", "replace")
+        message = (
+            f"{what}: {host} did not answer within {self.limits.deadline:g}s "
+            f"({DEADLINE_VAR} sets the limit)"
+        )
+        return deadline(self.limits.deadline, message)
 
     def _watch(self, response: httpx.Response, started: float, what: str, *, whole: bool) -> None:
         host = response.request.url.netloc.decode("ascii", "replace")
