@@ -40,6 +40,14 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
     snapshotter = ctx.snapshotter
     if not isinstance(snapshotter, DirSnapshotter):
         return
+    # The directories before the rows: a snapshot's directory gets its name in the transaction
+    # that records its row, so one listed here has its row in the read that follows, unless
+    # it was removed meanwhile (then it is gone from the disk too, which is looked at again).
+    base = snapshotter.root / "snapshots"
+    try:
+        entries = sorted(os.listdir(base))
+    except FileNotFoundError:
+        entries = []
     with ctx.root.db.read() as conn:
         rows = metadata.rows(conn)
     keys = {row.key for row in rows}
@@ -47,6 +55,8 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
     for row in rows:
         directory = snapshotter.path(row.id)
         if not directory.is_dir():
+            if _removed_meanwhile(ctx, row):
+                continue
             why = f"its directory {ctx.relative(directory)} is gone"
         elif row.parent is not None and row.parent not in keys:
             why = f"its parent {row.parent} is gone"
@@ -54,15 +64,12 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
             continue
         yield Problem(f"{row.kind} snapshot", row.key, why, _drop_rows(ctx, snapshotter, row))
     yield from _unowned(ctx, snapshotter, rows)
-    base = snapshotter.root / "snapshots"
-    try:
-        entries = sorted(os.listdir(base))
-    except FileNotFoundError:
-        return
     for entry in entries:
         path = base / entry
         if (entry.isdigit() and int(entry) in ids) or entry == CHOICE_FILE:
             continue  # a snapshot, or the snapshotter's own note (which one it is)
+        if not os.path.lexists(path):
+            continue  # removed meanwhile
         if entry.startswith(_BUSY_PREFIXES):
             lock = lock_dir(path, wait=False)
             if lock is None:
@@ -96,6 +103,13 @@ def _drop_rows(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Call
         return f"dropped snapshot {row.key}{more}"
 
     return repair
+
+
+def _removed_meanwhile(ctx: CheckContext, row: Row) -> bool:
+    """Whether ``row`` went after it was read (its directory goes in the same transaction)."""
+    with ctx.root.db.read() as conn:
+        current = metadata.get(conn, row.key)
+    return current is None or current.id != row.id
 
 
 def _age(created: str) -> float:
