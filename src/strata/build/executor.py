@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.build.cache import BuildCache, StepKey
+from strata.build.context.files import read_build_file
 from strata.build.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage, Workdir
 from strata.build.dockerfile.instructions import parse_stages
 from strata.build.dockerfile.parser import parse
@@ -53,7 +54,7 @@ class Builder:
         dockerfile = options.dockerfile or options.context / "Dockerfile"
         if not options.context.is_dir():
             raise BuildError(f"unable to prepare context: path {str(options.context)!r} not found")
-        text = _read_dockerfile(dockerfile)
+        text = _read_dockerfile(dockerfile, options.context)
         df = parse(text, filename=dockerfile.name)
         meta, stages = parse_stages(df)
         lex = ShellLex(df.escape)
@@ -326,15 +327,10 @@ def _tag(text: str) -> Reference:
     return ref.with_default_tag()
 
 
-def _read_dockerfile(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BuildError(f"cannot read Dockerfile {path}: no such file") from None
-    except IsADirectoryError:
-        raise BuildError(f"cannot read Dockerfile {path}: is a directory") from None
-    except OSError as exc:
-        raise BuildError(f"cannot read Dockerfile {path}: {exc.strerror}") from None
+def _read_dockerfile(path: Path, context: Path) -> str:
+    data = read_build_file(path, context, f"Dockerfile {path}")
+    if data is None:
+        raise BuildError(f"cannot read Dockerfile {path}: no such file")
     return data.decode("utf-8", errors="surrogateescape")
 
 

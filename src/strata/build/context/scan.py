@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from strata.build.context.files import read_build_file
 from strata.build.context.ignore import DEFAULT_SOURCE, IgnoreRules, MatchInfo
 from strata.errors import BuildError
 from strata.layer.tarwriter import pax_record
@@ -279,12 +280,7 @@ def scan_context(
 
 def load_ignore(root: Path) -> IgnoreRules:
     """The rules of ``root/.dockerignore`` (none if it does not exist)."""
-    path = os.path.join(root, DEFAULT_SOURCE)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
+    raw = read_build_file(Path(root) / DEFAULT_SOURCE, Path(root), DEFAULT_SOURCE)
+    if raw is None:
         return IgnoreRules.empty()
-    except OSError as e:
-        raise BuildError(f"{DEFAULT_SOURCE}: cannot read: {e.strerror}") from None
     return IgnoreRules.parse(raw.decode("utf-8", "surrogateescape"), DEFAULT_SOURCE)
