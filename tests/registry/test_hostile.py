@@ -153,6 +153,68 @@ def test_a_redirect_to_another_host_gets_no_credentials(fake_http: Serve, tmp_pa
     assert storage_seen.seen == [("GET", "/blob?sig=1", None)]
 
 
+def test_strata_push_sends_no_credentials_to_an_upload_host_elsewhere(
+    fake_http: Serve, strata: Strata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``docker push`` does (checked against Docker 20.10 with these two servers): the
+    registry gets Basic credentials, the host its upload Location names gets none."""
+    seen = Recorder()
+    basic = "Basic " + base64.b64encode(b"alice:pw").decode()
+
+    class Other(FakeHandler):
+        def do_PATCH(self) -> None:  # noqa: N802 (http.server calls it)
+            seen.add(self)
+            self.read_body()
+            self.send(202, b"", {"Location": self.path.split("?")[0], "Range": "0-0"})
+
+        def do_PUT(self) -> None:  # noqa: N802 (http.server calls it)
+            seen.add(self)
+            self.read_body()
+            digest = self.path.split("digest=")[1].replace("%3A", ":")
+            self.send(201, b"", {"Docker-Content-Digest": digest})
+
+    other = fake_http(Other)
+
+    class Registry(FakeHandler):
+        def _ok(self) -> bool:
+            seen.add(self)
+            if self.headers.get("Authorization") == basic:
+                return True
+            self.send(401, b"", {"WWW-Authenticate": 'Basic realm="r"'})
+            return False
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server calls it)
+            if self._ok():
+                self.send(200, b"{}")
+
+        def do_HEAD(self) -> None:  # noqa: N802 (http.server calls it)
+            if self._ok():
+                self.send(404)
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server calls it)
+            if self._ok():
+                self.send(202, b"", {"Location": f"http://{other}/upload/u1", "Range": "0-0"})
+
+        def do_PUT(self) -> None:  # noqa: N802 (http.server calls it)
+            if self._ok():
+                body = self.read_body()
+                self.send(201, b"", {"Docker-Content-Digest": str(Digest.of(body))})
+
+    address = fake_http(Registry)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    strata("import", str(rootfs), f"{address}/app:1")
+    strata("login", "-u", "alice", "--password-stdin", address, input=b"pw")
+    strata("push", f"{address}/app:1")
+    to_other = [auth for command, path, auth in seen.seen if path.startswith("/upload/")]
+    assert to_other and to_other == [None] * len(to_other), seen.seen
+    assert ("PUT", "/v2/app/manifests/1", basic) in seen.seen
+
+
 # -- nothing hangs -------------------------------------------------------------------------------
 
 

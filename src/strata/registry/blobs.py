@@ -158,7 +158,7 @@ def stream_upload(
     )  # fmt: skip
     patched = transport.request(
         "PATCH",
-        transport.resolve(location(started.headers)),
+        transport.resolve(location(started.headers), started.request.url),
         what=what,
         scopes=scopes,
         headers={"Content-Type": "application/octet-stream"},
@@ -166,7 +166,7 @@ def stream_upload(
         expect=(202,),
         retry=False,
     )
-    final = transport.resolve(location(patched.headers))
+    final = transport.resolve(location(patched.headers), patched.request.url)
     transport.request(
         "PUT",
         final.copy_merge_params({"digest": str(digest())}),

@@ -221,7 +221,7 @@ class RegistryClient:
             link = _LINK_NEXT.search(response.headers.get("Link", ""))
             if link is None:
                 return found
-            url = t.resolve(link.group(1))
+            url = t.resolve(link.group(1), response.request.url)
         raise RegistryError(f"{what}: tags list has more than {_MAX_TAG_PAGES} pages")
 
     # -- blobs --------------------------------------------------------------------------------
@@ -434,7 +434,7 @@ class RegistryClient:
         location = response.headers.get("Location")
         if not location:
             raise RegistryError(f"{what}: upload answered without a Location")
-        return self._transport.resolve(location)
+        return self._transport.resolve(location, response.request.url)
 
     def _send_data(
         self,

@@ -165,10 +165,14 @@ class Transport:
         """The absolute URL of ``path`` (``/v2/...``) at this registry."""
         return httpx.URL(self.base + path)
 
-    def resolve(self, location: str) -> httpx.URL:
-        """A ``Location`` header (absolute or relative) as an absolute URL, query kept."""
+    def resolve(self, location: str, relative_to: httpx.URL | None = None) -> httpx.URL:
+        """A ``Location`` header (absolute or relative) as an absolute URL, query kept.
+
+        A relative one is relative to the request that answered with it (``relative_to``;
+        RFC 9110), which may be on another host than the registry, as an upload can be.
+        """
         try:
-            return httpx.URL(self.base + "/").join(location)
+            return (relative_to or httpx.URL(self.base + "/")).join(location)
         except httpx.InvalidURL:
             raise RegistryError(f"{self.name}: invalid Location {location!r}") from None
 
