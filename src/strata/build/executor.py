@@ -34,6 +34,7 @@ from strata.oci.config import History, ImageConfig, format_time
 from strata.oci.descriptor import Platform
 from strata.oci.reference import Reference, parse_reference
 from strata.runtime.lifecycle import Containers
+from strata.store.leases import Lease
 
 
 class Builder:
@@ -45,6 +46,8 @@ class Builder:
         self.images = ImageStore(root)
         self.service = Containers(root)
         self.cache = BuildCache(root.db)
+        # The build's lease: what its metadata steps store is held by it until the build ends.
+        self.lease: Lease | None = None
 
     def build(self, options: BuildOptions) -> BuildResult | None:
         """Build; the final image (None with ``explain``, which builds nothing)."""
@@ -70,11 +73,14 @@ class Builder:
         ).hexdigest()
         run = _Run(self, options, lex, meta_values, context, self.cache.lineage(identity))
         run.total = sum(1 + len(s.instructions) for s in chosen)
-        try:
-            for stage in chosen:
-                run.stage(stage)
-        finally:
-            run.steps.close()
+        with self.root.lease() as held:
+            self.lease = held
+            try:
+                for stage in chosen:
+                    run.stage(stage)
+            finally:
+                run.steps.close()
+                self.lease = None
         final = run.current
         if options.explain:
             return None
@@ -297,6 +303,7 @@ class _Run:
             history=History(created=self.created(), created_by=text),
             layer=None,
             top=None,
+            lease=self.b.lease,
         )
 
     def created(self) -> str:
@@ -305,9 +312,7 @@ class _Run:
         return format_time(now)
 
     def _load(self, manifest_digest: str) -> StepImage | None:
-        image = next(
-            (i for i in self.b.images.all() if str(i.manifest_digest) == manifest_digest), None
-        )
+        image = self.b.images.by_manifest(manifest_digest)
         if image is None:
             return None
         layers = tuple(self.b.images.layers(image))

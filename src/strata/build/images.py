@@ -13,14 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from strata.digest import Digest
 from strata.errors import Conflict
 from strata.image.chain import chain_ids, layer_key
-from strata.image.create import store_image
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.oci.config import History, ImageConfig, RootFS
-from strata.oci.mediatypes import OCI_LAYER
+from strata.oci.descriptor import Descriptor
+from strata.oci.manifest import Manifest
+from strata.oci.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
 from strata.runtime.commit import write_snapshot_tar
 from strata.snapshot import Snapshotter
+from strata.store.leases import Lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +61,6 @@ def adopt_snapshot(snapshotter: Snapshotter, key: str, diff_ids: Sequence[str]) 
     If another build made that layer first, ours is dropped and theirs used: same chain ID,
     same content.
     """
-    from strata.digest import Digest
-
     top = layer_key(chain_ids([Digest.parse(d) for d in diff_ids])[-1])
     try:
         snapshotter.commit(top, key)
@@ -76,8 +77,15 @@ def store_step(
     history: History,
     layer: ImageLayer | None,
     top: str | None,
+    lease: Lease | None = None,
 ) -> StepImage:
-    """Store the image of a step: ``parent`` with ``config`` and, if given, one more layer."""
+    """Store the image of a step: ``parent`` with ``config`` and, if given, one more layer.
+
+    ``lease`` is the build's own lease (held for the whole build), else the step takes one.
+    A step's image is stored as every image is (config and manifest blobs, then one
+    transaction), but without `ImageStore.operation`, whose clean-up on failure lists the whole
+    content store: at one listing per step, a build of N steps was O(N^2).
+    """
     layers = (*parent.layers, layer) if layer is not None else parent.layers
     history = replace(history, empty_layer=layer is None)
     diff_ids = tuple(la.diff_id for la in layers)
@@ -87,16 +95,47 @@ def store_step(
         rootfs=RootFS("layers", diff_ids),
         history=(*config.history, history),
     )
-    with images.operation() as lease:
-        image = store_image(
-            images,
-            lease,
-            config=new_config,
-            layers=list(layers),
-            intermediate=True,
-            parent=parent.image.id if parent.image is not None else None,
-        )
+    if lease is None:
+        with images.root.lease() as own:
+            image = _store_image(images, own, new_config, layers, parent.image)
+    else:
+        image = _store_image(images, lease, new_config, layers, parent.image)
     return StepImage(image, new_config, layers, top if layer is not None else parent.top)
+
+
+def _store_image(
+    images: ImageStore,
+    lease: Lease,
+    config: ImageConfig,
+    layers: Sequence[ImageLayer],
+    parent: Image | None,
+) -> Image:
+    """The config and OCI manifest blobs (both leased in one transaction), then the image."""
+    config_bytes = config.to_json()
+    config_digest = Digest.of(config_bytes)
+    manifest = Manifest(
+        schema_version=2,
+        media_type=OCI_MANIFEST,
+        config=Descriptor(OCI_CONFIG, config_digest, len(config_bytes)),
+        layers=tuple(
+            Descriptor(layer.media_type, layer.blob, images.content.info(layer.blob).size)
+            for layer in layers
+        ),
+    )
+    manifest_bytes = manifest.to_json()
+    manifest_digest = Digest.of(manifest_bytes)
+    lease.add_all("blob", [str(config_digest), str(manifest_digest)])
+    images.content.put_bytes(config_bytes, expected=config_digest)
+    images.content.put_bytes(manifest_bytes, expected=manifest_digest)
+    return images.add(
+        manifest_digest=manifest_digest,
+        media_type=OCI_MANIFEST,
+        config_digest=config_digest,
+        config=config,
+        layers=layers,
+        intermediate=True,
+        parent=parent.id if parent is not None else None,
+    )
 
 
 def scratch_dir(root: Path) -> Path:

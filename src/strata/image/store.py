@@ -146,6 +146,23 @@ class ImageStore:
             parse_reference(text)
         return None
 
+    def by_manifest(self, digest: Digest | str) -> Image | None:
+        """The image with this manifest digest, read by key (`lookup` lists every image, which
+        a build doing it once per step made O(N^2))."""
+        key = str(digest)
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM images WHERE manifest_digest = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            tags = conn.execute(
+                "SELECT name FROM tags WHERE manifest_digest = ?", (key,)
+            ).fetchall()
+            rds = conn.execute(
+                "SELECT * FROM repo_digests WHERE manifest_digest = ?", (key,)
+            ).fetchall()
+        digests = {key: [f"{rd['repository']}@{rd['digest'] or key}" for rd in rds]}
+        return _image_from_row(row, [parse_reference(t["name"]) for t in tags], digests)
+
     def get(self, text: str) -> Image:
         """Like `lookup` but raises Docker's ``No such image: NAME``."""
         image = self.lookup(text)
@@ -279,7 +296,10 @@ class ImageStore:
                     " VALUES (?, ?, ?)",
                     (ref.name, str(manifest_digest), named),
                 )
-        return self.get(str(manifest_digest))
+        image = self.by_manifest(manifest_digest)
+        if image is None:
+            raise ImageNotFound(f"No such image: {manifest_digest}")
+        return image
 
     def _sized(self, layers: Sequence[ImageLayer]) -> list[ImageLayer]:
         """``layers`` each with Docker's size: as recorded before, else counted from the blob

@@ -1,0 +1,72 @@
+"""Metadata-only steps (ENV, LABEL, CMD...) cost the same whatever the store holds: each stores
+its image and cache record, but nothing lists every image or every blob (which made a build of
+N steps O(N^2): 10,000 ENV lines ran for 15 minutes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from strata.build.images import StepImage, store_step
+from strata.image.root import StoreRoot
+from strata.image.store import ImageStore
+from strata.oci.config import History
+from tests.conftest import Strata
+
+
+def _counting(obj: Any, name: str, calls: list[str]) -> None:
+    """Count calls of ``obj.name`` (the real method still runs)."""
+    real: Callable[..., Any] = getattr(obj, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    setattr(obj, name, wrapper)
+
+
+def test_a_step_lists_neither_images_nor_blobs(st: Strata) -> None:
+    root = StoreRoot(st.root)
+    images = ImageStore(root)
+    base = images.get("debian:bookworm")
+    current = StepImage(base, images.config(base), tuple(images.layers(base)), None)
+    calls: list[str] = []
+    _counting(images, "all", calls)
+    _counting(images.content, "walk", calls)
+    _counting(images.content, "ingests", calls)
+    with root.lease() as lease:
+        for i in range(40):
+            config = current.config
+            step = store_step(
+                images,
+                current,
+                config=config,
+                history=History(created="2026-01-01T00:00:00Z", created_by=f"ENV N={i}"),
+                layer=None,
+                top=None,
+                lease=lease if i % 2 else None,
+            )
+            assert step.image is not None and step.image.intermediate
+            assert images.by_manifest(step.image.manifest_digest) == step.image
+            current = step
+    assert calls == []
+    root.close()
+    history = st("history", "-q", "--no-trunc", str(current.id)).stdout.split()
+    assert len(history) >= 41
+
+
+def test_many_env_lines_build_and_rebuild_from_cache(st: Strata, tmp_path: Path) -> None:
+    ctx = tmp_path / "env"
+    ctx.mkdir()
+    lines = "".join(f"ENV V{i}=value{i}\n" for i in range(300))
+    (ctx / "Dockerfile").write_text("FROM debian:bookworm\n" + lines)
+    before = len(st("images", "-a", "-q").stdout.split())
+    first = st("build", "-q", "-t", "env:many", str(ctx)).stdout.strip()
+    # Every step's image is an intermediate image (image ls -a) and a cache record.
+    assert len(st("images", "-a", "-q").stdout.split()) == before + 300
+    again = st("build", "-t", "env:many", str(ctx)).stdout
+    assert again.count("---> Using cache") == 300
+    assert first.removeprefix("sha256:")[:12] in again
+    env = st("image", "inspect", "-f", "{{json .Config.Env}}", "env:many").stdout
+    assert "V299=value299" in env
