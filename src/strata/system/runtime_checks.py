@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from strata.errors import NotFound, StrataError
 from strata.runtime.backend import Status
 from strata.runtime.containers import Container, State
+from strata.runtime.guard import TIED_LABEL
 from strata.runtime.owner import OwnerLock, owner_alive
 from strata.snapshot.mount import mount_points, unmount
 from strata.system.context import CheckContext
@@ -25,6 +28,8 @@ from strata.system.problem import Problem
 __all__ = ["check_containers", "check_mounts"]
 
 _BUILD_PREFIX = "build-"
+SETTLE = 1.0  # seconds between two looks at what a removal may be in the middle of
+STEP_GRACE = 600.0  # seconds a build may take from committing a step to discarding its container
 _LIVE = (Status.RUNNING, Status.PAUSED, Status.CREATED)
 
 
@@ -44,6 +49,63 @@ def _runtime_runs(ctx: CheckContext, container: Container) -> bool:
     except StrataError:
         return False
     return status in _LIVE
+
+
+def _dead(ctx: CheckContext, container: Container) -> bool:
+    """Whether a record that says running has nothing running it, judged as the container
+    service judges it: under the owner lock, with the record read again (its owner may have
+    recorded the exit and let go since the first read)."""
+    if _alive(ctx, container):
+        return False
+    lock = OwnerLock.try_acquire(ctx.containers.directory(container))
+    if lock is None:
+        return False  # owned again
+    with lock:
+        current = ctx.containers.records.lookup(container.id)
+        return (
+            current is not None
+            and current.id == container.id
+            and current.state is State.RUNNING
+            and not _runtime_runs(ctx, current)
+        )
+
+
+def _tied(container: Container) -> bool:
+    return bool(container.config.get("labels", {}).get(TIED_LABEL) == "true")
+
+
+def _age(stamp: str) -> float:
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return time.time() - when.timestamp()
+
+
+def _lost_snapshot(ctx: CheckContext, container: Container) -> bool:
+    """Whether the container's snapshot is gone while its record stays. A removal deletes the
+    snapshot, then the record, holding the owner lock: so judged under that lock."""
+    if _tied(container) and _age(container.finished or container.created) < STEP_GRACE:
+        # A build commits its step's snapshot as the next layer, then discards the container,
+        # without an owner lock in between: its build is the owner, and may be at work.
+        return False
+    lock = OwnerLock.try_acquire(ctx.containers.directory(container))
+    if lock is None:
+        return False  # being removed (or run) right now
+    with lock:
+        if not _still_lost(ctx, container):
+            return False
+    # A removal deletes the directory, owner.lock with it, before the record: our lock may be
+    # on a new file while the remover still works. A removal takes milliseconds; debris stays.
+    time.sleep(SETTLE)
+    return _still_lost(ctx, container)
+
+
+def _still_lost(ctx: CheckContext, container: Container) -> bool:
+    current = ctx.containers.records.lookup(container.id)
+    if current is None or current.id != container.id:
+        return False
+    return not _has_snapshot(ctx, current.snapshot)
 
 
 def _has_snapshot(ctx: CheckContext, key: str) -> bool:
@@ -72,14 +134,14 @@ def check_containers(ctx: CheckContext) -> Iterator[Problem]:
             yield Problem("directory", ctx.relative(path), why, _remove_container_dir(ctx, path))
     for container in records:
         where = container.name
-        if not _has_snapshot(ctx, container.snapshot):
+        if not _has_snapshot(ctx, container.snapshot) and _lost_snapshot(ctx, container):
             yield Problem(
                 "container",
                 where,
                 f"its filesystem (snapshot {container.snapshot}) is gone",
                 advice=f"remove it (strata rm -f {where})",
             )
-        if container.state is State.RUNNING and not _alive(ctx, container):
+        if container.state is State.RUNNING and _dead(ctx, container):
             yield Problem(
                 "container",
                 where,

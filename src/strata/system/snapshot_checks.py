@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from strata.errors import Conflict, NotFound, StrataError
 from strata.snapshot import Kind, metadata
@@ -40,9 +41,9 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
     snapshotter = ctx.snapshotter
     if not isinstance(snapshotter, DirSnapshotter):
         return
-    # The directories before the rows: a snapshot's directory gets its name in the transaction
-    # that records its row, so one listed here has its row in the read that follows, unless
-    # it was removed meanwhile (then it is gone from the disk too, which is looked at again).
+    # A snapshot's directory is renamed inside the write transaction that records (or deletes)
+    # its row, so a directory and a row that disagree are looked at again inside a write
+    # transaction of ours, which waits for any such transaction to end.
     base = snapshotter.root / "snapshots"
     try:
         entries = sorted(os.listdir(base))
@@ -68,8 +69,8 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
         path = base / entry
         if (entry.isdigit() and int(entry) in ids) or entry == CHOICE_FILE:
             continue  # a snapshot, or the snapshotter's own note (which one it is)
-        if not os.path.lexists(path):
-            continue  # removed meanwhile
+        if entry.isdigit() and _recorded_meanwhile(ctx, path, int(entry)):
+            continue
         if entry.startswith(_BUSY_PREFIXES):
             lock = lock_dir(path, wait=False)
             if lock is None:
@@ -107,9 +108,15 @@ def _drop_rows(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Call
 
 def _removed_meanwhile(ctx: CheckContext, row: Row) -> bool:
     """Whether ``row`` went after it was read (its directory goes in the same transaction)."""
-    with ctx.root.db.read() as conn:
+    with ctx.root.db.transaction() as conn:
         current = metadata.get(conn, row.key)
     return current is None or current.id != row.id
+
+
+def _recorded_meanwhile(ctx: CheckContext, path: Path, snapshot_id: int) -> bool:
+    """Whether the directory ``snapshot_id`` has a row now, or is gone."""
+    with ctx.root.db.transaction() as conn:
+        return snapshot_id in metadata.ids(conn) or not os.path.lexists(path)
 
 
 def _age(created: str) -> float:

