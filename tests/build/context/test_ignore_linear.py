@@ -74,7 +74,7 @@ def test_automaton_agrees_with_the_regexp() -> None:
 # moby/patternmatcher TestMatches rows not in test_ignore.SINGLE (a trailing "/"), matched with
 # parent results as the CLI's walk does. Its rows for the path "/" are left out: here that is the
 # context root, which is never excluded (the CLI never asks about it).
-MORE_MATCHES = [
+MORE_MATCHES: list[tuple[str, str, bool | None]] = [
     ("**/", "dir/file/", True),
     ("**/**", "dir/file/", True),
     ("dir/**", "dir/file/", True),
