@@ -98,7 +98,8 @@ class WatchedStream(httpx.SyncByteStream):
         self._whole = whole
         self._what = what
         self._host = host
-        self._window_start = started
+        # The rate is measured from the headers on: the wait for them is the deadline's.
+        self._window_start = time.monotonic()
         self._window_bytes = 0
         self._total = 0
 
