@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Strata, debian_rootfs_tar
+from tests.registry.conftest import Registry, registry  # noqa: F401 (a fixture)
 from tests.system.conftest import assert_clean
 
 pytestmark = [pytest.mark.root, pytest.mark.peers, pytest.mark.slow]
@@ -20,8 +21,8 @@ pytestmark = [pytest.mark.root, pytest.mark.peers, pytest.mark.slow]
 IMAGE = "debian:bookworm"
 
 
-def _work(strata: Strata, tmp_path: Path, rounds: int) -> list[str]:
-    """Containers, commits, builds and removals, one after another; what failed."""
+def _work(strata: Strata, tmp_path: Path, pulled: str, rounds: int) -> list[str]:
+    """Containers, commits, builds, pulls and removals, one after another; what failed."""
     failures = []
     (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo step > /step\n")
     for n in range(rounds):
@@ -33,6 +34,9 @@ def _work(strata: Strata, tmp_path: Path, rounds: int) -> list[str]:
             ("run", "--rm", f"made:{n}", "cat", "/x"),
             ("build", "-q", "--no-cache", "-t", f"built:{n}", str(tmp_path)),
             ("import", str(debian_rootfs_tar()), f"imported:{n}"),
+            ("pull", "-q", pulled),
+            ("run", "--rm", pulled, "true"),
+            ("rmi", pulled),
             ("rmi", f"made:{n}", f"built:{n}", f"imported:{n}"),
         ]
         for args in steps:
@@ -46,7 +50,15 @@ def _problems(report: str) -> list[str]:
     return [line for line in report.splitlines()[:-1] if not line.startswith("  ")]
 
 
-def test_repairs_take_nothing_from_running_commands(debian: Strata, tmp_path: Path) -> None:
+def test_repairs_take_nothing_from_running_commands(
+    debian: Strata,
+    registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    pulled = f"{registry.address}/system/pulled:1"
+    debian("tag", IMAGE, pulled)
+    debian("push", "-q", pulled)
+    debian("rmi", pulled)
     assert_clean(debian)
     done = threading.Event()
     reports: list[str] = []
@@ -68,7 +80,7 @@ def test_repairs_take_nothing_from_running_commands(debian: Strata, tmp_path: Pa
     checker = threading.Thread(target=repair_loop)
     checker.start()
     try:
-        failures = _work(debian, tmp_path, rounds=3)
+        failures = _work(debian, tmp_path, pulled, rounds=3)
     finally:
         done.set()
         checker.join()
