@@ -356,3 +356,38 @@ def test_a_container_directory_without_a_record(debian: Strata) -> None:
     found(debian, f"directory containers/{'0f' * 32}: no container record names it")
     repair(debian)
     assert not stray.exists()
+
+
+def test_a_killed_pull(
+    debian: Strata,
+    registry: Registry,  # noqa: F811
+) -> None:
+    ref = f"{registry.address}/system/killed:1"
+    debian("tag", IMAGE, ref)
+    debian("push", "-q", ref)
+    debian("rmi", ref)
+    debian("rmi", IMAGE)  # nothing of the image left here: the pull must fetch its layer
+    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+    pull = subprocess.Popen(
+        [sys.executable, "-m", "strata", "pull", "-q", ref],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    ingest = Path(debian.root) / "ingest"
+    deadline = time.monotonic() + 60
+    while not any(
+        (d / "data").is_file() and (d / "data").stat().st_size > 1 << 20 for d in ingest.iterdir()
+    ):
+        assert pull.poll() is None, "the pull ended before it could be killed"
+        assert time.monotonic() < deadline, "the pull never started writing"
+        time.sleep(0.01)
+    pull.kill()
+    pull.wait()
+    found(debian, "ingest ingest/", f"lease {pull.pid}.")
+    repair(debian)
+    debian("pull", "-q", ref)
+    debian("tag", ref, IMAGE)
+    assert debian("run", "--rm", ref, "cat", "/etc/debian_version").stdout.startswith("12")
+    debian("rmi", ref)
+    assert_clean(debian)
