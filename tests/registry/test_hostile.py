@@ -11,7 +11,7 @@ import os
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -248,6 +248,35 @@ def test_a_body_slower_than_its_deadline_fails(fake_http: Serve) -> None:
     with client_for(fake_http(Slow), limits=limits) as client, pytest.raises(TooSlow) as err:
         client.get_manifest("app", "1", ACCEPT)
     assert "did not answer within 1s" in str(err.value)
+
+
+def test_an_upload_longer_than_the_deadline_is_not_cut_short(fake_http: Serve) -> None:
+    """The deadline counts from the last byte sent: a slow upload keeps its answer's time."""
+    pieces = [os.urandom(1000) for _ in range(4)]
+    data = b"".join(pieces)
+
+    class Uploads(FakeHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server calls it)
+            self.send(200, b"{}")
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server calls it)
+            self.send(202, b"", {"Location": "/v2/app/blobs/uploads/u1"})
+
+        def do_PATCH(self) -> None:  # noqa: N802 (http.server calls it)
+            ok = self.read_body() == data
+            self.send(202 if ok else 400, b"", {"Location": "/v2/app/blobs/uploads/u1"})
+
+        def do_PUT(self) -> None:  # noqa: N802 (http.server calls it)
+            self.send(201, b"", {"Docker-Content-Digest": str(Digest.of(data))})
+
+    def slowly() -> Iterator[bytes]:
+        for piece in pieces:
+            time.sleep(0.4)
+            yield piece
+
+    limits = Limits(deadline=1.0, min_rate=100.0, window=1.0)
+    with client_for(fake_http(Uploads), limits=limits) as client:
+        client.upload_stream("app", slowly(), lambda: Digest.of(data))
 
 
 def test_trickled_headers_fail_at_the_deadline(fake_http: Serve) -> None:

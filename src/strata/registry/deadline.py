@@ -1,22 +1,21 @@
 """Time limits on registry responses: an overall deadline and a minimum transfer rate.
 
 httpx's timeouts bound each socket operation, so a server that sends one byte every few seconds
-never trips them and a pull waits forever. Here a response body is watched as it arrives: it
-must keep to ``min_rate`` bytes a second, measured over ``window`` seconds (as curl's
-``--speed-limit``/``--speed-time``), and a body read whole (ping, token, manifest, tags, error
-bodies) must be complete within ``deadline`` seconds of the request being sent. The deadline
-also covers the wait for the status line and headers of every response (a server can trickle
-those too): it is enforced on each socket read, through a network backend under httpx. A blob
-body is streamed and has no fixed deadline: the rate bounds it to about its size over the rate.
+never trips them and a pull waits forever. Two limits close that:
 
-Defaults and their variables (0 turns a limit off):
+- the deadline: a response (status line, headers, and the body when it is read whole: ping,
+  token, manifest, tags, error bodies) must be complete within ``deadline`` seconds of the last
+  byte of its request being sent. It is enforced on every socket read, through a network
+  backend under httpx, so a server trickling its headers is caught too. Counting from the last
+  byte sent keeps a long upload from eating its own answer's time.
+- the rate: a body must keep to ``min_rate`` bytes a second, measured over ``window`` seconds
+  from its headers on (as curl's ``--speed-limit``/``--speed-time``). A streamed blob has no
+  fixed deadline: the rate bounds it to about its size over the rate.
 
-- ``STRATA_REGISTRY_DEADLINE``: 300 seconds for a response read whole;
-- ``STRATA_REGISTRY_MIN_RATE``: 1024 bytes a second ...
-- ``STRATA_REGISTRY_RATE_WINDOW``: ... over 30 seconds.
-
-Docker itself has no rate limit; these are loose enough that any working registry passes and
-tight enough that a stuck one fails within a minute.
+Defaults and their variables (0 turns a limit off): ``STRATA_REGISTRY_DEADLINE`` 300 seconds;
+``STRATA_REGISTRY_MIN_RATE`` 1024 bytes a second over ``STRATA_REGISTRY_RATE_WINDOW`` 30
+seconds. Docker has neither (a trickling registry keeps ``docker pull`` waiting); these are
+loose enough for any working registry and make a stuck one fail within a minute or so.
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 class WatchedStream(httpx.SyncByteStream):
-    """A response body that raises `TooSlow` when it arrives too slowly or too late.
+    """A response body that raises `TooSlow` when it arrives too slowly.
 
     The check runs as each piece arrives; a server that sends nothing at all is caught by
     httpx's read timeout instead.
@@ -87,15 +86,11 @@ class WatchedStream(httpx.SyncByteStream):
         inner: httpx.SyncByteStream,
         limits: Limits,
         *,
-        started: float,
-        whole: bool,
         what: str,
         host: str,
     ) -> None:
         self._inner = inner
         self._limits = limits
-        self._started = started
-        self._whole = whole
         self._what = what
         self._host = host
         # The rate is measured from the headers on: the wait for them is the deadline's.
@@ -116,12 +111,6 @@ class WatchedStream(httpx.SyncByteStream):
         self._total += size
         self._window_bytes += size
         limits = self._limits
-        elapsed = now - self._started
-        if self._whole and limits.deadline and elapsed > limits.deadline:
-            raise TooSlow(
-                f"{self._what}: {self._host} did not answer within {limits.deadline:g}s "
-                f"({self._total} bytes received; {DEADLINE_VAR} sets the limit)"
-            )
         span = now - self._window_start
         if limits.min_rate and limits.window and span >= limits.window:
             if self._window_bytes < limits.min_rate * span:
@@ -138,16 +127,12 @@ def watch(
     response: httpx.Response,
     limits: Limits,
     *,
-    started: float,
-    whole: bool,
     what: str,
     host: str,
 ) -> httpx.Response:
-    """Put ``response``'s unread body under ``limits``; ``whole`` for a body read at once."""
+    """Put ``response``'s unread body under the minimum rate of ``limits``."""
     if isinstance(response.stream, httpx.SyncByteStream):
-        response.stream = WatchedStream(
-            response.stream, limits, started=started, whole=whole, what=what, host=host
-        )
+        response.stream = WatchedStream(response.stream, limits, what=what, host=host)
     return response
 
 
@@ -158,14 +143,21 @@ _current = threading.local()
 
 @contextlib.contextmanager
 def deadline(seconds: float, message: str) -> Iterator[None]:
-    """Within the block, socket reads of this thread's requests end by ``seconds`` from now;
-    a read past it raises `TooSlow` with ``message``. 0 means no deadline."""
-    previous = getattr(_current, "end", None)
-    _current.end = (time.monotonic() + seconds, message) if seconds else None
+    """Within the block, socket reads of this thread's requests end ``seconds`` after the last
+    write; a read past that raises `TooSlow` with ``message``. 0 means no deadline."""
+    previous = getattr(_current, "armed", None)
+    _current.armed = _Armed(seconds, message, time.monotonic() + seconds) if seconds else None
     try:
         yield
     finally:
-        _current.end = previous
+        _current.armed = previous
+
+
+@dataclass(slots=True)
+class _Armed:
+    seconds: float
+    message: str
+    end: float
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -173,22 +165,24 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        end: tuple[float, str] | None = getattr(_current, "end", None)
-        if end is not None:
-            left = end[0] - time.monotonic()
-            if left <= 0:
-                raise TooSlow(end[1])
-            timeout = left if timeout is None else min(timeout, left)
-            try:
-                return self._inner.read(max_bytes, timeout)
-            except httpcore.ReadTimeout:
-                if time.monotonic() >= end[0]:
-                    raise TooSlow(end[1]) from None
-                raise
-        return self._inner.read(max_bytes, timeout)
+        armed: _Armed | None = getattr(_current, "armed", None)
+        if armed is None:
+            return self._inner.read(max_bytes, timeout)
+        left = armed.end - time.monotonic()
+        if left <= 0:
+            raise TooSlow(armed.message)
+        try:
+            return self._inner.read(max_bytes, left if timeout is None else min(timeout, left))
+        except httpcore.ReadTimeout:
+            if time.monotonic() >= armed.end:
+                raise TooSlow(armed.message) from None
+            raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, timeout)
+        armed: _Armed | None = getattr(_current, "armed", None)
+        if armed is not None:
+            armed.end = time.monotonic() + armed.seconds
 
     def close(self) -> None:
         self._inner.close()

@@ -214,7 +214,6 @@ class Transport:
         attempt = 0
         while True:
             with self._deadline(what, request.url):
-                started = time.monotonic()
                 try:
                     response = self._client.send(request, stream=True)
                 except httpx.TransportError as err:
@@ -228,7 +227,7 @@ class Transport:
                     self._sleep(attempt, response)
                     attempt += 1
                     continue
-                self._watch(response, started, what, whole=True)
+                self._watch(response, what)
                 try:
                     return self._buffer(response, what, MAX_BODY, "response")
                 except httpx.TransportError as err:
@@ -280,7 +279,6 @@ class Transport:
                         sent["Authorization"] = authorization
                 fresh = False
                 request = self._client.build_request(method, url, headers=sent, content=content)
-                started = time.monotonic()
                 try:
                     response = self._client.send(
                         request, stream=True, follow_redirects=follow_redirects
@@ -322,7 +320,7 @@ class Transport:
                         raise self._error(response, what, scopes, attempt + 1)
                     finally:
                         response.close()
-                self._watch(response, started, what, whole=not stream)
+                self._watch(response, what)
                 if stream:
                     return response
                 try:
@@ -348,9 +346,9 @@ class Transport:
         )
         return deadline(self.limits.deadline, message)
 
-    def _watch(self, response: httpx.Response, started: float, what: str, *, whole: bool) -> None:
+    def _watch(self, response: httpx.Response, what: str) -> None:
         host = response.request.url.netloc.decode("ascii", "replace")
-        watch(response, self.limits, started=started, whole=whole, what=what, host=host)
+        watch(response, self.limits, what=what, host=host)
 
     def _buffer(self, response: httpx.Response, what: str, limit: int, noun: str) -> httpx.Response:
         try:
