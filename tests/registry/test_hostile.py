@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from strata.registry.credentials import CredentialStore
 from strata.registry.deadline import Limits, TooSlow
 from tests.conftest import Strata
 from tests.registry.conftest import FakeHandler
+from tests.registry.fakes import FakeRegistry, fake_registry, make_image, sha
 
 Serve = Callable[[type[FakeHandler]], str]
 ACCEPT = [mt.OCI_MANIFEST, mt.OCI_INDEX]
@@ -213,6 +215,38 @@ def test_strata_push_sends_no_credentials_to_an_upload_host_elsewhere(
     to_other = [auth for command, path, auth in seen.seen if path.startswith("/upload/")]
     assert to_other and to_other == [None] * len(to_other), seen.seen
     assert ("PUT", "/v2/app/manifests/1", basic) in seen.seen
+
+
+def test_strata_pull_sends_no_credentials_to_blob_storage_elsewhere(
+    fake_http: Serve, strata: Strata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blob GETs redirected to storage on another host (as Docker Hub's are): pulled, and the
+    storage host never sees the registry's credentials."""
+    image = make_image([{"hello": b"hi\n"}])
+    storage_seen = Recorder()
+
+    class Storage(FakeHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server calls it)
+            storage_seen.add(self)
+            self.send(200, image.blobs[self.path.rsplit("/", 1)[1]])
+
+    storage = fake_http(Storage)
+
+    def redirect(handler: Any, data: bytes) -> bool:
+        handler._send(307, b"", {"Location": f"http://{storage}/blobs/{sha(data)}"})
+        return True
+
+    registry = FakeRegistry(require_auth=True)
+    registry.add_image("app", "1", image)
+    registry.hooks.update(dict.fromkeys(image.blobs, redirect))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    with fake_registry(registry):
+        strata("login", "-u", "alice", "--password-stdin", registry.host, input=b"pw")
+        strata("pull", f"{registry.host}/app:1")
+    assert len(storage_seen.seen) == len(image.blobs)
+    assert all(auth is None for _, _, auth in storage_seen.seen), storage_seen.seen
+    to_registry = [headers for _, path, headers in registry.requests if "/blobs/" in path]
+    assert to_registry and all("Authorization" in headers for headers in to_registry)
 
 
 # -- nothing hangs -------------------------------------------------------------------------------
