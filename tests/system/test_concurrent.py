@@ -84,11 +84,12 @@ def test_repairs_take_nothing_from_running_commands(
     finally:
         done.set()
         checker.join()
-    assert failures == []
+    assert not failures, "\n".join(failures)
     # Nothing a live command held was taken for debris. One finding is real debris, not a
     # false alarm: Containers._purge deletes a container's directory, then its record, and a
     # lookup of the owner lock meanwhile (``ps``, or this check) recreates ``owner.lock`` in
     # it, so the rmtree fails and the directory outlives its record (the runtime's to fix).
     leftover = "no container record names it"
-    assert [r for r in reports if not all(leftover in line for line in _problems(r))] == []
+    unexplained = [r for r in reports if not all(leftover in line for line in _problems(r))]
+    assert not unexplained, "\n".join(unexplained)
     assert_clean(debian)
