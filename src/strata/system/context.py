@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -11,7 +13,19 @@ if TYPE_CHECKING:
     from strata.runtime.lifecycle import Containers
     from strata.snapshot import Snapshotter
 
-__all__ = ["CheckContext"]
+__all__ = ["SECOND_LOOK", "CheckContext", "twice"]
+
+SECOND_LOOK = 0.5
+"""Seconds between two looks at something a live command may hold in a moment: made, then
+locked (an ingest, a new snapshot directory)."""
+
+
+def twice(look: Callable[[], bool]) -> bool:
+    """``look`` true now and again `SECOND_LOOK` seconds later."""
+    if not look():
+        return False
+    time.sleep(SECOND_LOOK)
+    return look()
 
 
 class CheckContext:

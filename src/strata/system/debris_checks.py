@@ -16,7 +16,7 @@ from pathlib import Path
 from strata.content.ingest import DATA, REF, acquire, read_text, remove_ingest
 from strata.errors import Locked
 from strata.store.leases import expire, owner_alive
-from strata.system.context import CheckContext
+from strata.system.context import CheckContext, twice
 from strata.system.format import size_text
 from strata.system.problem import Problem
 
@@ -39,16 +39,25 @@ def check_ingests(ctx: CheckContext) -> Iterator[Problem]:
         return
     for entry in entries:
         dirpath = base / entry
-        try:
-            lock = acquire(dirpath, entry, create=False)
-        except (Locked, OSError):
-            continue  # a live writer (or gone meanwhile)
-        if lock is None:
+        # Two looks: a writer makes the directory, then locks it, so a fresh one may be free
+        # for an instant.
+        if not twice(lambda: _unlocked(dirpath)):  # noqa: B023 (called at once)
             continue
-        lock.close()
         ref = read_text(dirpath / REF) or "(no ref)"
         why = f"{size_text(_size(dirpath / DATA))} of {ref}, and no live writer"
         yield Problem("ingest", ctx.relative(dirpath), why, _drop_ingest(ctx, dirpath))
+
+
+def _unlocked(dirpath: Path) -> bool:
+    """Whether the ingest is there and nobody holds its lock."""
+    try:
+        lock = acquire(dirpath, dirpath.name, create=False)
+    except (Locked, OSError):
+        return False  # a live writer (or gone meanwhile)
+    if lock is None:
+        return False
+    lock.close()
+    return True
 
 
 def _drop_ingest(ctx: CheckContext, dirpath: Path) -> Callable[[], str]:

@@ -27,7 +27,7 @@ from strata.snapshot.dirs import lock_dir, remove_tree, unlock
 from strata.snapshot.metadata import Row
 from strata.snapshot.mount import unmount
 from strata.snapshot.select import CHOICE_FILE
-from strata.system.context import CheckContext
+from strata.system.context import CheckContext, twice
 from strata.system.problem import Problem
 
 __all__ = ["check_snapshots"]
@@ -72,16 +72,21 @@ def check_snapshots(ctx: CheckContext) -> Iterator[Problem]:
         if entry.isdigit() and _recorded_meanwhile(ctx, path, int(entry)):
             continue
         if entry.startswith(_BUSY_PREFIXES):
-            lock = lock_dir(path, wait=False)
-            if lock is None:
+            # Made, then locked: two looks, as for ingests.
+            if not twice(lambda: _free(path)):  # noqa: B023 (called at once)
                 continue  # a live command is making or removing it
-            unlock(lock)
             why = "left by a command that died"
         elif entry.isdigit():
             why = "no snapshot row names it"
         else:
             why = "not a snapshot directory"
         yield Problem("directory", ctx.relative(path), why, _remove_dir(ctx, snapshotter, entry))
+
+
+def _free(path: Path) -> bool:
+    lock = lock_dir(path, wait=False)
+    unlock(lock)
+    return lock is not None
 
 
 def _drop_rows(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Callable[[], str]:
