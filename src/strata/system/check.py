@@ -1,6 +1,7 @@
 """``system check``: every check in the order its repairs must run, and the repairs.
 
-Repairs go from the outside in: containers first (their reconciliation unmounts), then mounts,
+The database's integrity comes first, alone: every other check reads it. Repairs then go from
+the outside in: containers first (their reconciliation unmounts), then mounts,
 snapshots (a directory is removed only once nothing is mounted on it), ingests and leases, blobs,
 and rows last. Each repair looks again before it acts, under the same lock or transaction that
 the command it could race with uses, so a command that started meanwhile keeps what it holds.
@@ -13,7 +14,12 @@ from dataclasses import dataclass, field
 
 from strata.errors import StrataError
 from strata.image.root import StoreRoot
-from strata.system.content_checks import check_blobs, check_database, check_images
+from strata.system.content_checks import (
+    check_blobs,
+    check_database,
+    check_images,
+    check_integrity,
+)
 from strata.system.context import CheckContext
 from strata.system.debris_checks import check_ingests, check_leases
 from strata.system.problem import Problem
@@ -58,6 +64,18 @@ def check(
     """
     ctx = CheckContext(root, quick=quick)
     report = CheckReport()
+    # Every other check reads the database: a damaged one is reported alone, repaired by no one.
+    broken = list(check_integrity(ctx))
+    for problem in broken:
+        report.problems.append(problem)
+        if on_problem is not None:
+            on_problem(problem)
+        if repair:
+            report.unrepaired.append((problem, problem.advice))
+            if on_repair is not None:
+                on_repair(problem, problem.advice, False)
+    if broken:
+        return report
     for run in CHECKS:
         found = list(run(ctx))
         for problem in found:

@@ -19,7 +19,7 @@ from strata.image.store import Image
 from strata.system.context import CheckContext
 from strata.system.problem import Problem
 
-__all__ = ["check_blobs", "check_database", "check_images"]
+__all__ = ["check_blobs", "check_database", "check_images", "check_integrity"]
 
 # Rows that only point at something else: dropping one loses nothing the thing itself holds.
 _DROPPABLE = {"tags", "repo_digests", "build_cache", "lease_resources"}
@@ -125,18 +125,27 @@ def check_images(ctx: CheckContext) -> Iterator[Problem]:
                     yield Problem("image", where, why, None, advice)
 
 
+RECOVER = "copy the store elsewhere and run sqlite3 strata.db .recover"
+
+
+def check_integrity(ctx: CheckContext) -> Iterator[Problem]:
+    """SQLite's check of the file itself (every other check reads the database)."""
+    try:
+        with ctx.root.db.read() as conn:
+            results = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+    except (sqlite3.DatabaseError, StrataError) as err:
+        yield Problem("database", "strata.db", f"unreadable: {err}", advice=RECOVER)
+        return
+    # A result may span lines (SQLite heads them with "*** in database main ***"): one each.
+    for line in (line for result in results for line in result.splitlines()):
+        if line != "ok" and not line.startswith("*** "):
+            yield Problem("database", "strata.db", f"integrity check: {line}", advice=RECOVER)
+
+
 def check_database(ctx: CheckContext) -> Iterator[Problem]:
-    """SQLite's own checks: the file, and rows that point at rows that are gone."""
+    """Rows that point at rows that are gone."""
     where = "strata.db"
     with ctx.root.db.read() as conn:
-        for row in conn.execute("PRAGMA integrity_check"):
-            if row[0] != "ok":
-                yield Problem(
-                    "database",
-                    where,
-                    f"integrity check: {row[0]}",
-                    advice="copy the store elsewhere and run sqlite3 strata.db .recover",
-                )
         bad = conn.execute("PRAGMA foreign_key_check").fetchall()
     for table, rowid, parent, _ in bad:
         why = f"row {rowid} of {table} points at a row of {parent} that is gone"
