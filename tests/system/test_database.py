@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -30,4 +31,5 @@ def test_a_damaged_database_is_reported_alone(strata: Strata, tmp_path: Path) ->
     assert lines[-1].endswith(" found (strata system check --repair fixes what it can)")
     code, lines = check(strata, "--repair")
     assert code == 1
-    assert lines[-1].endswith(f"0 repaired, {len(problems)} left"), lines
+    # Nothing repaired, everything left (how many lines SQLite finds may vary between runs).
+    assert re.fullmatch(r"(\d+) problems? found, 0 repaired, \1 left", lines[-1]), lines
