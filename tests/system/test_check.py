@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -241,7 +242,8 @@ def test_corrupt_rows(debian: Strata) -> None:
 def _df(strata: Strata) -> dict[str, list[str]]:
     rows = strata("system", "df").stdout.splitlines()
     assert rows[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-    return {r[:18].strip(): r[18:].split() for r in rows[1:]}
+    names = [re.split(r"\s{2,}", r)[0] for r in rows[1:]]
+    return {name: r[len(name) :].split() for name, r in zip(names, rows[1:], strict=True)}
 
 
 def test_an_active_snapshot_of_a_dead_command(debian: Strata) -> None:
@@ -261,7 +263,8 @@ def test_an_active_snapshot_of_a_dead_command(debian: Strata) -> None:
     found(debian, "active snapshot extract-dead: no container uses it and it is ")
     lines = repair(debian)
     assert "  repaired: extract-dead: removed active snapshot extract-dead" in lines
-    assert _df(debian)["Unused Snapshots"] == ["0", "0", "0B", "0B"]
+    # Nothing left: the row goes, and the table is Docker's four rows again.
+    assert list(_df(debian)) == ["Images", "Containers", "Local Volumes", "Build Cache"]
 
 
 def test_df_counts_ingests(debian: Strata) -> None:
@@ -274,7 +277,7 @@ def test_df_counts_ingests(debian: Strata) -> None:
     assert row[:2] == ["1", "0"] and row[2] == row[3] == "2MB" and row[4] == "(100%)", row
     found(debian, f"ingest ingest/{'ef' * 32}: 2MB of import-dead, and no live writer")
     repair(debian)
-    assert _df(debian)["Ingests"] == ["0", "0", "0B", "0B"]
+    assert "Ingests" not in _df(debian)
 
 
 def _processes_with(text: bytes) -> list[int]:

@@ -76,7 +76,8 @@ def df_cmd(app: App) -> None:
             human_size(cache_size),
         ],
     ]
-    # Beyond Docker's rows: what the root holds that none of those account for (README).
+    # Beyond Docker's rows: what the root holds that none of those account for (README). Shown
+    # only when there is some, so a store without debris prints Docker's table byte for byte.
     from strata.system.context import CheckContext
     from strata.system.usage import ingest_usage, unused_snapshots
 
@@ -85,6 +86,8 @@ def df_cmd(app: App) -> None:
         ("Unused Snapshots", unused_snapshots(ctx)),
         ("Ingests", ingest_usage(ctx)),
     ):
+        if not usage.total:
+            continue
         rows.append(
             [
                 name,
