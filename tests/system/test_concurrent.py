@@ -86,9 +86,10 @@ def test_repairs_take_nothing_from_running_commands(
         checker.join()
     assert not failures, "\n".join(failures)
     # Nothing a live command held was taken for debris. One finding is real debris, not a
-    # false alarm: Containers._purge deletes a container's directory, then its record, and a
-    # lookup of the owner lock meanwhile (``ps``, or this check) recreates ``owner.lock`` in
-    # it, so the rmtree fails and the directory outlives its record (the runtime's to fix).
+    # false alarm: a lookup (``ps``, or this check) that read a container's record just before
+    # Containers._purge deleted it may recreate ``owner.lock`` after the directory is gone, so
+    # the directory outlives its record. _purge deletes the record first, which leaves only
+    # that narrow window; closing it needs the lookup to take the lock without creating it.
     leftover = "no container record names it"
     unexplained = [r for r in reports if not all(leftover in line for line in _problems(r))]
     assert not unexplained, "\n".join(unexplained)

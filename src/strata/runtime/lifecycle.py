@@ -560,8 +560,10 @@ class Containers:
         self._unmount(container)
         with contextlib.suppress(StrataError):
             self.snapshotter.remove(container.snapshot)
-        shutil.rmtree(self.directory(container), ignore_errors=True)
+        # The record before the directory: while the record exists, any `ps` may recreate the
+        # directory's owner lock, so removing the directory first could leave it behind.
         self.records.delete(container.id)
+        shutil.rmtree(self.directory(container), ignore_errors=True)
 
 
 class _Hooks:
