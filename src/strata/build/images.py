@@ -16,11 +16,10 @@ from pathlib import Path
 from strata.digest import Digest
 from strata.errors import Conflict
 from strata.image.chain import chain_ids, layer_key
+from strata.image.create import store_image
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.oci.config import History, ImageConfig, RootFS
-from strata.oci.descriptor import Descriptor
-from strata.oci.manifest import Manifest
-from strata.oci.mediatypes import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
+from strata.oci.mediatypes import OCI_LAYER
 from strata.runtime.commit import write_snapshot_tar
 from strata.snapshot import Snapshotter
 from strata.store.leases import Lease
@@ -97,40 +96,23 @@ def store_step(
     )
     if lease is None:
         with images.root.lease() as own:
-            image = _store_image(images, own, new_config, layers, parent.image)
+            image = _store_step(images, own, new_config, layers, parent.image)
     else:
-        image = _store_image(images, lease, new_config, layers, parent.image)
+        image = _store_step(images, lease, new_config, layers, parent.image)
     return StepImage(image, new_config, layers, top if layer is not None else parent.top)
 
 
-def _store_image(
+def _store_step(
     images: ImageStore,
     lease: Lease,
     config: ImageConfig,
     layers: Sequence[ImageLayer],
     parent: Image | None,
 ) -> Image:
-    """The config and OCI manifest blobs (both leased in one transaction), then the image."""
-    config_bytes = config.to_json()
-    config_digest = Digest.of(config_bytes)
-    manifest = Manifest(
-        schema_version=2,
-        media_type=OCI_MANIFEST,
-        config=Descriptor(OCI_CONFIG, config_digest, len(config_bytes)),
-        layers=tuple(
-            Descriptor(layer.media_type, layer.blob, images.content.info(layer.blob).size)
-            for layer in layers
-        ),
-    )
-    manifest_bytes = manifest.to_json()
-    manifest_digest = Digest.of(manifest_bytes)
-    lease.add_all("blob", [str(config_digest), str(manifest_digest)])
-    images.content.put_bytes(config_bytes, expected=config_digest)
-    images.content.put_bytes(manifest_bytes, expected=manifest_digest)
-    return images.add(
-        manifest_digest=manifest_digest,
-        media_type=OCI_MANIFEST,
-        config_digest=config_digest,
+    """A step's image: intermediate (the build cache holds it), its parent recorded."""
+    return store_image(
+        images,
+        lease,
         config=config,
         layers=layers,
         intermediate=True,

@@ -32,9 +32,12 @@ def store_image(
     intermediate: bool = False,
     parent: Digest | None = None,
 ) -> Image:
-    """Write the config and an OCI manifest for ``layers`` and record the image under ``names``."""
+    """Write the config and an OCI manifest for ``layers`` and record the image under ``names``.
+
+    Both blobs are leased in one transaction before either is written (gc cannot race the
+    writes, and a build's many metadata steps pay one commit for the two, not two)."""
     config_bytes = config.to_json()
-    config_digest = put_blob(images, lease, config_bytes)
+    config_digest = Digest.of(config_bytes)
     manifest = Manifest(
         schema_version=2,
         media_type=OCI_MANIFEST,
@@ -45,7 +48,10 @@ def store_image(
         ),
     )
     manifest_bytes = manifest.to_json()
-    manifest_digest = put_blob(images, lease, manifest_bytes)
+    manifest_digest = Digest.of(manifest_bytes)
+    lease.add_all("blob", [str(config_digest), str(manifest_digest)])
+    images.content.put_bytes(config_bytes, expected=config_digest)
+    images.content.put_bytes(manifest_bytes, expected=manifest_digest)
     return images.add(
         manifest_digest=manifest_digest,
         media_type=OCI_MANIFEST,
