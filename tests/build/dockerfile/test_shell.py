@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from strata.build.dockerfile.shell import ShellLex, WordExpansion, go_quote
+from strata.build.dockerfile.shell import ShellLex, WordExpansion
 from strata.build.dockerfile.shell_pattern import Glob
 from strata.errors import DockerfileError
+from strata.gofmt import go_quote
 
 LEX = ShellLex()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from strata.build.dockerfile.shell_pattern import replace, trim_prefix, trim_suffix
 from strata.errors import DockerfileError
+from strata.gofmt import go_quote
 
 _EOF_RUNE = "\ufffd"  # what Go prints for the scanner's EOF rune
 # Go's unicode.IsSpace; Python's str.isspace also counts \x1c-\x1f, which Go does not.
@@ -36,15 +37,6 @@ _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 # Each nested ${VAR<op>...} costs a few Python frames; Go has no such limit, but no real
 # Dockerfile comes near it and a hostile one must get an error, not a RecursionError.
 _MAX_NESTING = 100
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
 _NO_NAMES: frozenset[str] = frozenset()
 
 
@@ -440,25 +432,3 @@ class _Scanner:
         if value is None and self.skip_unset:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
         return replace(pattern, value or "", replacement, replace_all)
-
-
-def go_quote(s: str) -> str:
-    """``s`` as Go's ``strconv.Quote`` writes it (BuildKit's ``%q`` in its messages)."""
-    out = ['"']
-    for c in s:
-        if c in ('"', "\\"):
-            out.append("\\" + c)
-        elif c.isprintable():
-            out.append(c)
-        elif c in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[c])
-        else:
-            o = ord(c)
-            if o < 0x20 or o == 0x7F:
-                out.append(f"\\x{o:02x}")
-            elif o < 0x10000:
-                out.append(f"\\u{o:04x}")
-            else:
-                out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
