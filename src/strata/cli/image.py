@@ -27,7 +27,7 @@ from strata.cli.registry import pull_cmd, push_cmd
 from strata.errors import InvalidArgument, NotFound, StrataError
 from strata.image.store import Image
 from strata.oci.config import parse_time
-from strata.oci.reference import Reference, parse_reference
+from strata.oci.reference import parse_reference
 
 
 @click.group("image")
@@ -403,40 +403,11 @@ def bootstrap_cmd(
 @pass_app
 def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
-    from strata.image.archive import ArchiveFormat, SaveImage, write_archive
-
-    store = app.images()
-    by_manifest: dict[str, tuple[Image, list[Reference]]] = {}
-    for name in names:
-        image = store.get(name)
-        entry = by_manifest.setdefault(str(image.manifest_digest), (image, []))
-        tag = _named_tag(name, image)
-        if tag is not None and tag not in entry[1]:
-            entry[1].append(tag)
-    images = [
-        SaveImage(
-            names=tuple(str(t) for t in tags),
-            manifest_digest=image.manifest_digest,
-            manifest=store.manifest(image),
-            config=store.config(image),
-        )
-        for image, tags in by_manifest.values()
-    ]
     from strata.cli.output import archive_output
+    from strata.image.archive import ArchiveFormat
+    from strata.image.archive.save import save_images
 
-    with archive_output(output) as out:
-        write_archive(out, images, store.content, format=ArchiveFormat(fmt))
-
-
-def _named_tag(text: str, image: Image) -> Reference | None:
-    try:
-        ref = parse_reference(text)
-    except InvalidArgument:
-        return None
-    if ref.digest is not None:
-        return None
-    tagged = ref.with_default_tag()
-    return tagged if tagged in image.tags else None
+    save_images(app.images(), names, lambda: archive_output(output), format=ArchiveFormat(fmt))
 
 
 @image_group.command("load")

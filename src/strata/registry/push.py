@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from strata.digest import Digest
 from strata.errors import DigestMismatch, InvalidArgument, StrataError
+from strata.image.hold import HeldImage, hold_image
 from strata.image.store import ImageLayer, ImageStore
 from strata.oci.descriptor import Descriptor
 from strata.oci.manifest import Manifest
@@ -64,6 +65,7 @@ from strata.registry.upload import compress_and_upload
 
 if TYPE_CHECKING:
     from strata.registry.client import RegistryClient
+    from strata.store.leases import Lease
 
 __all__ = ["ManifestFormat", "PushResult", "push"]
 
@@ -161,10 +163,17 @@ class _Push:
         self.cancel = threading.Event()
         self._lock = threading.Lock()
         self._made: list[tuple[Digest, CompressedBlob]] = []  # by worker threads
+        self._lease: Lease | None = None  # held by `run` for the whole push
 
     def run(self) -> PushResult:
-        image = self.images.get(self.source)
-        stored = self.images.manifest(image)
+        # Held for the whole push: an rmi and a prune meanwhile must not collect what is being
+        # sent (`strata.image.hold`), nor a compressed form an earlier push made of a layer.
+        with self.images.root.lease() as lease:
+            self._lease = lease
+            return self._run(hold_image(self.images, lease, self.source))
+
+    def _run(self, held: HeldImage) -> PushResult:
+        image, stored = held.image, held.manifest
         layers = self.images.layers(image)
         config = self.content.read_bytes(image.config_digest, limit=MAX_CONFIG_SIZE)
         compressed = [layer_compression(layer.media_type) != "none" for layer in layers]
@@ -219,6 +228,9 @@ class _Push:
             # Not made yet: the worker compresses, then asks the registry.
             desc = Descriptor(layer_type, layer.blob, 0)
             return _Blob(name, desc, layer.blob, self.compression, ())
+        # Leased before `_send_one` looks for it: present then, it stays for the upload.
+        assert self._lease is not None
+        self._lease.add("blob", str(made.digest))
         desc = Descriptor(layer_type, made.digest, made.size)
         return _Blob(name, desc, layer.blob, self.compression, self._candidates(made.digest))
 
