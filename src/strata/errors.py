@@ -81,6 +81,17 @@ class StoreError(StrataError):
     """The store on disk is unusable: wrong schema version, permissions, corruption."""
 
 
+class NoSpace(StoreError):
+    """A write failed for want of space (ENOSPC, EDQUOT). The message names what was being
+    written and, where known, how much more space it needed; what the write left is removed.
+    ``written`` is how many bytes of it had been written, so a caller that knows the whole size
+    can say how much more was needed."""
+
+    def __init__(self, message: str, *, written: int = 0) -> None:
+        super().__init__(message)
+        self.written = written
+
+
 class ContainerNotFound(NotFound):
     """No container has this ID or name (in the store or in the runtime's state)."""
 

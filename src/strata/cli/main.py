@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -168,9 +169,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if debug:
             logging.getLogger("strata").exception("command failed")
         where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Name the write: a full disk is the user's to fix, and they need to know where.
+            where = f"writing {exc.filename}: " if exc.filename else "writing: "
+            _fail(f"{where}{(exc.strerror or str(exc)).lower()}")
         _fail(f"{where}{exc.strerror or exc}")
     except Exception as exc:  # a bug: still one line, the traceback only with --log-level debug
         if debug:
             logging.getLogger("strata").exception("internal error")
+        if type(exc).__module__ == "sqlite3" and "disk is full" in str(exc):
+            # Not a bug but a full disk, which a query outside `Database`'s mapping met.
+            _fail(f"writing the store's database: {exc}")
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --log-level debug)")
     sys.exit(0)

@@ -11,6 +11,11 @@ containerd's ingest does: it polls the lock with a growing delay, reports the fi
 progress, and gives up only when the first writer has added no byte for ``stall`` seconds. When
 the first writer commits, the waiter finds the blob present (`ContentWriter.present`); when it
 dies, its lock dies with it and the waiter resumes its data.
+
+A write that finds the disk full (ENOSPC, EDQUOT) removes the ingest at once, before anything
+else happens, so that the space it took is free again for the cleanup that follows (releasing a
+lease needs a database write), and raises `NoSpace` naming the blob and, when its size is known,
+how much more space it needed. Such an ingest is not worth keeping to resume: the disk is full.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Final
 
 from strata.digest import SHA256, Digest
 from strata.errors import DigestMismatch, InvalidDigest, Locked, SizeMismatch, StoreError
+from strata.store.space import is_no_space, no_space
 
 __all__ = ["CHUNK_SIZE", "ContentWriter"]
 
@@ -267,11 +273,18 @@ class ContentWriter:
         lock = acquire(self._dir, ref, create=True, stall=stall, on_wait=on_wait)
         assert lock is not None  # create=True never gives None
         self._lock = lock
+        self._expected = expected
+        self._total = total
         try:
             if expected is not None and (blobs / expected.algorithm / expected.encoded).is_file():
                 # Another writer (perhaps the one we waited for) has made it: nothing to write.
                 self._present = True
             self._setup(expected, total)
+        except OSError as err:
+            if is_no_space(err):
+                raise self._no_space(err) from None
+            self.close()
+            raise
         except BaseException:
             self.close()
             raise
@@ -361,6 +374,22 @@ class ContentWriter:
     def _name(self, expected: Digest | None) -> str:
         return f"blob {expected}" if expected is not None else f"ingest {self._ref}"
 
+    def _no_space(self, err: OSError) -> StoreError:
+        """Remove the ingest (freeing what it took) and return the error to raise."""
+        written = self._offset
+        needed = self._total - written if self._total is not None else None
+        if self._file is not None:
+            # Closing flushes what is buffered, which fails again; the file is closed anyway.
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        try:
+            self.abort()
+        except StoreError:
+            self.close()
+        what = f"writing {self._name(self._expected)}"
+        return no_space(what, err, needed=needed, written=written)
+
     def _open_file(self) -> io.BufferedRandom:
         if self._file is None:
             raise StoreError(f"ingest {self._ref}: writer is closed")
@@ -378,6 +407,8 @@ class ContentWriter:
         try:
             f.write(data)
         except OSError as err:
+            if is_no_space(err):
+                raise self._no_space(err) from None
             raise os_error(f"ingest {self._ref}: cannot write", err) from None
         self._hasher.update(data)
         self._offset += n
@@ -395,6 +426,8 @@ class ContentWriter:
         try:
             f.flush()
         except OSError as err:
+            if is_no_space(err):
+                raise self._no_space(err) from None
             raise os_error(f"ingest {self._ref}: cannot write", err) from None
 
     def tell(self) -> int:
@@ -447,6 +480,8 @@ class ContentWriter:
                 os.rename(data_path, target)
                 fsync_dir(target.parent)
         except OSError as err:
+            if is_no_space(err):
+                raise self._no_space(err) from None
             raise os_error(f"{self._name(expected)}: cannot commit", err) from None
         self.abort()
         return digest

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from strata.errors import DigestMismatch
+from strata.errors import DigestMismatch, NoSpace
 from strata.image.changes import apply_changes
 from strata.image.create import store_image
 from strata.image.store import Image, ImageLayer, ImageStore
@@ -19,6 +22,7 @@ from strata.oci.descriptor import Platform
 from strata.oci.mediatypes import OCI_LAYER
 from strata.oci.reference import Reference
 from strata.store.leases import Lease
+from strata.store.space import no_space
 
 
 def base_config(created: datetime) -> ImageConfig:
@@ -44,13 +48,28 @@ def write_rootfs_layer(
     form, so the layer's diff ID depends only on the content, never on how the tar was made.
     """
     stream = open_decompressed(source, limit=DEFAULT_DECOMPRESS_LIMIT, source=name)
-    with images.content.writer(f"layer-{uuid.uuid4().hex}") as writer:
-        stats = normalize_tar(stream, writer, source=name)  # type: ignore[arg-type]
-        lease.add("blob", str(stats.diff_id))
-        digest = writer.commit(expected=stats.diff_id, size=stats.size)
+    try:
+        with images.content.writer(f"layer-{uuid.uuid4().hex}") as writer:
+            stats = normalize_tar(stream, writer, source=name)  # type: ignore[arg-type]
+            lease.add("blob", str(stats.diff_id))
+            digest = writer.commit(expected=stats.diff_id, size=stats.size)
+    except NoSpace as err:
+        # The writer has removed what it wrote; the tar's size is what the layer needs at least.
+        size = _file_size(source)
+        needed = size - err.written if size is not None else None
+        raise no_space(f"writing the layer of {name}", needed=needed) from None
     if digest != stats.diff_id:  # pragma: no cover - commit verifies this
         raise DigestMismatch(f"{name}: layer digest {digest} != {stats.diff_id}")
     return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
+
+
+def _file_size(source: BinaryIO) -> int | None:
+    """The size of ``source`` if it is a regular file (not a pipe or a download)."""
+    try:
+        info = os.fstat(source.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def import_rootfs(

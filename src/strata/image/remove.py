@@ -32,7 +32,7 @@ def remove_image(
     image = store.get(text)
     report = RemoveReport()
     by_name = _names_tag(text, image)
-    with store.db.transaction() as conn:
+    with store.db.transaction(reclaim=True, what=f"removing image {text}") as conn:
         users = _container_users(conn, image.config_digest)
         running = [cid for cid, state in users if state == "running"]
         siblings = _rows_with_config(conn, image.config_digest)

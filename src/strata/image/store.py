@@ -229,8 +229,13 @@ class ImageStore:
             try:
                 yield lease
             except BaseException:
-                lease.release()
-                self._discard_new(blobs_before, ingests_before)
+                # Files first: on a full disk, removing them is what makes room for the
+                # database writes that follow; and cleanup never hides the error being reported.
+                self._discard_new_ingests(ingests_before)
+                with contextlib.suppress(StrataError):
+                    lease.release()
+                with contextlib.suppress(StrataError):
+                    self._discard_new(blobs_before, ingests_before)
                 raise
 
     def add(
@@ -401,7 +406,7 @@ class ImageStore:
         (it leases before it writes) can never lose it to a concurrent collection.
         """
         blobs = reclaimed = 0
-        with self.db.transaction() as conn:
+        with self.db.transaction(reclaim=True, what="collecting unused blobs") as conn:
             live = self._live_blobs(conn) | held(conn, "blob")
             for info in self.content.walk():
                 if str(info.digest) in live:
@@ -460,11 +465,14 @@ class ImageStore:
         return live
 
     def _discard_new(self, blobs_before: set[Digest], ingests_before: set[str]) -> None:
-        with self.db.transaction() as conn:
+        with self.db.transaction(reclaim=True) as conn:
             live = self._live_blobs(conn) | held(conn, "blob")
             for info in self.content.walk():
                 if info.digest not in blobs_before and str(info.digest) not in live:
                     self.content.delete(info.digest)
+        self._discard_new_ingests(ingests_before)
+
+    def _discard_new_ingests(self, ingests_before: set[str]) -> None:
         for ingest in self.content.ingests():
             if ingest.ref not in ingests_before:
                 with contextlib.suppress(StrataError):

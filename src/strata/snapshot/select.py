@@ -21,6 +21,7 @@ from strata.snapshot.model import Snapshotter
 from strata.snapshot.mount import mount_all, unmount
 from strata.snapshot.overlay import OverlaySnapshotter, overlay_mount
 from strata.store.db import Database
+from strata.store.space import is_no_space
 
 __all__ = ["CHOICE_FILE", "NAMES", "default_snapshotter", "open_snapshotter", "overlay_works"]
 
@@ -88,6 +89,10 @@ def _remember(path: Path, name: str) -> None:
     except OSError as err:
         with contextlib.suppress(OSError):
             temp.unlink()
+        if is_no_space(err):
+            # A full disk must not stop `system df` or `prune`: no snapshot exists yet (or the
+            # choice would be recorded), so the choice is simply probed again next time.
+            return
         raise StoreError(f"{path}: cannot record the snapshotter choice: {err.strerror}") from None
 
 

@@ -3,6 +3,10 @@
 Transactions are explicit (``isolation_level=None``): `Database.transaction` takes the write lock
 at ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of failing half-way with
 "database is locked" on their first write, and `Database.read` gives a consistent snapshot.
+
+On a full disk (see `strata.store.space`): an open may borrow from the store's reserve, a write
+transaction only when it is marked ``reclaim``; a transaction that cannot commit for want of space
+is rolled back and raises `NoSpace` naming ``strata.db``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from typing import Final
 
 from strata.errors import Locked, StoreError
 from strata.store.schema import MIGRATIONS
+from strata.store.space import Reserve, nearly_full, no_space
 
 __all__ = ["BUSY_TIMEOUT", "Database"]
 
 BUSY_TIMEOUT: Final = 60.0
 _FILE_MODE: Final = 0o600
+_SQLITE_IOERR: Final = 10
+_SQLITE_FULL: Final = 13
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -54,26 +61,46 @@ class Database:
             os.close(fd)
         except OSError as err:
             raise StoreError(f"{self.path}: cannot open: {err.strerror or err}") from None
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        except sqlite3.Error as err:
-            raise StoreError(f"{self.path}: cannot open: {err}") from None
+        self.reserve = Reserve(self.path.with_name(self.path.name + "-reserve"))
+        while True:
+            try:
+                self._conn = self._open()
+                break
+            except sqlite3.Error as err:
+                # Even a read needs space for the shared-memory file: borrow it from the reserve.
+                if not self._full(err):
+                    raise self._open_error(err) from None
+                if not self.reserve.release():
+                    raise no_space(f"opening {self.path}") from None
+        self.reserve.replenish()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             self._enable_wal(conn)
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
-        except sqlite3.OperationalError as err:
-            conn.close()
-            raise self._error(err) from None
-        except sqlite3.DatabaseError as err:
-            conn.close()
-            raise StoreError(f"{self.path}: not a usable strata database: {err}") from None
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        return conn
+
+    def _open_error(self, err: sqlite3.Error) -> StoreError | Locked:
+        if isinstance(err, sqlite3.OperationalError):
+            return self._error(err)
+        if isinstance(err, sqlite3.DatabaseError):
+            return StoreError(f"{self.path}: not a usable strata database: {err}")
+        return StoreError(f"{self.path}: cannot open: {err}")
+
+    def _full(self, err: sqlite3.Error) -> bool:
+        """True if ``err`` is SQLite finding no space: SQLITE_FULL, or an I/O error (what a
+        failed extension of the shared-memory file gives) while the disk is nearly full."""
+        code = getattr(err, "sqlite_errorcode", 0) & 0xFF
+        if code == _SQLITE_FULL or "database or disk is full" in str(err):
+            return True
+        return code == _SQLITE_IOERR and nearly_full(self.path.parent)
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         """Switch to WAL (a persistent setting, so only the first open of a file changes it).
@@ -95,8 +122,10 @@ class Database:
         if mode.lower() != "wal":
             raise StoreError(f"{self.path}: cannot use a WAL journal here (got {mode!r})")
 
-    def _error(self, err: sqlite3.Error) -> StoreError | Locked:
+    def _error(self, err: sqlite3.Error, what: str = "") -> StoreError | Locked:
         text = str(err)
+        if self._full(err):
+            return no_space(f"writing {self.path}{f' ({what})' if what else ''}")
         if "locked" in text or "busy" in text:
             return Locked(f"{self.path}: database is locked by another process: {text}")
         return StoreError(f"{self.path}: {text}")
@@ -149,28 +178,46 @@ class Database:
         return conn
 
     @contextlib.contextmanager
-    def _run(self, statement: str) -> Iterator[sqlite3.Connection]:
+    def _run(
+        self, statement: str, *, reclaim: bool = False, what: str = ""
+    ) -> Iterator[sqlite3.Connection]:
         conn = self._begin(statement)
         try:
             yield conn
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if self._full(err):
+                raise self._error(err, what) from None
+            raise
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        try:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise self._error(err) from None
+        while True:
+            try:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                # A COMMIT that found no space leaves the transaction open: a reclaiming one
+                # borrows from the reserve and commits again.
+                if reclaim and self._full(err) and conn.in_transaction and self.reserve.release():
+                    continue
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._error(err, what) from None
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def transaction(
+        self, *, reclaim: bool = False, what: str = ""
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error.
 
         Transactions do not nest. Waits up to the busy timeout for another writer, then `Locked`.
+        ``reclaim``: the transaction deletes so that space can be freed, and may use the store's
+        reserve on a full disk; without it, no space is `NoSpace` naming ``what`` was written.
         """
-        return self._run("BEGIN IMMEDIATE")
+        return self._run("BEGIN IMMEDIATE", reclaim=reclaim, what=what)
 
     def read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A consistent read (``BEGIN DEFERRED``): every query inside sees one snapshot."""

@@ -15,6 +15,7 @@ the whole time to live. IDs without an owner (older stores) only expire.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -22,7 +23,7 @@ import time
 from types import TracebackType
 from typing import Final
 
-from strata.errors import InvalidArgument, StoreError
+from strata.errors import InvalidArgument, StoreError, StrataError
 from strata.store.db import Database
 
 __all__ = [
@@ -83,8 +84,9 @@ class Lease:
             )
 
     def release(self) -> None:
-        """Drop the lease and everything it holds; idempotent."""
-        with self._db.transaction() as conn:
+        """Drop the lease and everything it holds; idempotent. It frees space (gc may now collect
+        what it held), so on a full disk it may use the store's reserve."""
+        with self._db.transaction(reclaim=True, what=f"releasing lease {self._id}") as conn:
             conn.execute("DELETE FROM leases WHERE id = ?", (self._id,))
 
     def __enter__(self) -> Lease:
@@ -96,7 +98,14 @@ class Lease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        if exc is None:
+            self.release()
+            return
+        # Leaving on an error: that error is the one to report. A lease that cannot be dropped
+        # now (the disk is full, the database locked) dies with this process: gc drops the
+        # leases of owners that have ended.
+        with contextlib.suppress(StrataError):
+            self.release()
 
 
 def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
