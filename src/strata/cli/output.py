@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from strata.errors import InvalidArgument
+from strata.store.space import is_no_space, no_space
 
 
 @contextlib.contextmanager
@@ -42,9 +43,11 @@ def archive_output(output: str | None) -> Iterator[BinaryIO]:
             yield out
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and is_no_space(exc):
+            raise no_space(f"writing {target}", exc) from None
         raise
 
 

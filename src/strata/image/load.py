@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
+from strata.errors import NoSpace
 from strata.image.archive import read_archive
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.oci.mediatypes import OCI_MANIFEST
@@ -17,9 +18,13 @@ def load_images(
     """Read every image in ``source``; on any error the store is left as it was."""
     loaded_images: list[tuple[Image, list[Reference]]] = []
     with images.operation() as lease:
-        loaded = read_archive(
-            source, images.content, name=name, on_blob=lambda d: lease.add("blob", str(d))
-        )
+        try:
+            loaded = read_archive(
+                source, images.content, name=name, on_blob=lambda d: lease.add("blob", str(d))
+            )
+        except NoSpace as err:
+            # The archive names the input, the writer the blob and the space it needed.
+            raise NoSpace(f"loading {name}: {err}", written=err.written) from None
         for item in loaded:
             refs = [parse_reference(n) for n in item.names]
             image = images.add(

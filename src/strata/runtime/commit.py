@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from strata.errors import NoSpace, StrataError
 from strata.image.changes import apply_changes
 from strata.image.create import store_image
 from strata.image.store import Image, ImageLayer
@@ -33,6 +34,7 @@ from strata.runtime.containers import Container
 from strata.runtime.lifecycle import Containers
 from strata.snapshot import Snapshotter
 from strata.snapshot.mount import mount_all, unmount
+from strata.store.space import no_space
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -119,13 +121,21 @@ def commit_container(
     # Changes are validated before any layer is written, so a bad -c leaves nothing behind.
     new_config = committed_config(config, container, changes)
     with images.operation() as lease:
-        with (
-            images.content.writer(f"commit-{uuid.uuid4().hex}") as writer,
-            _paused(service, container, pause),
-        ):
-            stats = write_container_layer(service, container, writer)  # type: ignore[arg-type]
-            lease.add("blob", str(stats.diff_id))
-            digest = writer.commit(expected=stats.diff_id, size=stats.size)
+        try:
+            with (
+                images.content.writer(f"commit-{uuid.uuid4().hex}") as writer,
+                _paused(service, container, pause),
+            ):
+                stats = write_container_layer(service, container, writer)  # type: ignore[arg-type]
+                lease.add("blob", str(stats.diff_id))
+                digest = writer.commit(expected=stats.diff_id, size=stats.size)
+        except NoSpace as err:
+            # The writer has removed what it wrote; the layer is at least as large as what the
+            # container changed.
+            changed = _changed_size(service, container)
+            needed = changed - err.written if changed is not None else None
+            what = f"writing the layer of container {container.name}"
+            raise no_space(what, needed=needed) from None
         layer = ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
         now = format_time(datetime.now(UTC))
         new_config = replace(
@@ -153,6 +163,14 @@ def commit_container(
             names=[ref] if ref is not None else [],
             parent=image.id,
         )
+
+
+def _changed_size(service: Containers, container: Container) -> int | None:
+    """Bytes the container's own snapshot holds, if it can be measured."""
+    try:
+        return service.snapshotter.usage(container.snapshot).size
+    except StrataError:
+        return None
 
 
 def changes(service: Containers, container: Container) -> list[tuple[str, str]]:

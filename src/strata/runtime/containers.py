@@ -160,7 +160,7 @@ class ContainerStore:
             )
 
     def set_exited(self, cid: str, exit_code: int) -> None:
-        with self.db.transaction() as conn:
+        with self.db.transaction(reclaim=True, what=f"container {cid} exited") as conn:
             conn.execute(
                 "UPDATE containers SET state = ?, pid = 0, exit_code = ?, finished = ?"
                 " WHERE id = ?",
@@ -179,7 +179,7 @@ class ContainerStore:
 
     def set_failed(self, cid: str, exit_code: int) -> None:
         """A start that failed: back to ``created``, with the exit code (as Docker shows it)."""
-        with self.db.transaction() as conn:
+        with self.db.transaction(reclaim=True, what=f"container {cid} failed") as conn:
             conn.execute(
                 "UPDATE containers SET state = ?, pid = 0, exit_code = ?, started = NULL,"
                 " finished = ? WHERE id = ?",
@@ -188,7 +188,7 @@ class ContainerStore:
 
     def set_exited_if_running(self, cid: str, exit_code: int) -> bool:
         """Record an exit nobody recorded (its owner died); whether this call did it."""
-        with self.db.transaction() as conn:
+        with self.db.transaction(reclaim=True, what=f"container {cid} exited") as conn:
             cursor = conn.execute(
                 "UPDATE containers SET state = ?, pid = 0, exit_code = ?, finished = ?"
                 " WHERE id = ? AND state = ?",
@@ -197,7 +197,7 @@ class ContainerStore:
             return cursor.rowcount == 1
 
     def delete(self, cid: str) -> None:
-        with self.db.transaction() as conn:
+        with self.db.transaction(reclaim=True, what=f"removing container {cid}") as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
 
     def users_of_image(self, manifest_digests: list[str]) -> list[Container]:

@@ -180,7 +180,7 @@ class DirSnapshotter:
         final: Path | None = None
         lock: int | None = None
         try:
-            with self._db.transaction() as conn:
+            with self._db.transaction(reclaim=True, what=f"removing snapshot {key}") as conn:
                 row = metadata.get(conn, key)
                 if row is None:
                     raise NotFound(f"cannot remove snapshot {key}: not found")

@@ -181,6 +181,9 @@ class Database:
     def _run(
         self, statement: str, *, reclaim: bool = False, what: str = ""
     ) -> Iterator[sqlite3.Connection]:
+        if reclaim:
+            # SQLite rolls back a COMMIT that finds no space, so the room must be there first.
+            self.reserve.make_room(self.path.parent)
         conn = self._begin(statement)
         try:
             yield conn
@@ -194,19 +197,13 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        while True:
-            try:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-                return
-            except sqlite3.Error as err:
-                # A COMMIT that found no space leaves the transaction open: a reclaiming one
-                # borrows from the reserve and commits again.
-                if reclaim and self._full(err) and conn.in_transaction and self.reserve.release():
-                    continue
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise self._error(err, what) from None
+        try:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._error(err, what) from None
 
     def transaction(
         self, *, reclaim: bool = False, what: str = ""

@@ -12,9 +12,11 @@ every command wait for every other.
 So the store keeps a small reserve: ``strata.db-reserve``, a file of `RESERVE_SIZE` bytes whose
 blocks are really allocated (fallocate), next to the database. When SQLite reports that the disk
 is full, the reserve gives back `STEP` bytes at a time (the file is shortened, which frees its
-blocks at once) and the open or commit is tried again: an open (any command, reads too) may always
-take from it, but a write transaction only when it is marked ``reclaim`` (it deletes rows so that
-space can be freed), so that a command that would add data fails at once instead of eating the
+blocks at once) and the open is tried again; and a write transaction marked ``reclaim`` (it deletes
+rows so that space can be freed, or records that something ended) first releases the reserve until
+`RECLAIM_ROOM` bytes are free, because SQLite rolls back a COMMIT that finds no space, so it cannot
+simply be retried. Any open (reads too) may take from the reserve, but a transaction only when it
+is marked ``reclaim``, so that a command that would add data fails at once instead of eating the
 reserve that ``prune`` needs. Every open of the database grows the reserve back, in steps, while
 there is space: the space a read borrowed comes back when its shm file goes, and what ``prune``
 borrowed comes back from the blobs it deleted.
@@ -32,6 +34,7 @@ from strata.errors import NoSpace
 
 __all__ = [
     "NEARLY_FULL",
+    "RECLAIM_ROOM",
     "RESERVE_SIZE",
     "STEP",
     "Reserve",
@@ -44,6 +47,7 @@ __all__ = [
 RESERVE_SIZE: Final = 4 << 20
 STEP: Final = 256 << 10
 NEARLY_FULL: Final = 1 << 20
+RECLAIM_ROOM: Final = 2 << 20
 _MODE: Final = 0o600
 _NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -71,12 +75,16 @@ def no_space(
     return NoSpace(text, written=written)
 
 
+def _free(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return NEARLY_FULL  # unknown: assume there is room, as before there was a reserve
+
+
 def nearly_full(path: Path) -> bool:
     """True if the filesystem holding ``path`` has less than `NEARLY_FULL` bytes free."""
-    try:
-        return shutil.disk_usage(path).free < NEARLY_FULL
-    except OSError:
-        return False
+    return _free(path) < NEARLY_FULL
 
 
 class Reserve:
@@ -115,6 +123,12 @@ class Reserve:
             pass  # no more space: the reserve stays as large as it got
         finally:
             os.close(fd)
+
+    def make_room(self, where: Path) -> None:
+        """Release the reserve, a `STEP` at a time, until the filesystem of ``where`` has
+        `RECLAIM_ROOM` bytes free or the reserve is spent (a reclaiming transaction's room)."""
+        while _free(where) < RECLAIM_ROOM and self.release():
+            pass
 
     def release(self) -> int:
         """Give `STEP` bytes of the reserve back to the filesystem; return how many were freed."""
