@@ -12,8 +12,10 @@ commands run and ``rmi``/``prune`` free space (see `strata.store.space` for how)
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from strata.errors import NoSpace
+from strata.store.db import Database
+from strata.store.space import RESERVE_SIZE
 from tests.conftest import Strata
 from tests.registry.conftest import Registry, registry  # noqa: F401 (a fixture)
 from tests.system.conftest import check
 
-pytestmark = [pytest.mark.root]
+# Everything but the CLI's error mapping needs root, to mount the tmpfs.
+root = pytest.mark.root
 
 MB = 1_000_000
 DISK = "64m"
@@ -180,6 +186,7 @@ def works_while_full(d: Disk) -> None:
 # -- the commands, each run out of space ------------------------------------------------------
 
 
+@root
 def test_import_bigger_than_the_space_left(disk: Disk, inputs: Inputs) -> None:
     disk.leave(BIG // 2)
     out_of_space(
@@ -192,6 +199,7 @@ def test_import_bigger_than_the_space_left(disk: Disk, inputs: Inputs) -> None:
     nothing_left(disk)
 
 
+@root
 def test_load_bigger_than_the_space_left(disk: Disk, inputs: Inputs) -> None:
     disk.leave(BIG // 2)
     out_of_space(
@@ -204,6 +212,7 @@ def test_load_bigger_than_the_space_left(disk: Disk, inputs: Inputs) -> None:
     nothing_left(disk)
 
 
+@root
 @pytest.mark.peers
 def test_pull_bigger_than_the_space_left(
     disk: Disk,
@@ -223,6 +232,7 @@ def test_pull_bigger_than_the_space_left(
     nothing_left(disk)
 
 
+@root
 @pytest.mark.peers
 def test_commit_of_a_big_change(disk: Disk, inputs: Inputs) -> None:
     disk.st("import", str(inputs.tiny), "tiny:1")
@@ -239,6 +249,7 @@ def test_commit_of_a_big_change(disk: Disk, inputs: Inputs) -> None:
     nothing_left(disk)
 
 
+@root
 @pytest.mark.peers
 def test_build_run_step_fills_the_disk(disk: Disk, inputs: Inputs, tmp_path: Path) -> None:
     """dd in the RUN step meets the full disk: the step fails, its container and its 16 MB of
@@ -258,6 +269,7 @@ def test_build_run_step_fills_the_disk(disk: Disk, inputs: Inputs, tmp_path: Pat
     nothing_left(disk)
 
 
+@root
 @pytest.mark.peers
 def test_build_layer_does_not_fit(disk: Disk, inputs: Inputs, tmp_path: Path) -> None:
     """The RUN step fits, its layer does not: the build fails naming the write, not the
@@ -278,6 +290,7 @@ def test_build_layer_does_not_fit(disk: Disk, inputs: Inputs, tmp_path: Path) ->
 # -- a disk full before the command starts ----------------------------------------------------
 
 
+@root
 def test_disk_full_before_the_command(disk: Disk, inputs: Inputs) -> None:
     """Not one byte free, not even for SQLite's shared-memory file: reads work, an import fails
     cleanly, and rmi and prune free space (the database write they need comes from the reserve)."""
@@ -302,6 +315,7 @@ def test_disk_full_before_the_command(disk: Disk, inputs: Inputs) -> None:
     nothing_left(disk)
 
 
+@root
 def test_save_to_a_full_disk_names_the_file(disk: Disk, inputs: Inputs) -> None:
     """An archive written to a full disk: one line naming the file; no partial file left."""
     disk.fill()
@@ -309,3 +323,68 @@ def test_save_to_a_full_disk_names_the_file(disk: Disk, inputs: Inputs) -> None:
     line = inputs.store.fail("save", "-o", str(target), "big:1")
     assert line == f"Error: writing {target}: {NO_SPACE}", line
     assert sorted(p.name for p in disk.path.iterdir()) == ["filler-rest"]
+
+
+@root
+def test_only_reclaiming_transactions_spend_the_reserve(disk: Disk) -> None:
+    """On a full disk a transaction that adds rows fails at once, naming the database and what
+    it was writing, and leaves the reserve whole; one that deletes (``reclaim``) commits."""
+    disk.st.root.mkdir()
+    db = Database(disk.st.root / "strata.db")
+    try:
+        assert db.reserve.size() == RESERVE_SIZE
+        with db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO leases (id, created, expires) VALUES (?, 0, 1)",
+                [(f"lease-{i}",) for i in range(2000)],
+            )
+        disk.fill()
+        with pytest.raises(NoSpace) as err, db.transaction(what="adding a tag") as conn:
+            conn.execute("INSERT INTO leases (id, created, expires) VALUES ('more', 0, 1)")
+            conn.executemany(
+                "UPDATE leases SET expires = 2 WHERE id = ?", [(f"lease-{i}",) for i in range(2000)]
+            )
+        assert str(err.value) == f"writing {db.path} (adding a tag): {NO_SPACE}"
+        assert db.reserve.size() == RESERVE_SIZE
+        with db.transaction(reclaim=True) as conn:
+            conn.execute("DELETE FROM leases")
+        assert 0 < db.reserve.size() < RESERVE_SIZE
+        with db.read() as conn:
+            assert conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+    finally:
+        db.close()
+    disk.unfill()
+    Database(disk.st.root / "strata.db").close()  # the next open grows the reserve back
+    assert os.path.getsize(disk.st.root / "strata.db-reserve") == RESERVE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/srv/out.tar"),
+            "Error: writing /srv/out.tar: no space left on device",
+        ),
+        (
+            OSError(errno.EDQUOT, "Disk quota exceeded", "/home/u/.local/share/strata/x"),
+            "Error: writing /home/u/.local/share/strata/x: disk quota exceeded",
+        ),
+        (
+            sqlite3.OperationalError("database or disk is full"),
+            "Error: writing the store's database: database or disk is full",
+        ),
+    ],
+)
+def test_a_full_disk_reaching_the_cli_is_one_line(
+    error: Exception, line: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from strata.cli import main as cli_main
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli_main.cli, "main", fail)
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(["images"])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == line + "\n"
