@@ -63,7 +63,7 @@ class Lease:
 
         `StoreError` if the lease has expired or been released.
         """
-        with self._db.transaction() as conn:
+        with self._db.transaction(what=f"leasing {kind} {key}") as conn:
             row = conn.execute("SELECT expires FROM leases WHERE id = ?", (self._id,)).fetchone()
             if row is None or row["expires"] <= time.time():
                 raise StoreError(f"lease {self._id}: expired or released, cannot hold {kind} {key}")
@@ -74,7 +74,7 @@ class Lease:
 
     def add_all(self, kind: str, keys: list[str]) -> None:
         """Hold every key of ``keys`` in one committed transaction (see `add`)."""
-        with self._db.transaction() as conn:
+        with self._db.transaction(what=f"leasing {len(keys)} {kind}s") as conn:
             row = conn.execute("SELECT expires FROM leases WHERE id = ?", (self._id,)).fetchone()
             if row is None or row["expires"] <= time.time():
                 raise StoreError(f"lease {self._id}: expired or released, cannot hold {kind}s")
@@ -119,7 +119,7 @@ def lease(db: Database, *, ttl: float = DEFAULT_TTL) -> Lease:
     if start is not None and start >= 0 and namespace:
         lease_id = f"{pid}.{start}.{namespace}.{lease_id}"
     # else: no /proc to name the owner by, so the lease only expires (never judged dead wrongly)
-    with db.transaction() as conn:
+    with db.transaction(what="taking a lease for this command") as conn:
         conn.execute(
             "INSERT INTO leases (id, created, expires) VALUES (?, ?, ?)",
             (lease_id, now, now + ttl),
