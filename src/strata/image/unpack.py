@@ -10,14 +10,17 @@ final commit discards its copy.
 from __future__ import annotations
 
 import logging
-import uuid
+import sqlite3
+from functools import partial
 from typing import Literal
 
 from strata.digest import Digest
 from strata.errors import Conflict, FormatError, NotFound, StrataError
 from strata.image.chain import INIT_PREFIX, SNAPSHOT_PREFIX, chain_ids, layer_key
+from strata.image.scratch import owned_name
 from strata.image.store import Image, ImageStore
 from strata.snapshot import Kind, Snapshotter
+from strata.store.leases import held
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def _extract(
     from strata.layer.apply import apply_layer
     from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT
 
-    active = f"extract-{uuid.uuid4().hex}"
+    active = owned_name("extract")  # a killed extraction's is debris at once
     snapshotter.prepare(active, parent)
     try:
         mode: Literal["overlay", "delete"] = (
@@ -102,9 +105,12 @@ def _extract(
 def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:
     """Remove the extracted layers (and init layers) no image stacks any more.
 
-    A snapshot is live when some image's chain IDs name it; one with children (a container's
-    layer, or layers above it) is never removed: the snapshotter refuses, and it stays until
-    they go. Returns how many snapshots were removed.
+    A snapshot is live when some image's chain IDs name it or a live lease holds its key (a
+    build holds the layers it stacks on and makes before any image names them); one with
+    children (a container's layer, or layers above it) is never removed: the snapshotter
+    refuses, and it stays until they go. The lease is asked again inside each removal's
+    transaction, so a key leased after the first look is never lost. Returns how many
+    snapshots were removed.
     """
     live = {f"{INIT_PREFIX}scratch"}
     for image in images.all():
@@ -126,9 +132,14 @@ def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:
             if not info.key.startswith((SNAPSHOT_PREFIX, INIT_PREFIX)):
                 continue
             try:
-                snapshotter.remove(info.key)
+                snapshotter.remove(info.key, unless=partial(_leased, info.key))
             except Conflict:
                 continue
             removed += 1
             progress = True
     return removed
+
+
+def _leased(key: str, conn: sqlite3.Connection) -> bool:
+    """Whether a live lease holds snapshot ``key`` (asked inside the removing transaction)."""
+    return key in held(conn, "snapshot")

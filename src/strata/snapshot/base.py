@@ -15,7 +15,7 @@ import contextlib
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -173,8 +173,14 @@ class DirSnapshotter:
                 raise Conflict(f"cannot commit snapshot {key} as {name}: {name} already exists")
             metadata.rename_committed(conn, key, name, metadata.now(), {**row.labels, **extra})
 
-    def remove(self, key: str) -> None:
-        """Delete ``key``'s row and directory; `Conflict` while snapshots stack on it."""
+    def remove(
+        self, key: str, *, unless: Callable[[sqlite3.Connection], bool] | None = None
+    ) -> None:
+        """Delete ``key``'s row and directory; `Conflict` while snapshots stack on it.
+
+        ``unless`` is asked inside the removing transaction (gc's "is it leased?"): if it says
+        yes, `Conflict` and nothing is removed. Asked there, no lease taken after it can miss.
+        """
         check_key(key)
         trash: Path | None = None
         final: Path | None = None
@@ -184,6 +190,8 @@ class DirSnapshotter:
                 row = metadata.get(conn, key)
                 if row is None:
                     raise NotFound(f"cannot remove snapshot {key}: not found")
+                if unless is not None and unless(conn):
+                    raise Conflict(f"cannot remove snapshot {key}: it is in use")
                 kids = metadata.children(conn, key, limit=1)
                 if kids:
                     count = metadata.count_children(conn, key)

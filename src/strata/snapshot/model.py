@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -92,8 +93,11 @@ class Snapshotter(Protocol):
         """Turn the ACTIVE ``key`` into the COMMITTED ``name``; ``key`` is gone afterwards."""
         ...
 
-    def remove(self, key: str) -> None:
-        """Delete ``key`` and its directory; `Conflict` while other snapshots stack on it."""
+    def remove(
+        self, key: str, *, unless: Callable[[sqlite3.Connection], bool] | None = None
+    ) -> None:
+        """Delete ``key`` and its directory; `Conflict` while other snapshots stack on it, or
+        if ``unless`` (asked inside the removing transaction) says so."""
         ...
 
     def stat(self, key: str) -> SnapshotInfo:
