@@ -48,6 +48,7 @@ from strata.build.sources import (
     trim_source,
 )
 from strata.errors import BuildError
+from strata.image.scratch import owned_prefix
 
 Source = str | tuple[str, bytes]
 """A path, glob or URL as written, or a heredoc as ``(name, content)``."""
@@ -240,7 +241,7 @@ def plan_copy(
                 if command != "ADD":
                     raise BuildError(f"{command} failed: source can't be a URL for {command}")
                 if download_dir is None:
-                    download_dir = tempfile.mkdtemp(prefix="strata-add-", dir=tempdir)
+                    download_dir = tempfile.mkdtemp(prefix=owned_prefix("add"), dir=tempdir)
                 # One directory per download (Docker's too): two URLs may name the same file.
                 own_dir = tempfile.mkdtemp(dir=download_dir)
                 item, digest = _url_item(source, dest, own_dir, timeout)

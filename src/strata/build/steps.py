@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from strata.build.images import (
 from strata.build.run import RunRequest, clean_mount_points, run_container
 from strata.build.stage import StageState
 from strata.errors import BuildError, StepFailed, StrataError
+from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import ImageLayer
 from strata.oci.config import History, ImageConfig
 
@@ -186,7 +186,7 @@ class StepRunner:
         scratch = scratch_dir(self.b.root.path)
         rootfs = stack.enter_context(self.view(parent)) if parent.layers else None
         for path in paths:
-            host = tempfile.mkdtemp(prefix="volume-", dir=scratch)
+            host = tempfile.mkdtemp(prefix=owned_prefix("volume"), dir=scratch)
             stack.callback(shutil.rmtree, host, ignore_errors=True)
             os.chmod(host, 0o755)  # a new volume's directory, as Docker makes it
             if rootfs is not None:
@@ -209,7 +209,7 @@ class StepRunner:
         from strata.snapshot.mount import mount_all, unmount
 
         snapshotter = self.snapshotter
-        key = f"build-{uuid.uuid4().hex}"
+        key = owned_name("build")  # a killed build's is debris at once
         snapshotter.prepare(key, parent.top)
         target = scratch_dir(self.b.root.path) / key
         try:
@@ -374,7 +374,7 @@ class StepRunner:
 
         image = self.unpacked(image)
         snapshotter = self.snapshotter
-        key = f"build-view-{uuid.uuid4().hex}"
+        key = owned_name("build-view")
         mounts = snapshotter.view(key, image.top)
         target = scratch_dir(self.b.root.path) / key
         try:

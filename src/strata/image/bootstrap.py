@@ -35,6 +35,7 @@ from strata.errors import InvalidArgument, StrataError, ToolError
 from strata.image.create import store_image
 from strata.image.debian_rootfs import mmdebstrap_hooks, shape_rootfs
 from strata.image.imports import base_config, write_rootfs_layer
+from strata.image.scratch import owned_prefix
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.layer.generate import write_tar_from_dir
 from strata.oci.config import History, RootFS, format_time
@@ -308,7 +309,7 @@ def _run_debootstrap(
 ) -> ImageLayer:
     scratch = images.root.path / "tmp"
     scratch.mkdir(mode=0o700, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=owned_prefix("bootstrap")) as tmp:
         target = Path(tmp) / "rootfs"
         argv = [str(target) if a == "TARGET" else a for a in command]
         proc = subprocess.Popen(

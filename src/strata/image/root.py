@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from strata.store.leases import Lease
 
 DEFAULT_ROOT_FOR_ROOT = Path("/var/lib/strata")
+RESUMABLE_INGESTS = ("pull-",)
+"""Prefixes of ingest refs that a later command opens again to resume (`StoreRoot.lease`)."""
 
 
 def default_root() -> Path:
@@ -65,11 +67,55 @@ class StoreRoot:
 
     @contextlib.contextmanager
     def lease(self, *, ttl: float = 24 * 3600.0) -> Iterator[Lease]:
-        """Protect blobs written during an operation from a concurrent gc until it commits."""
+        """Protect blobs written during an operation from a concurrent gc until it commits.
+
+        Every writer of blobs comes here first, so it first clears what killed writers left
+        in its path (`release_dead_writers`).
+        """
         from strata.store.leases import lease
 
+        self.release_dead_writers()
         with lease(self.db, ttl=ttl) as held:
             yield held
+
+    def release_dead_writers(self) -> None:
+        """Drop the leases of processes that have ended, the ingests nobody writes that nobody
+        could resume, and dead commands' scratch (`strata.image.scratch`).
+
+        Cheap: the leases table and ``ingest/`` hold one entry per command at work, so no
+        command pays for a store-wide scan. An ingest named by a random ref (an import's, a
+        commit's, a load's, a compression's) is never opened by that name again; one named by
+        its digest (``pull-sha256:…``) is resumed by the next pull of that blob, so it is left
+        for that pull (or ``system check --repair``). Removal is under the ingest's own lock,
+        which its writer holds for its whole life: a live writer's is never taken, and one being
+        created meanwhile is made again by its writer (`strata.content.ingest.acquire`). Best
+        effort: what fails here is the next ``system check``'s to report, not this command's.
+        """
+        from strata.content.ingest import REF, acquire, read_text, remove_ingest
+        from strata.errors import Locked, StrataError
+        from strata.image.scratch import remove_dead_scratch
+        from strata.store.leases import expire
+
+        try:
+            with self.db.transaction() as conn:
+                expire(conn)
+            base = self.path / "ingest"
+            # Directories, not `ingests()`: a writer killed before it wrote its ref leaves one
+            # with no ref, which no one can resume either.
+            for entry in sorted(os.listdir(base)) if base.is_dir() else []:
+                dirpath = base / entry
+                ref = read_text(dirpath / REF) if dirpath.is_dir() else None
+                if ref is not None and ref.startswith(RESUMABLE_INGESTS):
+                    continue
+                try:
+                    lock = acquire(dirpath, entry, create=False)
+                except Locked:
+                    continue  # a live writer
+                if lock is not None:
+                    remove_ingest(dirpath, lock)
+            remove_dead_scratch(self)
+        except (StrataError, OSError):
+            return
 
     def close(self) -> None:
         if self._db is not None:

@@ -21,6 +21,7 @@ from typing import BinaryIO, cast
 from strata.errors import NoSpace, StrataError
 from strata.image.changes import apply_changes
 from strata.image.create import store_image
+from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import Image, ImageLayer
 from strata.layer.diff import write_tar_from_dirs, write_tar_from_upper
 from strata.layer.entry import display_name
@@ -61,7 +62,7 @@ def write_snapshot_tar(
     if snapshotter.diff_kind == "overlay":
         return write_tar_from_upper(upper, out, clamp_mtime=clamp_mtime)
     parent = snapshotter.stat(key).parent
-    with tempfile.TemporaryDirectory(dir=scratch) as empty:
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=owned_prefix("empty")) as empty:
         lower = snapshotter.upper(parent) if parent else Path(empty)
         return write_tar_from_dirs(lower, upper, out, clamp_mtime=clamp_mtime)
 
@@ -251,9 +252,9 @@ def _lower_view(service: Containers, container: Container) -> Iterator[Path | No
     if parent is None:
         yield None
         return
-    key = f"view-{uuid.uuid4().hex}"
+    key = owned_name("view")
     mounts = snapshotter.view(key, parent)
-    with tempfile.TemporaryDirectory(dir=_scratch(service)) as target:
+    with tempfile.TemporaryDirectory(dir=_scratch(service), prefix=owned_prefix("view")) as target:
         try:
             mount_all(mounts, Path(target))
             try:
@@ -270,7 +271,7 @@ def _merged_view(service: Containers, container: Container) -> Iterator[Path]:
     if rootfs.is_mount():
         yield rootfs
         return
-    with tempfile.TemporaryDirectory(dir=_scratch(service)) as target:
+    with tempfile.TemporaryDirectory(dir=_scratch(service), prefix=owned_prefix("view")) as target:
         mount_all(service.snapshotter.mounts(container.snapshot), Path(target))
         try:
             yield Path(target)

@@ -125,6 +125,7 @@ class Containers:
 
     def create(self, image_ref: str, options: RunOptions) -> Container:
         """Unpack the image if needed, give the container a writable snapshot, record it."""
+        self.repair_dead()
         image = self.images.get(image_ref)
         config = self.images.config(image).config
         self._check(config, options)
@@ -370,6 +371,20 @@ class Containers:
 
     # -- state ----------------------------------------------------------------------------------
 
+    def repair_dead(self) -> None:
+        """What commands killed on this path left: records of containers whose owner died
+        while they ran (reconciled: unmounted, exit recorded, ``--rm`` honoured) and dead
+        commands' scratch (a half-extracted layer, a mounted view). Cheap: an ``flock`` probe
+        per running record, a listing of ``tmp/``; best effort (``system check`` reports what
+        stays)."""
+        from strata.image.scratch import remove_dead_scratch
+
+        with contextlib.suppress(StrataError, OSError):
+            for container in self.records.all():
+                if container.state is State.RUNNING and not owner_alive(self.directory(container)):
+                    self.refresh(container)
+            remove_dead_scratch(self.root, self.snapshotter)
+
     def lookup(self, text: str) -> Container:
         """The container named ``text`` (ID, prefix or name), its state reconciled."""
         container = self.records.lookup(text)
@@ -505,6 +520,7 @@ class Containers:
 
     def remove(self, container: Container, *, force: bool = False) -> None:
         """``docker rm``: a running container needs ``force`` (it is killed first)."""
+        self.repair_dead()
         current = self.refresh(container)
         if current is None:
             return

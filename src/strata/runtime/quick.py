@@ -48,6 +48,7 @@ def run_unpacked(
         autoremove=True,
     )
     service = Containers(root)
+    service.repair_dead()  # as `Containers.create` does: a killed run's leftovers go first
     container = service.create_on(image.manifest_digest, image.top, defaults, image_text, options)
     stdin = os.open(os.devnull, os.O_RDONLY)
     try:

@@ -1,10 +1,11 @@
 """``system check``: every check in the order its repairs must run, and the repairs.
 
 The database's integrity comes first, alone: every other check reads it. Repairs then go from
-the outside in: containers first (their reconciliation unmounts), then mounts,
-snapshots (a directory is removed only once nothing is mounted on it), ingests and leases, blobs,
-and rows last. Each repair looks again before it acts, under the same lock or transaction that
-the command it could race with uses, so a command that started meanwhile keeps what it holds.
+the outside in: containers first (their reconciliation unmounts), then mounts, dead commands'
+scratch directories, snapshots (a directory is removed only once nothing is mounted on it),
+ingests and leases, blobs, and rows last. Each repair looks again before it acts, under the same
+lock or transaction that the command it could race with uses, so a command that started
+meanwhile keeps what it holds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from strata.system.content_checks import (
     check_integrity,
 )
 from strata.system.context import CheckContext
-from strata.system.debris_checks import check_ingests, check_leases
+from strata.system.debris_checks import check_ingests, check_leases, check_scratch
 from strata.system.problem import Problem
 from strata.system.runtime_checks import check_containers, check_mounts
 from strata.system.snapshot_checks import check_snapshots
@@ -31,6 +32,7 @@ __all__ = ["CHECKS", "CheckReport", "check"]
 CHECKS: tuple[Callable[[CheckContext], Iterator[Problem]], ...] = (
     check_containers,
     check_mounts,
+    check_scratch,
     check_snapshots,
     check_ingests,
     check_leases,

@@ -1,9 +1,11 @@
-"""Ingests and leases against live owners.
+"""Ingests, leases and scratch against live owners.
 
 An ingest's writer holds ``flock`` on it for its whole life (`strata.content.ingest`), so an
 ingest whose lock is free has no writer: its bytes wait for a resume that only a re-run of the
 same pull would do, and a repair discards them. A lease protects blobs until it expires or its
-owner process ends (`strata.store.leases`); one past that protects nothing and is dropped.
+owner process ends (`strata.store.leases`); one past that protects nothing and is dropped. A
+directory under ``tmp/`` is named by the command that made it (`strata.image.scratch`): once that
+has ended, it is removed (after unmounting what is mounted below it, never through a mount).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from pathlib import Path
 
 from strata.content.ingest import DATA, REF, acquire, read_text, remove_ingest
 from strata.errors import Locked
+from strata.image.scratch import dead_tmp, owner_of, remove_tree
 from strata.store.leases import expire, owner_alive
 from strata.system.context import CheckContext, twice
 from strata.system.format import size_text
 from strata.system.problem import Problem
 
-__all__ = ["check_ingests", "check_leases"]
+__all__ = ["check_ingests", "check_leases", "check_scratch"]
 
 
 def _size(path: Path) -> int:
@@ -96,5 +99,22 @@ def _expire(ctx: CheckContext) -> Callable[[], str]:
         with ctx.root.db.transaction() as conn:
             count = expire(conn)
         return f"dropped {count} dead lease{'s' if count != 1 else ''}"
+
+    return repair
+
+
+def check_scratch(ctx: CheckContext) -> Iterator[Problem]:
+    """Directories under ``tmp/`` whose command has ended."""
+    for path in dead_tmp(ctx.root.path):
+        why = f"scratch of a command (process {owner_of(path.name)}) that has ended"
+        yield Problem("scratch", ctx.relative(path), why, _remove_scratch(ctx, path))
+
+
+def _remove_scratch(ctx: CheckContext, path: Path) -> Callable[[], str]:
+    def repair() -> str:
+        if not os.path.lexists(path):
+            return f"{ctx.relative(path)} already gone"
+        remove_tree(path)
+        return f"removed {ctx.relative(path)}"
 
     return repair

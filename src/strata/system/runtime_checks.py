@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from strata.errors import NotFound, StrataError
+from strata.image.scratch import SCRATCH, owner_gone, owner_of
 from strata.runtime.backend import Status
 from strata.runtime.containers import Container, State
 from strata.runtime.guard import TIED_LABEL
@@ -182,7 +183,7 @@ def _reconcile(ctx: CheckContext, container: Container) -> Callable[[], str]:
 
 
 def check_mounts(ctx: CheckContext) -> Iterator[Problem]:
-    """Mounts under the root that nothing live uses."""
+    """Mounts anywhere under the root that nothing live uses."""
     root = Path(os.path.realpath(ctx.root.path))
     seen: set[Path] = set()  # containers' rootfs already judged
     for point in mount_points(root):
@@ -200,16 +201,26 @@ def check_mounts(ctx: CheckContext) -> Iterator[Problem]:
             why = "its container is gone" if container is None else "its container is not running"
             stale = _container_gone_or_stopped(ctx, parts[1])
             yield Problem("mount", ctx.relative(top), why, _unmount_rootfs(ctx, top, stale))
-        elif (
-            len(parts) == 2
-            and parts[0] == "tmp"
-            and parts[1].startswith(_BUILD_PREFIX)
-            and not _has_snapshot(ctx, parts[1])
-        ):
-            # A build mounts its snapshot <key> on tmp/<key> while it works with it (other
-            # scratch mounts there have no name to judge them by).
-            why = f"its snapshot {parts[1]} is gone"
+        elif parts[0] == SCRATCH and len(parts) >= 2:
+            # Scratch is named by its owner (strata.image.scratch): stale once it has ended.
+            # A build mounts its snapshot <key> on tmp/<key>: stale too once that is gone.
+            if owner_gone(parts[1]):
+                why = f"its command (process {owner_of(parts[1])}) has ended"
+            elif len(parts) == 2 and parts[1].startswith(_BUILD_PREFIX):
+                if _has_snapshot(ctx, parts[1]):
+                    continue
+                why = f"its snapshot {parts[1]} is gone"
+            else:
+                continue  # a live command's, or one with no owner to judge it by
             yield Problem("mount", ctx.relative(point), why, _unmount(ctx, point, lambda: True))
+        elif parts[0] != "containers":
+            # strata mounts only containers' rootfs and its commands' scratch.
+            yield Problem(
+                "mount",
+                ctx.relative(point),
+                "not a place strata mounts anything",
+                advice=f"unmount it (umount {point}) if nothing uses it",
+            )
 
 
 def _container_gone_or_stopped(ctx: CheckContext, container_id: str) -> Callable[[], bool]:

@@ -6,8 +6,9 @@ a row, except the ``new-*`` and ``rm-*`` dirs a live command holds locked (see
 snapshots stacked on it: extracted layers come back from their blobs on the next ``run``.
 
 An active snapshot or a view that no container uses belongs to a command at work (an extraction,
-a build step) or to one that died; nothing records which, so one older than a command's lease
-(`STALE_AFTER`, a day) is taken for a dead command's, as its lease would be.
+a build step) or to one that died. One whose key names its owner (`strata.image.scratch`) is
+judged by that owner at once; one that names none is taken for a dead command's once it is older
+than a command's lease (`STALE_AFTER`, a day), as its lease would be.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from strata.errors import Conflict, NotFound, StrataError
+from strata.image.scratch import owner_gone, owner_of
 from strata.snapshot import Kind, metadata
 from strata.snapshot.base import DirSnapshotter
 from strata.snapshot.dirs import lock_dir, remove_tree, unlock
@@ -138,9 +140,13 @@ def _unowned(ctx: CheckContext, snapshotter: DirSnapshotter, rows: list[Row]) ->
         if row.kind is Kind.COMMITTED or row.key in users:
             continue
         age = _age(row.created)
-        if age < STALE_AFTER:
+        if owner_gone(row.key):
+            # Scratch named by its owner (strata.image.scratch): debris once that has ended.
+            why = f"its command (process {owner_of(row.key)}) has ended"
+        elif age < STALE_AFTER:
             continue
-        why = f"no container uses it and it is {age / 3600:.0f} hours old: its command died"
+        else:
+            why = f"no container uses it and it is {age / 3600:.0f} hours old: its command died"
         yield Problem(f"{row.kind} snapshot", row.key, why, _remove_unowned(ctx, snapshotter, row))
 
 
