@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,12 +83,22 @@ class BuildCache:
     def record(
         self, key: StepKey, image: str, sources_table: Mapping[str, Any] | None = None
     ) -> None:
-        now = now_rfc3339()
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO build_cache"
-                " (key, parent, instruction, original, image, args, sources, created, used)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.write(conn, [(key, image, sources_table)])
+
+    @staticmethod
+    def write(
+        conn: sqlite3.Connection,
+        records: Sequence[tuple[StepKey, str, Mapping[str, Any] | None]],
+    ) -> None:
+        """Write ``(key, image manifest digest, sources table)`` records in the caller's
+        transaction (a batch of steps records its images and their records in one)."""
+        now = now_rfc3339()
+        conn.executemany(
+            "INSERT OR REPLACE INTO build_cache"
+            " (key, parent, instruction, original, image, args, sources, created, used)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
                     key.digest,
                     key.parent,
@@ -95,11 +106,13 @@ class BuildCache:
                     key.original,
                     image,
                     json.dumps(dict(key.args), sort_keys=True),
-                    json.dumps(sources_table) if sources_table is not None else None,
+                    json.dumps(sources) if sources is not None else None,
                     now,
                     now,
-                ),
-            )
+                )
+                for key, image, sources in records
+            ],
+        )
 
     def children(self, parent: str) -> list[CacheRecord]:
         """Records built on ``parent``, most recently used first."""

@@ -8,12 +8,14 @@ reason for the miss is reported. ``--explain`` walks the same path without runni
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from strata.build.batch import StepBatch
 from strata.build.cache import BuildCache, StepKey
 from strata.build.context.files import read_build_file
 from strata.build.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage, Workdir
@@ -22,7 +24,8 @@ from strata.build.dockerfile.parser import parse
 from strata.build.dockerfile.shell import ShellLex
 from strata.build.events import BuildEvents, BuildOptions, BuildResult
 from strata.build.explain import explain_miss, stage_rebuilds, unplannable
-from strata.build.images import StepImage, store_step
+from strata.build.hold import BuildHold
+from strata.build.images import StepImage, store_named, store_step
 from strata.build.platforms import check_stages
 from strata.build.stage import METADATA, StageState, apply_metadata, begin_stage
 from strata.build.steps import StepRunner
@@ -46,8 +49,24 @@ class Builder:
         self.images = ImageStore(root)
         self.service = Containers(root)
         self.cache = BuildCache(root.db)
-        # The build's lease: what its metadata steps store is held by it until the build ends.
+        # The build's lease: everything the build reads or makes is held by it until it ends.
         self.lease: Lease | None = None
+        self._hold: BuildHold | None = None
+        self._batch: StepBatch | None = None
+
+    @property
+    def hold(self) -> BuildHold:
+        """What the running build holds (see `strata.build.hold`)."""
+        if self._hold is None:
+            raise BuildError("internal error: no build is running")
+        return self._hold
+
+    @property
+    def batch(self) -> StepBatch:
+        """The step images of the running build not written yet (see `strata.build.batch`)."""
+        if self._batch is None:
+            raise BuildError("internal error: no build is running")
+        return self._batch
 
     def build(self, options: BuildOptions) -> BuildResult | None:
         """Build; the final image (None with ``explain``, which builds nothing)."""
@@ -75,23 +94,34 @@ class Builder:
         run.total = sum(1 + len(s.instructions) for s in chosen)
         with self.root.lease() as held:
             self.lease = held
+            self._hold = BuildHold(held)
+            self._batch = StepBatch(self.images, self._hold, self.cache)
             try:
-                for stage in chosen:
-                    run.stage(stage)
+                try:
+                    for stage in chosen:
+                        run.stage(stage)
+                except Exception:
+                    # The steps before the failure are built and cached, as in Docker.
+                    with contextlib.suppress(Exception):
+                        self._batch.flush()
+                    raise
+                final = run.current
+                if options.explain:
+                    return None
+                if final is None or final.image is None:
+                    raise BuildError("the build made no image (FROM scratch with nothing on it)")
+                # Still under the lease: a prune meanwhile may have removed the image's row
+                # (not its blobs, which the lease holds), so it is recorded again with its tags.
+                image = store_named(self.images, self._batch, final, tags)
             finally:
                 run.steps.close()
                 self.lease = None
-        final = run.current
-        if options.explain:
-            return None
-        if final is None or final.image is None:
-            raise BuildError("the build made no image (FROM scratch with nothing on it)")
-        for ref in tags:
-            self.images.tag(final.image, ref)
+                self._hold = None
+                self._batch = None
         self.cache.set_lineage(identity, run.lineage)
         return BuildResult(
-            image_id=str(final.image.id),
-            manifest_digest=str(final.image.manifest_digest),
+            image_id=str(image.id),
+            manifest_digest=str(image.manifest_digest),
             tags=tuple(r.familiar for r in tags),
             steps=run.number,
             cached=run.hits,
@@ -183,15 +213,18 @@ class _Run:
             config = ImageConfig(architecture=platform.architecture, os=platform.os)
             current = StepImage(None, config, (), None)
         else:
+            missing = BuildError(
+                f"FROM {name}: No such image: {name} (build from a local image: pull,"
+                " load or bootstrap it first)"
+            )
             try:
                 image = self.b.images.get(name)
             except ImageNotFound:
-                raise BuildError(
-                    f"FROM {name}: No such image: {name} (build from a local image: pull,"
-                    " load or bootstrap it first)"
-                ) from None
-            config = self.b.images.config(image)
-            current = StepImage(image, config, tuple(self.b.images.layers(image)), None)
+                raise missing from None
+            found = self.b.hold.image(self.b.images, image)
+            if found is None:  # removed between the lookup and the lease
+                raise missing
+            current = StepImage(image, *found, None)
         if current.image is not None and not shown:  # FROM scratch has no image to show
             self.b.events.image(_short(current.id))
         self.lineage.append({"original": step.node.original, "parent": "", "image": current.id})
@@ -210,11 +243,11 @@ class _Run:
         if isinstance(step, Workdir):
             config, text = apply_metadata(state, step)
             key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
-            self._step(key, None, lambda: self.steps.workdir(current, config, text))
+            self._step(key, None, lambda: self.steps.workdir(current, config, text), queued=True)
         elif isinstance(step, METADATA):
             config, text = apply_metadata(state, step)
             key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
-            self._step(key, None, lambda: self._metadata(current, config, text))
+            self._step(key, None, lambda: self._metadata(current, config, text), queued=True)
         elif isinstance(step, Run):
             request, text, args = self.steps.run_request(state, step)
             key = StepKey(current.id, text, args, None, epoch, step.node.original)
@@ -247,7 +280,12 @@ class _Run:
         sources: dict[str, Any] | None,
         execute: Any,
         forced: str | None = None,
+        *,
+        queued: bool = False,
     ) -> None:
+        """Run one step, or take its image from the cache. A ``queued`` step (a metadata
+        step's, or a WORKDIR's) leaves its image in the build's batch; any other step first
+        writes the batch (what ran before a RUN is cached even if the RUN fails)."""
         current = self.current
         assert current is not None
         index = self.number
@@ -289,8 +327,11 @@ class _Run:
             self.fresh = index  # what follows would stand on this step's new image
             return
         self.b.events.cache_miss(reason)
+        if not queued:
+            self.b.batch.flush()
         result: StepImage = execute()
-        self.b.cache.record(key, str(result.image.manifest_digest) if result.image else "", sources)
+        made = str(result.image.manifest_digest) if result.image else ""
+        self.b.batch.record(key, made, sources)
         self.b.events.image(_short(result.id))
         self.current = result
         self.fresh = index
@@ -303,7 +344,7 @@ class _Run:
             history=History(created=self.created(), created_by=text),
             layer=None,
             top=None,
-            lease=self.b.lease,
+            batch=self.b.batch,
         )
 
     def created(self) -> str:
@@ -315,8 +356,10 @@ class _Run:
         image = self.b.images.by_manifest(manifest_digest)
         if image is None:
             return None
-        layers = tuple(self.b.images.layers(image))
-        config = self.b.images.config(image)
+        found = self.b.hold.image(self.b.images, image)
+        if found is None:  # removed meanwhile: a miss
+            return None
+        config, layers = found
         top = layer_key(chain_ids([la.diff_id for la in layers])[-1]) if layers else None
         return StepImage(image, config, layers, top)
 

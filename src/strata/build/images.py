@@ -12,17 +12,23 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strata.digest import Digest
 from strata.errors import Conflict
 from strata.image.chain import chain_ids, layer_key
-from strata.image.create import store_image
-from strata.image.store import Image, ImageLayer, ImageStore
+from strata.image.create import NewImage, add_images, encode_image, store_image
+from strata.image.store import Image, ImageLayer, ImageStore, now_rfc3339
 from strata.oci.config import History, ImageConfig, RootFS
 from strata.oci.mediatypes import OCI_LAYER
+from strata.oci.reference import Reference
 from strata.runtime.commit import write_snapshot_tar
 from strata.snapshot import Snapshotter
 from strata.store.leases import Lease
+
+if TYPE_CHECKING:
+    from strata.build.batch import StepBatch
+    from strata.build.hold import BuildHold
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,8 @@ class StepImage:
     image: Image | None  # None: nothing stored yet (FROM scratch)
     config: ImageConfig
     layers: tuple[ImageLayer, ...]
-    top: str | None  # snapshot key of the top layer (None: no layers)
+    top: str | None  # snapshot key of the top layer (None: no layers, or not unpacked yet)
+    parent: Digest | None = None  # the ID of the image the step made this one on
 
     @property
     def id(self) -> str:
@@ -45,13 +52,20 @@ def write_snapshot_layer(
     key: str,
     scratch: Path,
     clamp_mtime: int | None,
+    hold: BuildHold,
 ) -> ImageLayer:
-    """Store the changes of active snapshot ``key`` as an uncompressed layer blob."""
-    with images.root.lease() as lease, images.content.writer(f"build-{uuid.uuid4().hex}") as w:
+    """Store the changes of active snapshot ``key`` as an uncompressed layer blob, held by the
+    build's lease (leased before the commit makes it visible; no image names it yet)."""
+    with images.content.writer(f"build-{uuid.uuid4().hex}") as w:
         stats = write_snapshot_tar(snapshotter, key, w, scratch, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
-        lease.add("blob", str(stats.diff_id))
+        hold.add("blob", [str(stats.diff_id)])
         digest = w.commit(expected=stats.diff_id, size=stats.size)
     return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
+
+
+def layer_snapshot_key(diff_ids: Sequence[str]) -> str:
+    """The snapshot key of the top of the stack ``diff_ids`` (its chain ID)."""
+    return layer_key(chain_ids([Digest.parse(d) for d in diff_ids])[-1])
 
 
 def adopt_snapshot(snapshotter: Snapshotter, key: str, diff_ids: Sequence[str]) -> str:
@@ -60,7 +74,7 @@ def adopt_snapshot(snapshotter: Snapshotter, key: str, diff_ids: Sequence[str]) 
     If another build made that layer first, ours is dropped and theirs used: same chain ID,
     same content.
     """
-    top = layer_key(chain_ids([Digest.parse(d) for d in diff_ids])[-1])
+    top = layer_snapshot_key(diff_ids)
     try:
         snapshotter.commit(top, key)
     except Conflict:
@@ -77,13 +91,15 @@ def store_step(
     layer: ImageLayer | None,
     top: str | None,
     lease: Lease | None = None,
+    batch: StepBatch | None = None,
 ) -> StepImage:
     """Store the image of a step: ``parent`` with ``config`` and, if given, one more layer.
 
-    ``lease`` is the build's own lease (held for the whole build), else the step takes one.
-    A step's image is stored as every image is (config and manifest blobs, then one
-    transaction), but without `ImageStore.operation`, whose clean-up on failure lists the whole
-    content store: at one listing per step, a build of N steps was O(N^2).
+    With a ``batch`` (a build's) the image is only encoded and queued: the batch writes it
+    with the steps around it. Otherwise ``lease`` is the build's own lease (held for the whole
+    build), else the step takes one, and the image is stored at once, as every image is
+    (config and manifest blobs, then one transaction), but without `ImageStore.operation`,
+    whose clean-up on failure lists the whole content store (O(N^2) for N steps).
     """
     layers = (*parent.layers, layer) if layer is not None else parent.layers
     history = replace(history, empty_layer=layer is None)
@@ -94,12 +110,49 @@ def store_step(
         rootfs=RootFS("layers", diff_ids),
         history=(*config.history, history),
     )
+    parent_id = parent.image.id if parent.image is not None else None
+    next_top = top if layer is not None else parent.top
+    if batch is not None:
+        blobs = encode_image(
+            batch.encode_config(new_config), [(la, batch.blob_size(la)) for la in layers]
+        )
+        new = NewImage(
+            blobs.manifest_digest,
+            blobs.config_digest,
+            new_config.created,
+            layers,
+            intermediate=True,
+            parent=parent_id,
+        )
+        batch.add(new, blobs)
+        return StepImage(new.image(now_rfc3339()), new_config, layers, next_top, parent_id)
     if lease is None:
         with images.root.lease() as own:
             image = _store_step(images, own, new_config, layers, parent.image)
     else:
         image = _store_step(images, lease, new_config, layers, parent.image)
-    return StepImage(image, new_config, layers, top if layer is not None else parent.top)
+    return StepImage(image, new_config, layers, next_top, parent_id)
+
+
+def store_named(
+    images: ImageStore, batch: StepBatch, final: StepImage, names: Sequence[Reference]
+) -> Image:
+    """Write what ``batch`` holds, then record ``final`` (again, if a prune removed its row
+    meanwhile: the build's lease still holds its blobs) with ``names`` pointing at it."""
+    batch.flush()
+    image = final.image
+    assert image is not None
+    new = NewImage(
+        image.manifest_digest,
+        image.config_digest,
+        image.created,
+        final.layers,
+        media_type=image.media_type,
+        names=tuple(names),
+        intermediate=image.intermediate,
+        parent=final.parent,
+    )
+    return add_images(images, [new])[0]
 
 
 def _store_step(

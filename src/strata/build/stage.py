@@ -53,6 +53,7 @@ class StageState:
     declared: dict[str, str | None] = field(default_factory=dict)  # ARGs of this stage
     used: set[str] = field(default_factory=set)  # args the current step referenced
     cmd_set: bool = False  # a CMD of this stage ran: a later ENTRYPOINT keeps it
+    _env: _ParsedEnv | None = None
 
     @property
     def shell(self) -> tuple[str, ...]:
@@ -67,32 +68,77 @@ class StageState:
                 out[name] = value
         return out
 
-    def env(self) -> dict[str, str]:
+    def parsed_env(self) -> Mapping[str, str]:
+        """The image's Env as a mapping (the last value of a name wins; read it, never change
+        it). Kept between steps: a step that appends to Env parses only what it appended, so
+        a stage of N ENV lines is not O(N^2)."""
+        env = self.config.config.env
+        cached = self._env
+        if cached is not None and cached.source is not env:
+            known = len(cached.source)
+            if len(env) > known and env[:known] == cached.source:
+                cached.extend(env)
+            else:
+                cached = None
+        if cached is None:
+            cached = self._env = _ParsedEnv.of(env)
+        return cached.values
+
+    def env_is_normal(self) -> bool:
+        """Whether Env is already what rebuilding it from `parsed_env` gives (NAME=value each,
+        no name twice), so that an ENV of new names may append to it."""
+        self.parsed_env()
+        return self._env is not None and self._env.normal
+
+    def env(self) -> Mapping[str, str]:
         """Expansion environment: build args, overridden by the image's ENV (Docker's rule)."""
-        env = self.arg_values()
-        for entry in self.config.config.env:
-            key, _, value = entry.partition("=")
-            env[key] = value
-        return env
+        parsed = self.parsed_env()
+        args = self.arg_values()
+        return {**args, **parsed} if args else parsed
 
     def expand(self, word: str) -> str:
         env = self.env()
         value, names = self.lex.process_word_with_matches(word, env)
-        self.used |= {n for n in names if n in self.declared and n not in self._env_names()}
+        self._note_used(names)
         return value
 
     def expand_words(self, word: str) -> list[str]:
         env = self.env()
         _, names = self.lex.process_word_with_matches(word, env)
-        self.used |= {n for n in names if n in self.declared and n not in self._env_names()}
+        self._note_used(names)
         return self.lex.process_words(word, env)
 
-    def _env_names(self) -> set[str]:
-        return {e.partition("=")[0] for e in self.config.config.env}
+    def _note_used(self, names: frozenset[str]) -> None:
+        if names:
+            parsed = self.parsed_env()
+            self.used |= {n for n in names if n in self.declared and n not in parsed}
 
     def used_args(self) -> dict[str, str]:
         values = self.arg_values()
         return {n: values.get(n, "") for n in sorted(self.used)}
+
+
+@dataclass
+class _ParsedEnv:
+    """An Env tuple parsed (see `StageState.parsed_env`)."""
+
+    source: tuple[str, ...]
+    values: dict[str, str]
+    normal: bool  # source == tuple of f"{k}={v}" for values
+
+    @classmethod
+    def of(cls, env: tuple[str, ...]) -> _ParsedEnv:
+        values = dict(e.partition("=")[::2] for e in env)
+        return cls(env, values, tuple(f"{k}={v}" for k, v in values.items()) == env)
+
+    def extend(self, env: tuple[str, ...]) -> None:
+        """Take in the entries ``env`` has after `source` (which it starts with)."""
+        for entry in env[len(self.source) :]:
+            key, sep, value = entry.partition("=")
+            if not sep or key in self.values:
+                self.normal = False
+            self.values[key] = value
+        self.source = env
 
 
 def begin_stage(base: ImageConfig) -> ImageConfig:
@@ -135,13 +181,20 @@ def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, s
     shell = state.shell
     new: Any = config
     if isinstance(step, Env):
-        env = dict(e.partition("=")[::2] for e in config.env)
+        current = state.parsed_env()
+        added: dict[str, str] = {}
         pairs = []
         for key, raw in step.pairs:
             name, value = state.expand(key), state.expand(raw)
-            env[name] = value
+            added[name] = value
             pairs.append(f"{name}={value}")
-        new = replace(config, env=tuple(f"{k}={v}" for k, v in env.items()))
+        if state.env_is_normal() and not any(name in current for name in added):
+            # New names only: Env is the old one with them appended (no O(N) rebuild).
+            env = (*config.env, *(f"{k}={v}" for k, v in added.items()))
+        else:
+            merged = {**current, **added}
+            env = tuple(f"{k}={v}" for k, v in merged.items())
+        new = replace(config, env=env)
         text = "ENV " + " ".join(pairs)
     elif isinstance(step, Label):
         labels = dict(config.labels)

@@ -24,13 +24,14 @@ from strata.build.events import BuildOptions
 from strata.build.images import (
     StepImage,
     adopt_snapshot,
+    layer_snapshot_key,
     scratch_dir,
     store_step,
     write_snapshot_layer,
 )
 from strata.build.run import RunRequest, clean_mount_points, run_container
 from strata.build.stage import StageState
-from strata.errors import BuildError, StepFailed, StrataError
+from strata.errors import BuildError, NotFound, StepFailed, StrataError
 from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import ImageLayer
 from strata.oci.config import History, ImageConfig
@@ -76,6 +77,7 @@ class StepRunner:
         self.options = options
         self.context = context
         self.hashes = HashCache(builder.root.path / "build", namespace=str(options.context))
+        self._dirs: set[tuple[tuple[Any, ...], str]] = set()  # (layers, path): a directory
 
     def close(self) -> None:
         """Remember the context's file hashes for the next build."""
@@ -169,6 +171,7 @@ class StepRunner:
             history=History(created=self.created(), created_by=text),
             layer=layer,
             top=top,
+            batch=self.b.batch,
         )
 
     def _volumes(self, stack: contextlib.ExitStack, parent: StepImage) -> tuple[str, ...]:
@@ -195,11 +198,20 @@ class StepRunner:
         return tuple(binds)
 
     def unpacked(self, image: StepImage) -> StepImage:
-        """``image`` with its layers extracted (a base image on first use)."""
-        if image.top is not None or not image.layers or image.image is None:
+        """``image`` with its layers extracted (a base image on first use, or again if a
+        prune removed them before the build's lease held them)."""
+        if not image.layers or image.image is None:
             return image
+        if image.top is not None:
+            try:
+                self.snapshotter.stat(image.top)  # the layers below stay while it does
+                return image
+            except NotFound:
+                pass
         from strata.image.unpack import unpack
 
+        self.b.hold.layers(image.layers)
+        self.b.batch.flush()  # unpack reads the image's manifest and config
         top = unpack(self.b.images, self.snapshotter, image.image)
         return replace(image, top=top)
 
@@ -237,14 +249,25 @@ class StepRunner:
 
         path = config.config.working_dir
         history = History(created=self.created(), created_by=text)
-        if parent.image is not None and parent.layers:
+        # Whether a directory exists depends only on the layers: a run of WORKDIRs on the same
+        # layers (metadata steps between them) mounts the parent once, not once a step.
+        memo = (tuple(la.diff_id for la in parent.layers), path)
+        if parent.image is not None and parent.layers and memo not in self._dirs:
             with self.view(parent) as rootfs, RootWriter(rootfs, "WORKDIR") as reader:
                 parts = reader.resolve(path)
                 st = reader.lstat(parts)
                 if st is not None and stat.S_ISDIR(st.st_mode):
-                    return store_step(
-                        self.b.images, parent, config=config, history=history, layer=None, top=None
-                    )
+                    self._dirs.add(memo)
+            if memo in self._dirs:
+                return store_step(
+                    self.b.images,
+                    parent,
+                    config=config,
+                    history=history,
+                    layer=None,
+                    top=None,
+                    batch=self.b.batch,
+                )
         parent = self.unpacked(parent)
         with self.mounted_step(parent) as (key, target), RootWriter(target, "WORKDIR") as writer:
             fd = writer.open_dir(writer.resolve(path), create=ROOT)
@@ -252,7 +275,13 @@ class StepRunner:
                 os.close(fd)
         layer, top = self._commit_layer(parent, key)
         return store_step(
-            self.b.images, parent, config=config, history=history, layer=layer, top=top
+            self.b.images,
+            parent,
+            config=config,
+            history=history,
+            layer=layer,
+            top=top,
+            batch=self.b.batch,
         )
 
     def _commit_layer(self, parent: StepImage, key: str) -> tuple[ImageLayer | None, str | None]:
@@ -269,11 +298,14 @@ class StepRunner:
                 key,
                 scratch_dir(self.b.root.path),
                 self.options.epoch,
+                self.b.hold,
             )
             if str(layer.diff_id) == EMPTY_TAR_DIFF_ID:
                 snapshotter.remove(key)
                 return None, None
             diff_ids = [str(la.diff_id) for la in (*parent.layers, layer)]
+            # Leased before it is committed: no image names the layer until the step is stored.
+            self.b.hold.add("snapshot", [layer_snapshot_key(diff_ids)])
             return layer, adopt_snapshot(snapshotter, key, diff_ids)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -359,12 +391,15 @@ class StepRunner:
         """The rootfs of a ``--from`` stage (by name or index) or image, mounted read-only."""
         image = stages.get(name.lower())
         if image is None:
+            missing = BuildError(f"COPY --from={name}: no stage or image of that name")
             try:
                 found = self.b.images.get(name)
             except StrataError:
-                raise BuildError(f"COPY --from={name}: no stage or image of that name") from None
-            config = self.b.images.config(found)
-            image = StepImage(found, config, tuple(self.b.images.layers(found)), None)
+                raise missing from None
+            held = self.b.hold.image(self.b.images, found)
+            if held is None:  # removed between the lookup and the lease
+                raise missing
+            image = StepImage(found, *held, None)
         return stack.enter_context(self.view(image))
 
     @contextlib.contextmanager
@@ -405,6 +440,7 @@ class StepRunner:
             history=History(created=self.created(), created_by=step.history_text()),
             layer=layer,
             top=top,
+            batch=self.b.batch,
         )
 
 

@@ -7,11 +7,12 @@ resumed lives in `strata.content.ingest`; this module is the store around it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +26,7 @@ from strata.content.ingest import (
     ContentWriter,
     acquire,
     checked_digest,
+    fsync_dir,
     hash_file,
     make_dir,
     os_error,
@@ -206,6 +208,65 @@ class LocalContentStore:
                 w.abort()
                 raise
 
+    def put_many(self, blobs: Sequence[tuple[bytes, Digest]]) -> None:
+        """Store several small blobs (``(data, digest)``, each checked) durably at once.
+
+        One ingest directory, locked as any ingest, holds them all: each is written, then one
+        ``syncfs`` (one fsync each where there is none) makes them durable, each is renamed
+        into ``blobs/`` and one fsync of that directory makes the renames durable. A build's
+        metadata steps store their configs and manifests this way (one step's two blobs each
+        as `put_bytes` cost four fsyncs, each a flush of the disk's cache: ~2.5 ms here). A crash
+        leaves at most the unlocked ingest, which gc and ``system check`` remove; a blob is
+        never visible under its name before its bytes are durable.
+        """
+        todo: dict[Digest, bytes] = {}
+        for data, expected in blobs:
+            digest = checked_digest(expected)
+            actual = Digest(digest.algorithm, hashlib.new(digest.algorithm, data).hexdigest())
+            if actual != digest:
+                raise DigestMismatch(f"blob {digest}: content hashes to {actual}")
+            if digest not in todo and not self.exists(digest):
+                todo[digest] = data
+        if not todo:
+            return
+        ref = f"put-many-{uuid.uuid4().hex}"
+        dirpath = self._ingest_dir(ref)
+        try:
+            lock = acquire(dirpath, ref, create=True)
+        except OSError as err:
+            raise os_error(f"ingest {ref}: cannot open", err) from None
+        assert lock is not None  # create=True never gives None
+        files: list[tuple[int, Path, Digest]] = []
+        try:
+            (dirpath / REF).write_bytes(ref.encode())
+            (dirpath / STARTED).write_bytes(repr(time.time()).encode())
+            for digest, data in todo.items():
+                path = dirpath / f"{DATA}-{digest.algorithm}-{digest.encoded}"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                files.append((fd, path, digest))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            if not _sync_filesystem(lock.fileno()):
+                for fd, _, _ in files:
+                    os.fsync(fd)
+            dirs = set()
+            for _, path, digest in files:
+                target = self._blobs / digest.algorithm / digest.encoded
+                make_dir(target.parent)
+                os.rename(path, target)
+                dirs.add(target.parent)
+            for parent in dirs:
+                fsync_dir(parent)
+        except OSError as err:
+            raise os_error(f"ingest {ref}: cannot write {len(todo)} blobs", err) from None
+        finally:
+            # Closed and removed first, whatever happened: on a full disk this frees the space.
+            for fd, _, _ in files:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            remove_ingest(dirpath, lock)
+
     def ingest(
         self,
         stream: BinaryIO,
@@ -326,6 +387,30 @@ class LocalContentStore:
         except OSError as err:
             raise os_error(f"content store {self.root}: cannot clean ingests", err) from None
         return removed
+
+
+_syncfs: Callable[[int], int] | None = None
+
+
+def _sync_filesystem(fd: int) -> bool:
+    """syncfs(2) the filesystem holding ``fd``: everything written to it is durable after one
+    flush, where an fsync per file pays one each. False where there is no syncfs (not Linux):
+    the caller fsyncs each file."""
+    global _syncfs
+    if _syncfs is None:
+        try:
+            function = ctypes.CDLL(None, use_errno=True).syncfs
+            function.argtypes = [ctypes.c_int]
+            _syncfs = function
+        except (OSError, AttributeError):
+            _syncfs = lambda _: -2  # noqa: E731
+    result = _syncfs(fd)
+    if result == -2:
+        return False
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return True
 
 
 def _last_update(dirpath: Path) -> float:

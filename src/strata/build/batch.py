@@ -1,0 +1,83 @@
+"""A run of step images written together: configs and manifests in one durable write, their rows
+and cache records in one transaction.
+
+Docker's classic builder makes an image per step, metadata steps (ENV, LABEL, CMD...) included,
+and strata keeps that (``image ls -a``, ``history``, the cache), but such a step need not pay for
+its own fsyncs and commits: its image is encoded in memory and queued here. The queue is written
+when a step needs the store (a RUN or COPY, an unpack), at the end of the build, or when it
+reaches `MAX_STEPS` or `MAX_BYTES` of encoded JSON. Crash safety is the store's usual order: the
+blobs are leased (the build's lease) before they are written, and their rows and cache records
+are committed only after the blobs are durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from strata.build.cache import BuildCache, StepKey
+from strata.build.configjson import ConfigEncoder
+from strata.build.hold import BuildHold
+from strata.digest import Digest
+from strata.image.create import ImageBlobs, NewImage, add_images
+from strata.image.store import ImageLayer, ImageStore
+from strata.oci.config import ImageConfig
+
+MAX_STEPS: Final = 256
+MAX_BYTES: Final = 64 << 20
+
+_Record = tuple[StepKey, str, Mapping[str, Any] | None]
+
+
+class StepBatch:
+    """The step images and cache records of one build not yet written."""
+
+    def __init__(self, images: ImageStore, hold: BuildHold, cache: BuildCache) -> None:
+        self.images = images
+        self.hold = hold
+        self.cache = cache
+        self.encoder = ConfigEncoder()
+        self._images: list[tuple[NewImage, ImageBlobs]] = []
+        self._records: list[_Record] = []
+        self._bytes = 0
+        self._blob_sizes: dict[Digest, int] = {}
+
+    def encode_config(self, config: ImageConfig) -> bytes:
+        """``config.to_json()``, byte for byte, reusing what earlier steps encoded."""
+        return self.encoder.encode(config)
+
+    def blob_size(self, layer: ImageLayer) -> int:
+        """The size of ``layer``'s blob (for its descriptor), looked up once per build."""
+        size = self._blob_sizes.get(layer.blob)
+        if size is None:
+            size = self._blob_sizes[layer.blob] = self.images.content.info(layer.blob).size
+        return size
+
+    def add(self, new: NewImage, blobs: ImageBlobs) -> None:
+        """Queue a step's image (its blobs are written by the next `flush`)."""
+        self._images.append((new, blobs))
+        self._bytes += len(blobs.config) + len(blobs.manifest)
+
+    def record(self, key: StepKey, image: str, sources: Mapping[str, Any] | None) -> None:
+        """Queue a step's cache record; write the queue if it has reached its bound."""
+        self._records.append((key, image, sources))
+        if len(self._images) >= MAX_STEPS or self._bytes >= MAX_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued: lease, blobs (one fsync pass), then one transaction."""
+        if not self._images and not self._records:
+            return
+        queued, records = self._images, self._records
+        blobs: dict[Digest, bytes] = {}
+        for _, encoded in queued:
+            blobs[encoded.config_digest] = encoded.config
+            blobs[encoded.manifest_digest] = encoded.manifest
+        self.hold.add("blob", (str(d) for d in blobs))
+        self.images.content.put_many([(data, digest) for digest, data in blobs.items()])
+        add_images(
+            self.images,
+            [new for new, _ in queued],
+            also=lambda conn: BuildCache.write(conn, records),
+        )
+        self._images, self._records, self._bytes = [], [], 0

@@ -1,0 +1,62 @@
+"""What a running build depends on, held by its lease so that no prune collects it meanwhile.
+
+The lease protocol (`strata.store.leases`) is "lease before you look": a blob or snapshot key
+is added to the build's lease before the build reads or stacks on it, and only then is it
+checked to be there. An image found by name or in the build cache is held thus: its manifest
+and config first (their digests are in its row), then its layers and their snapshots (named by
+the manifest and the layers table). Whatever the build makes (layer blobs, step snapshots,
+config and manifest blobs) is leased before it is written. A key is leased once per build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from strata.errors import StrataError
+from strata.image.chain import chain_ids, layer_key
+from strata.image.store import Image, ImageLayer, ImageStore
+from strata.oci.config import ImageConfig
+from strata.store.leases import Lease
+
+
+class BuildHold:
+    """The build's lease, remembering what it already holds (one commit per new batch)."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self._held: set[tuple[str, str]] = set()
+
+    def add(self, kind: str, keys: Iterable[str]) -> None:
+        """Hold ``keys`` of ``kind`` (committed before this returns); known ones are skipped."""
+        new = [k for k in dict.fromkeys(keys) if (kind, k) not in self._held]
+        if not new:
+            return
+        self.lease.add_all(kind, new)
+        self._held.update((kind, k) for k in new)
+
+    def layers(self, layers: Iterable[ImageLayer]) -> None:
+        """Hold the blobs of ``layers`` and the snapshots of their stack (chain IDs)."""
+        stack = list(layers)
+        self.add("blob", (str(la.blob) for la in stack))
+        if stack:
+            keys = [layer_key(c) for c in chain_ids([la.diff_id for la in stack])]
+            self.add("snapshot", keys)
+
+    def image(
+        self, images: ImageStore, image: Image
+    ) -> tuple[ImageConfig, tuple[ImageLayer, ...]] | None:
+        """Hold every blob and layer snapshot of ``image``; its config and layers, or None if
+        some part of it is gone (it was removed before the lease held it)."""
+        self.add("blob", (str(image.manifest_digest), str(image.config_digest)))
+        content = images.content
+        try:
+            if not (content.exists(image.manifest_digest) and content.exists(image.config_digest)):
+                return None
+            layers = tuple(images.layers(image))
+            self.layers(layers)
+            if not all(content.exists(la.blob) for la in layers):
+                return None
+            config = images.config(image)
+        except StrataError:
+            return None  # a blob or the layers' rows went before the lease held them
+        return config, layers
