@@ -20,6 +20,7 @@ import pytest
 
 from tests.anchors import Docker
 from tests.conftest import Strata
+from tests.system.conftest import assert_clean
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
 
@@ -122,6 +123,8 @@ def test_run_containers_die_with_a_killed_build(st: Strata, tmp_path: Path, runt
     assert st("ps", "-a", "-q").stdout == ""
     assert st("image", "ls", "-q").stdout.strip() != ""  # debian:bookworm, nothing else lost
     assert list((st.root / "containers").iterdir()) == []
+    # And nothing else of the build: its lease, ingests, step snapshot and scratch.
+    assert_clean(st)
 
 
 def test_the_next_command_removes_what_a_killed_build_left(st: Strata, tmp_path: Path) -> None:
@@ -138,6 +141,11 @@ def test_the_next_command_removes_what_a_killed_build_left(st: Strata, tmp_path:
     assert not sleepers(marker)
     assert store_mounts(st.root) == []
     assert list((st.root / "containers").iterdir()) == []
+    # The build's own leftovers (its lease, its step's snapshot) are the next build's to drop.
+    (tmp_path / "next").mkdir()
+    (tmp_path / "next" / "Dockerfile").write_text("FROM debian:bookworm\nRUN true\n")
+    st("build", "-q", "--no-cache", str(tmp_path / "next"))
+    assert_clean(st)
 
 
 def test_a_build_that_ends_leaves_no_guard(st: Strata, tmp_path: Path) -> None:
@@ -155,6 +163,7 @@ def test_a_build_that_ends_leaves_no_guard(st: Strata, tmp_path: Path) -> None:
     # The guard left with the build (it was told "done"); nothing of the steps remains.
     assert st("ps", "-a", "-q").stdout == ""
     assert store_mounts(st.root) == []
+    assert_clean(st)
 
 
 def test_docker_removes_the_run_container_of_a_killed_build(docker: Docker, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What the guard of a dead build runs (``python -m strata.runtime.orphans``): its containers go.
+"""What the guard of a dead build runs (``python -m strata.runtime.orphans``): its containers go,
+then what else dead writers left in the store (`StoreRoot.release_dead_writers`).
 
 A module of its own, so that :mod:`.guard`, which :mod:`.lifecycle` imports for its label, does
 not import the lifecycle back.
@@ -42,6 +43,14 @@ def remove_orphans(entries: list[str]) -> None:
                 continue  # owned again: not ours to judge
             with lock:
                 service.discard(container)
+    # And the rest of what the dead build left (its lease, its ingests, its steps' snapshots
+    # and scratch mounts), so that its store checks clean with no command run after it.
+    for root_hex in dict.fromkeys(entry.partition(" ")[0] for entry in entries):
+        with (
+            contextlib.suppress(Exception),
+            StoreRoot(Path(os.fsdecode(bytes.fromhex(root_hex)))) as store,
+        ):
+            store.release_dead_writers()
 
 
 if __name__ == "__main__":  # pragma: no cover - the guard, after the build died
