@@ -21,6 +21,7 @@ from typing import BinaryIO, cast
 from strata.errors import NoSpace, StrataError
 from strata.image.changes import apply_changes
 from strata.image.create import store_image
+from strata.image.hold import hold_image
 from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import Image, ImageLayer
 from strata.layer.diff import write_tar_from_dirs, write_tar_from_upper
@@ -116,12 +117,15 @@ def commit_container(
 ) -> Image:
     """``docker commit``: the container's changes become one new layer on top of its image."""
     images = service.images
-    image = images.get(container.image)
-    config = images.config(image)
-    layers = images.layers(image)
-    # Changes are validated before any layer is written, so a bad -c leaves nothing behind.
-    new_config = committed_config(config, container, changes)
     with images.operation() as lease:
+        # The new image shares the image's blobs: leased before they are read, so that even if
+        # the container (which keeps its image from rmi) is removed meanwhile, no prune can
+        # take them from under the new image (`strata.image.hold`).
+        image = hold_image(images, lease, container.image).image
+        config = images.config(image)
+        layers = images.layers(image)
+        # Changes are validated before any layer is written, so a bad -c leaves nothing behind.
+        new_config = committed_config(config, container, changes)
         try:
             with (
                 images.content.writer(f"commit-{uuid.uuid4().hex}") as writer,
