@@ -394,3 +394,64 @@ def test_a_killed_pull(
     assert debian("run", "--rm", ref, "cat", "/etc/debian_version").stdout.startswith("12")
     debian("rmi", ref)
     assert_clean(debian)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p.startswith(f"{root}/")]
+
+
+def test_a_killed_diff_leaves_a_scratch_mount_and_view(debian: Strata) -> None:
+    # `diff` mounts the image's filesystem on tmp/view-<its pid>...: killed there, it leaves the
+    # mount, the directory and the view snapshot, each named by the process that died.
+    debian("run", "--name", "diffed", IMAGE, "sh", "-c", "head -c 300000000 /dev/zero > /big")
+    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+    diff = subprocess.Popen(
+        [sys.executable, "-m", "strata", "diff", "diffed"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    root = Path(os.path.realpath(debian.root))
+    deadline = time.monotonic() + 60
+    while not any("/tmp/view-" in p for p in _mounts_under(root)):
+        assert diff.poll() is None, "the diff ended before it could be killed"
+        assert time.monotonic() < deadline, "the diff never mounted its view"
+        time.sleep(0.005)
+    diff.kill()
+    diff.wait()
+    lines = found(
+        debian,
+        f"mount tmp/view-{diff.pid}.",
+        f"scratch tmp/view-{diff.pid}.",
+        f"view snapshot view-{diff.pid}.",
+        f"(process {diff.pid}) has ended",
+    )
+    assert not [line for line in lines[:-1] if not line.startswith(("mount ", "scratch ", "view "))]
+    repair(debian)
+    assert _mounts_under(root) == []
+    assert list((root / "tmp").iterdir()) == []
+    debian("rm", "diffed")
+    assert_clean(debian)
+
+
+def test_the_next_writer_removes_a_dead_commands_scratch(debian: Strata) -> None:
+    debian("run", "--name", "diffed2", IMAGE, "sh", "-c", "head -c 300000000 /dev/zero > /big")
+    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
+    diff = subprocess.Popen(
+        [sys.executable, "-m", "strata", "diff", "diffed2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    root = Path(os.path.realpath(debian.root))
+    deadline = time.monotonic() + 60
+    while not any("/tmp/view-" in p for p in _mounts_under(root)):
+        assert diff.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    diff.kill()
+    diff.wait()
+    debian("rm", "diffed2")  # a command on the same path: it cleans up first
+    assert _mounts_under(root) == []
+    assert list((root / "tmp").iterdir()) == []
+    assert_clean(debian)
