@@ -20,14 +20,13 @@ import contextlib
 import os
 import re
 import shutil
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.errors import NotFound, StrataError
 from strata.snapshot import Kind, metadata
 from strata.snapshot.mount import mount_points, unmount
-from strata.store.leases import owner_alive, pid_namespace, process_start
 
 if TYPE_CHECKING:
     from strata.image.root import StoreRoot
@@ -51,6 +50,9 @@ _OWNER = re.compile(r"-(\d+)\.(\d+)\.(\d+)-")
 
 
 def _owner_tag() -> str:
+    # Imported here: the quick `run` path only asks `owner_gone` of names with no owner.
+    from strata.store.leases import pid_namespace, process_start
+
     pid = os.getpid()
     start = process_start(pid)
     # Without /proc the name carries no owner, and is never judged dead.
@@ -64,7 +66,7 @@ def owned_prefix(kind: str) -> str:
 
 def owned_name(kind: str) -> str:
     """A fresh scratch name of this process: ``<kind>-<owner>-<random hex>``."""
-    return f"{owned_prefix(kind)}{uuid.uuid4().hex}"
+    return f"{owned_prefix(kind)}{os.urandom(16).hex()}"
 
 
 def owner_of(name: str) -> int | None:
@@ -78,6 +80,8 @@ def owner_gone(name: str) -> bool:
     found = _OWNER.search(name)
     if found is None:
         return False
+    from strata.store.leases import owner_alive
+
     return not owner_alive(f"{found.group(1)}.{found.group(2)}.{found.group(3)}.scratch")
 
 
@@ -121,10 +125,12 @@ def dead_snapshots(root: StoreRoot) -> list[str]:
     return [r.key for r in rows if r.kind is not Kind.COMMITTED and owner_gone(r.key)]
 
 
-def remove_dead_scratch(root: StoreRoot, snapshotter: Snapshotter | None = None) -> int:
+def remove_dead_scratch(
+    root: StoreRoot, snapshotter: Callable[[], Snapshotter] | None = None
+) -> int:
     """Remove what commands that died left for themselves: ``tmp/`` entries, then their
     snapshots (best effort: what stays is the next ``system check``'s to report). Returns how
-    many things went."""
+    many things went. ``snapshotter`` gives the caller's snapshotter, asked only if needed."""
     removed = 0
     for path in dead_tmp(root.path):
         with contextlib.suppress(StrataError, OSError):
@@ -134,13 +140,16 @@ def remove_dead_scratch(root: StoreRoot, snapshotter: Snapshotter | None = None)
         keys = dead_snapshots(root)
     except StrataError:
         return removed
-    if keys and snapshotter is None:
+    if not keys:
+        return removed
+    if snapshotter is None:
         from strata.snapshot.select import default_snapshotter
 
-        snapshotter = default_snapshotter(root.path, root.db)
+        snapshots = default_snapshotter(root.path, root.db)
+    else:
+        snapshots = snapshotter()
     for key in keys:
-        assert snapshotter is not None
         with contextlib.suppress(NotFound, StrataError, OSError):
-            snapshotter.remove(key)
+            snapshots.remove(key)
             removed += 1
     return removed

@@ -383,7 +383,7 @@ class Containers:
             for container in self.records.all():
                 if container.state is State.RUNNING and not owner_alive(self.directory(container)):
                     self.refresh(container)
-            remove_dead_scratch(self.root, self.snapshotter)
+            remove_dead_scratch(self.root, lambda: self.snapshotter)
 
     def lookup(self, text: str) -> Container:
         """The container named ``text`` (ID, prefix or name), its state reconciled."""
