@@ -80,3 +80,41 @@ def test_many_env_lines_build_and_rebuild_from_cache(st: Strata, tmp_path: Path)
     assert first.removeprefix("sha256:")[:12] in again
     env = st("image", "inspect", "-f", "{{json .Config.Env}}", "env:many").stdout
     assert "V299=value299" in env
+
+
+def _config(st: Strata, ref: str) -> dict[str, Any]:
+    import json
+
+    with StoreRoot(st.root) as root:
+        images = ImageStore(root)
+        data = root.content.read_bytes(images.get(ref).config_digest, limit=1 << 24)
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
+
+
+def test_a_step_on_cached_metadata_steps_keeps_their_stored_history(
+    st: Strata, tmp_path: Path
+) -> None:
+    """Cache hits of metadata steps do not read their configs; a step that then runs on them
+    (or a stage built on them) still carries the history they were stored with."""
+    ctx = tmp_path / "hits"
+    ctx.mkdir()
+    head = "FROM debian:bookworm AS one\nENV A=1\nLABEL b=2\nWORKDIR /usr\nUSER root\n"
+    (ctx / "Dockerfile").write_text(head)
+    st("build", "-q", "-t", "hits:one", str(ctx))
+    first = _config(st, "hits:one")
+    (ctx / "Dockerfile").write_text(head + "ENV C=3\nFROM one\nENV D=4\n")
+    out = st("build", "-t", "hits:two", str(ctx)).stdout
+    assert out.count("---> Using cache") == 4
+    second = _config(st, "hits:two")
+    assert second["history"][: len(first["history"])] == first["history"]
+    assert [h["created_by"] for h in second["history"][-2:]] == [
+        "/bin/sh -c #(nop)  ENV C=3",
+        "/bin/sh -c #(nop)  ENV D=4",
+    ]
+    assert second["config"]["Env"][-3:] == ["A=1", "C=3", "D=4"]
+    assert second["config"]["WorkingDir"] == "/usr"
+    assert second["config"]["Labels"] == {"b": "2"}
+    # Everything again from the cache: the same image.
+    again = st("build", "-q", str(ctx)).stdout.strip()
+    assert again == st("image", "inspect", "-f", "{{.Id}}", "hits:two").stdout.strip()

@@ -12,6 +12,7 @@ are committed only after the blobs are durable.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -39,6 +40,7 @@ class StepBatch:
         self.encoder = ConfigEncoder()
         self._images: list[tuple[NewImage, ImageBlobs]] = []
         self._records: list[_Record] = []
+        self._used: list[str] = []  # cache records hit, to mark used
         self._bytes = 0
         self._blob_sizes: dict[Digest, int] = {}
 
@@ -64,20 +66,25 @@ class StepBatch:
         if len(self._images) >= MAX_STEPS or self._bytes >= MAX_BYTES:
             self.flush()
 
+    def used(self, key: StepKey) -> None:
+        """Queue marking the cache record of ``key`` used (a hit): written with the rest."""
+        self._used.append(key.digest)
+
     def flush(self) -> None:
         """Write what is queued: lease, blobs (one fsync pass), then one transaction."""
-        if not self._images and not self._records:
+        if not self._images and not self._records and not self._used:
             return
-        queued, records = self._images, self._records
+        queued, records, used = self._images, self._records, self._used
         blobs: dict[Digest, bytes] = {}
         for _, encoded in queued:
             blobs[encoded.config_digest] = encoded.config
             blobs[encoded.manifest_digest] = encoded.manifest
         self.hold.add("blob", (str(d) for d in blobs))
         self.images.content.put_many([(data, digest) for digest, data in blobs.items()])
-        add_images(
-            self.images,
-            [new for new, _ in queued],
-            also=lambda conn: BuildCache.write(conn, records),
-        )
-        self._images, self._records, self._bytes = [], [], 0
+
+        def also(conn: sqlite3.Connection) -> None:
+            BuildCache.write(conn, records)
+            BuildCache.mark_used(conn, used)
+
+        add_images(self.images, [new for new, _ in queued], also=also)
+        self._images, self._records, self._used, self._bytes = [], [], [], 0

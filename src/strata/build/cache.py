@@ -70,15 +70,26 @@ class BuildCache:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def lookup(self, key: StepKey) -> CacheRecord | None:
-        """The record for ``key`` whose image still exists, marked used now."""
+    def lookup(self, key: StepKey, *, touch: bool = True) -> CacheRecord | None:
+        """The record for ``key`` whose image still exists, marked used now (or, without
+        ``touch``, by the caller later: see `mark_used`)."""
         digest = key.digest
+        if not touch:
+            with self.db.read() as conn:
+                row = conn.execute("SELECT * FROM build_cache WHERE key = ?", (digest,)).fetchone()
+            return None if row is None else _record(row)
         with self.db.transaction() as conn:
             row = conn.execute("SELECT * FROM build_cache WHERE key = ?", (digest,)).fetchone()
             if row is None:
                 return None
-            conn.execute("UPDATE build_cache SET used = ? WHERE key = ?", (now_rfc3339(), digest))
+            self.mark_used(conn, [digest])
         return _record(row)
+
+    @staticmethod
+    def mark_used(conn: sqlite3.Connection, keys: Sequence[str]) -> None:
+        """Mark the records of ``keys`` (key digests) used now, in the caller's transaction."""
+        now = now_rfc3339()
+        conn.executemany("UPDATE build_cache SET used = ? WHERE key = ?", [(now, k) for k in keys])
 
     def record(
         self, key: StepKey, image: str, sources_table: Mapping[str, Any] | None = None

@@ -201,7 +201,7 @@ class _Run:
                 f"Dockerfile:{step.node.start_line}: base name ({step.image}) should not be blank"
             )
         if name.lower() in self.stages:
-            current = self.stages[name.lower()]
+            current = self.stages[name.lower()].exact()  # its history goes on
             self.fresh = self.stage_dirty.get(name.lower())
             if self.options.explain and self.fresh is not None:
                 # Its image is the one from before: the stage's new one is not built.
@@ -224,7 +224,7 @@ class _Run:
             found = self.b.hold.image(self.b.images, image)
             if found is None:  # removed between the lookup and the lease
                 raise missing
-            current = StepImage(image, *found, None)
+            current = StepImage(image, self.b.images.config(image), found, None)
         if current.image is not None and not shown:  # FROM scratch has no image to show
             self.b.events.image(_short(current.id))
         self.lineage.append({"original": step.node.original, "parent": "", "image": current.id})
@@ -243,11 +243,13 @@ class _Run:
         if isinstance(step, Workdir):
             config, text = apply_metadata(state, step)
             key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
-            self._step(key, None, lambda: self.steps.workdir(current, config, text), queued=True)
+            self._step(
+                key, None, lambda: self.steps.workdir(current, config, text), computed=config
+            )
         elif isinstance(step, METADATA):
             config, text = apply_metadata(state, step)
             key = StepKey(current.id, text, state.used_args(), None, epoch, step.node.original)
-            self._step(key, None, lambda: self._metadata(current, config, text), queued=True)
+            self._step(key, None, lambda: self._metadata(current, config, text), computed=config)
         elif isinstance(step, Run):
             request, text, args = self.steps.run_request(state, step)
             key = StepKey(current.id, text, args, None, epoch, step.node.original)
@@ -281,11 +283,14 @@ class _Run:
         execute: Any,
         forced: str | None = None,
         *,
-        queued: bool = False,
+        computed: ImageConfig | None = None,
     ) -> None:
-        """Run one step, or take its image from the cache. A ``queued`` step (a metadata
-        step's, or a WORKDIR's) leaves its image in the build's batch; any other step first
-        writes the batch (what ran before a RUN is cached even if the RUN fails)."""
+        """Run one step, or take its image from the cache.
+
+        A metadata step (WORKDIR too) gives the config it ``computed``: its image, new or
+        from the cache, stays in the build's batch (a cached one's stored config is read only
+        if something needs its history); any other step first writes the batch (what ran
+        before a RUN is cached even if the RUN fails)."""
         current = self.current
         assert current is not None
         index = self.number
@@ -295,10 +300,11 @@ class _Run:
         )
         record = None
         if not self.options.no_cache and self.fresh is None and forced is None:
-            record = self.b.cache.lookup(key)
+            record = self.b.cache.lookup(key, touch=False)
         if record is not None:
-            image = self._load(record.image)
+            image = self._load(record.image, computed)
             if image is not None:
+                self.b.batch.used(key)
                 self.hits += 1
                 if self.options.explain:
                     self.b.events.plan(index, key.original, True, _short(image.id))
@@ -327,7 +333,7 @@ class _Run:
             self.fresh = index  # what follows would stand on this step's new image
             return
         self.b.events.cache_miss(reason)
-        if not queued:
+        if computed is None:
             self.b.batch.flush()
         result: StepImage = execute()
         made = str(result.image.manifest_digest) if result.image else ""
@@ -352,16 +358,21 @@ class _Run:
         now = datetime.fromtimestamp(when, UTC) if when is not None else datetime.now(UTC)
         return format_time(now)
 
-    def _load(self, manifest_digest: str) -> StepImage | None:
-        image = self.b.images.by_manifest(manifest_digest)
+    def _load(self, manifest_digest: str, computed: ImageConfig | None) -> StepImage | None:
+        """The cached image, held; with the ``computed`` config of a metadata step (its
+        stored config read only when needed: `StepImage.exact`)."""
+        images = self.b.images
+        image = images.by_manifest(manifest_digest)
         if image is None:
             return None
-        found = self.b.hold.image(self.b.images, image)
-        if found is None:  # removed meanwhile: a miss
+        layers = self.b.hold.image(images, image)
+        if layers is None:  # removed meanwhile: a miss
             return None
-        config, layers = found
         top = layer_key(chain_ids([la.diff_id for la in layers])[-1]) if layers else None
-        return StepImage(image, config, layers, top)
+        if computed is None:
+            return StepImage(image, images.config(image), layers, top)
+        stored = image  # bound now: the closure outlives this call
+        return StepImage(image, computed, layers, top, None, lambda: images.config(stored))
 
 
 def _short(image_id: str) -> str:

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from strata.errors import StrataError
 from strata.image.chain import chain_ids, layer_key
 from strata.image.store import Image, ImageLayer, ImageStore
-from strata.oci.config import ImageConfig
 from strata.store.leases import Lease
 
 
@@ -42,11 +41,10 @@ class BuildHold:
             keys = [layer_key(c) for c in chain_ids([la.diff_id for la in stack])]
             self.add("snapshot", keys)
 
-    def image(
-        self, images: ImageStore, image: Image
-    ) -> tuple[ImageConfig, tuple[ImageLayer, ...]] | None:
-        """Hold every blob and layer snapshot of ``image``; its config and layers, or None if
-        some part of it is gone (it was removed before the lease held it)."""
+    def image(self, images: ImageStore, image: Image) -> tuple[ImageLayer, ...] | None:
+        """Hold every blob and layer snapshot of ``image``; its layers, or None if some part
+        of it is gone (it was removed before the lease held it). Its config is held, not read
+        (`ImageStore.config` reads it when it is needed)."""
         self.add("blob", (str(image.manifest_digest), str(image.config_digest)))
         content = images.content
         try:
@@ -56,7 +54,6 @@ class BuildHold:
             self.layers(layers)
             if not all(content.exists(la.blob) for la in layers):
                 return None
-            config = images.config(image)
         except StrataError:
             return None  # a blob or the layers' rows went before the lease held them
-        return config, layers
+        return layers

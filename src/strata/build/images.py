@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,10 +40,21 @@ class StepImage:
     layers: tuple[ImageLayer, ...]
     top: str | None  # snapshot key of the top layer (None: no layers, or not unpacked yet)
     parent: Digest | None = None  # the ID of the image the step made this one on
+    # A metadata step's image taken from the cache has ``config`` as this build computed it:
+    # the same run config, but not the stored history (times of the build that made it), so
+    # that a rebuild of N metadata steps does not parse N configs of N entries each. This
+    # reads the stored one, for whatever stands on it (`exact`).
+    stored_config: Callable[[], ImageConfig] | None = None
 
     @property
     def id(self) -> str:
         return str(self.image.id) if self.image is not None else "scratch"
+
+    def exact(self) -> StepImage:
+        """This image with its stored config (itself, unless its config was computed)."""
+        if self.stored_config is None:
+            return self
+        return replace(self, config=self.stored_config(), stored_config=None)
 
 
 def write_snapshot_layer(
@@ -101,6 +112,10 @@ def store_step(
     (config and manifest blobs, then one transaction), but without `ImageStore.operation`,
     whose clean-up on failure lists the whole content store (O(N^2) for N steps).
     """
+    if parent.stored_config is not None:
+        # ``config`` has the computed parent's history: the new image's is the stored one's.
+        parent = parent.exact()
+        config = replace(config, history=parent.config.history)
     layers = (*parent.layers, layer) if layer is not None else parent.layers
     history = replace(history, empty_layer=layer is None)
     diff_ids = tuple(la.diff_id for la in layers)

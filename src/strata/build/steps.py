@@ -399,7 +399,7 @@ class StepRunner:
             held = self.b.hold.image(self.b.images, found)
             if held is None:  # removed between the lookup and the lease
                 raise missing
-            image = StepImage(found, *held, None)
+            image = StepImage(found, self.b.images.config(found), held, None)
         return stack.enter_context(self.view(image))
 
     @contextlib.contextmanager
