@@ -24,7 +24,7 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -32,12 +32,15 @@ from pathlib import Path
 import pytest
 
 from strata.content.local import LocalContentStore
-from strata.errors import ImageNotFound
+from strata.digest import Digest
+from strata.errors import ImageNotFound, NotFound
 from strata.image.archive import ArchiveFormat, write_archive
+from strata.image.chain import INIT_PREFIX, chain_ids, layer_key
 from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.layer.compression import Compression
-from strata.store.leases import lease
+from strata.snapshot.select import default_snapshotter
+from strata.store.leases import Lease, lease
 from tests.conftest import Strata, debian_rootfs_tar
 from tests.image.archive.builders import build_image
 from tests.registry.conftest import Registry, registry  # noqa: F401 (a fixture)
@@ -109,18 +112,21 @@ def layered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- checking an image blob by blob ---------------------------------------------------------
 
 
-def check_image(root: Path, name: str) -> str | None:
-    """The ID of the image ``name`` names, having checked each of its blobs; None if no image
+@contextlib.contextmanager
+def held_image(root: Path, name: str, *, unpacked: bool = False) -> Iterator[str | None]:
+    """Check the image ``name`` names blob by blob (and with ``unpacked``, the snapshot of each
+    of its layers), and yield its ID with its blobs and snapshots still leased; None if no image
     has that name (any more). Raises AssertionError naming what is lost.
 
-    The check leases every blob before it looks (as a command would), so an image removed
-    meanwhile is told apart from one recorded without its blobs.
+    The check leases every blob and snapshot before it looks (as a command would), so an image
+    removed meanwhile is told apart from one recorded without its parts.
     """
     with StoreRoot(root) as store_root:
         images = ImageStore(store_root)
         image = images.lookup(name)
         if image is None:
-            return None
+            yield None
+            return
         blobs = root / "blobs" / "sha256"
         with lease(store_root.db, ttl=600) as held:
             held.add("blob", str(image.manifest_digest))
@@ -128,24 +134,53 @@ def check_image(root: Path, name: str) -> str | None:
                 manifest = json.loads((blobs / image.manifest_digest.hex).read_bytes())
             except FileNotFoundError:
                 if images.by_manifest(image.manifest_digest) is None:
-                    return None
+                    yield None
+                    return
                 raise AssertionError(f"{name}: manifest {image.manifest_digest} lost") from None
             wanted = [manifest["config"], *manifest["layers"]]
             held.add_all("blob", [d["digest"] for d in wanted])
             if images.by_manifest(image.manifest_digest) is None:
-                return None  # removed before the lease: whatever went, went with it
+                yield None  # removed before the lease: whatever went, went with it
+                return
             for desc in [{"digest": str(image.manifest_digest)}, *wanted]:
                 digest = desc["digest"]
                 path = blobs / digest.removeprefix("sha256:")
                 assert path.is_file(), f"{name} ({image.id.short}): blob {digest} lost"
                 actual = "sha256:" + _sha256(path)
                 assert actual == digest, f"{name}: blob {digest} holds {actual}"
-        return str(image.id)
+            if not _unpacked(store_root, held, image, wanted[0]["digest"], check=unpacked):
+                yield None
+                return
+            yield str(image.id)
 
 
-def _recorded(root: Path, image_id: str) -> bool:
-    with StoreRoot(root) as store_root:
-        return ImageStore(store_root).lookup(image_id) is not None
+def check_image(root: Path, name: str) -> str | None:
+    """`held_image`'s check alone: the ID, or None if no image has that name."""
+    with held_image(root, name) as image_id:
+        return image_id
+
+
+def _unpacked(
+    store_root: StoreRoot, held: Lease, image: Image, config: str, *, check: bool
+) -> bool:
+    """Lease the snapshots of ``image``'s layers and its init layer (made or not); with
+    ``check``, AssertionError if a layer's is lost. False if the image was removed before
+    they were leased."""
+    path = store_root.path / "blobs" / "sha256" / Digest.parse(config).hex
+    diff_ids = [Digest.parse(d) for d in json.loads(path.read_bytes())["rootfs"]["diff_ids"]]
+    keys = [layer_key(c) for c in chain_ids(diff_ids)]
+    held.add_all("snapshot", [*keys, *(f"{INIT_PREFIX}{key}" for key in keys[-1:])])
+    if ImageStore(store_root).by_manifest(image.manifest_digest) is None:
+        return False
+    if not check:
+        return True
+    snapshotter = default_snapshotter(store_root.path, store_root.db)
+    for key in keys:
+        try:
+            snapshotter.stat(key)
+        except NotFound:
+            raise AssertionError(f"image {image.id.short}: snapshot {key} lost") from None
+    return True
 
 
 def _sha256(path: Path) -> str:
@@ -378,10 +413,13 @@ def test_commit_racing_rmi_and_prune(strata: Strata, small: Path) -> None:
 STRESS_SECONDS = float(os.environ.get("STRATA_RACE_SECONDS", "75"))
 WRITERS = 2
 _DOCKERFILE = "FROM {base}\nARG N=0\nCOPY file /file\nRUN cat /file > /out && echo $N > /n\n"
-# How a writer may fail when what it starts from was removed under it; anything else is a bug.
-_WRITER_ERRORS = ("No such image", "No such container")
-# What a removal may answer when its target went meanwhile, or a container still uses it.
-_REMOVER_ERRORS = ("No such image", "conflict: unable to")
+# How a command may fail when the image it starts from was removed under it (a build's base
+# after its pull, the image of a run after its pull); writers of their own image (pull, commit,
+# load, import) may not fail at all.
+_GONE = ("No such image",)
+# What an rmi may answer when its target went meanwhile, or a running container uses it
+# (prunes skip both).
+_RMI_ERRORS = ("No such image", "conflict: unable to")
 
 
 @dataclass
@@ -426,10 +464,11 @@ class _Stress:
         except AssertionError:
             self.fail(f"{command}: not one clean line: {proc.stderr!r}")
             return
-        if not any(text in error for text in allowed):
+        kind = next((text for text in allowed if text in error), None)
+        if kind is None:
             self.fail(f"{command}: {error}")
         else:
-            self.count("refused")
+            self.count(f"{proc.args[3]}: {kind}")  # what a race refused, for the summary
 
     # -- writers ---------------------------------------------------------------------------
 
@@ -453,56 +492,65 @@ class _Stress:
                 continue
             if name is not None:
                 self.count(step.__name__)
-                self.verify(name)
+                self.verify(name, unpacked=step == self.pull)
 
     def pull(self, rng: random.Random, tag: str) -> str | None:
         name = rng.choice((self.base, self.alias))
         proc = self.run("pull", "-q", name)
-        return name if proc.returncode == 0 else self.failed(proc, _WRITER_ERRORS)
+        return name if proc.returncode == 0 else self.failed(proc, ())
 
     def build(self, rng: random.Random, tag: str) -> str | None:
         name = f"race/built:{tag}"
+        # strata builds only from local images (README): the base is pulled first, and may be
+        # removed again before the build reads it.
+        proc = self.run("pull", "-q", self.base)
+        if proc.returncode != 0:
+            return self.failed(proc, ())
         flags = ["--no-cache"] if rng.random() < 0.5 else []
         arg = f"N={rng.randrange(3)}"
         proc = self.run("build", "-q", *flags, "--build-arg", arg, "-t", name, str(self.context))
-        return name if proc.returncode == 0 else self.failed(proc, _WRITER_ERRORS)
+        return name if proc.returncode == 0 else self.failed(proc, _GONE)
 
     def commit(self, rng: random.Random, tag: str) -> str | None:
         container = f"w{tag}"
         proc = self.run("run", "--name", container, self.base, "sh", "-c", f"echo {tag} > /x")
         if proc.returncode != 0:
             self.run("rm", "-f", container)
-            return self.failed(proc, _WRITER_ERRORS)
+            return self.failed(proc, _GONE)
         name = f"race/made:{tag}"
         proc = self.run("commit", container, name)
         self.run("rm", container)
-        return name if proc.returncode == 0 else self.failed(proc, _WRITER_ERRORS)
+        return name if proc.returncode == 0 else self.failed(proc, ())
 
     def load(self, rng: random.Random, tag: str) -> str | None:
         proc = self.run("load", "-q", "-i", str(self.archive))
-        return "race/loaded:1" if proc.returncode == 0 else self.failed(proc, _WRITER_ERRORS)
+        return "race/loaded:1" if proc.returncode == 0 else self.failed(proc, ())
 
     def imported(self, rng: random.Random, tag: str) -> str | None:
         name = f"race/imported:{tag}"
         proc = self.run("import", str(self.rootfs), name)
-        return name if proc.returncode == 0 else self.failed(proc, _WRITER_ERRORS)
+        return name if proc.returncode == 0 else self.failed(proc, ())
 
-    def verify(self, name: str) -> None:
-        """Every blob of what ``name`` names now is there; and it runs, unless removed."""
+    def verify(self, name: str, *, unpacked: bool) -> None:
+        """Every blob of what ``name`` names now is there (and every layer's snapshot, if it
+        was ``unpacked``); and it runs, unless removed.
+
+        The run is made while the check's lease holds the image's blobs and snapshots: ``run``
+        itself takes no lease (`strata.runtime.lifecycle`), so an ``rmi -f`` and a prune
+        meanwhile could take them from under it, which says nothing about the image's writer.
+        """
         try:
-            image_id = check_image(self.strata.root, name)
+            with held_image(self.strata.root, name, unpacked=unpacked) as image_id:
+                if image_id is None:
+                    return  # removed already
+                proc = self.run("run", "--rm", "--pull", "never", image_id, "true")
         except AssertionError as err:
             self.fail(str(err))
             return
-        if image_id is None:
-            return  # removed already
-        proc = self.run("run", "--rm", "--pull", "never", image_id, "true")
         if proc.returncode == 0:
             self.count("ran")
-        elif _recorded(self.strata.root, image_id):
-            self.failed(proc, ())  # it is still there: nothing explains the failure
         else:
-            self.failed(proc, ("No such image", "not found"))  # removed while it started
+            self.failed(proc, _GONE)
 
     # -- removers --------------------------------------------------------------------------
 
@@ -528,7 +576,7 @@ class _Stress:
                     self.fail(f"system check --repair: {proc.stderr}")
                 continue  # findings while commands run are not failures here (tests/system)
             if proc.returncode != 0:
-                self.failed(proc, _REMOVER_ERRORS)
+                self.failed(proc, _RMI_ERRORS if proc.args[3] == "rmi" else ())
             self.count("removal")
 
 

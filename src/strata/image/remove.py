@@ -13,7 +13,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from strata.digest import Digest
-from strata.errors import Conflict, InvalidReference
+from strata.errors import Conflict, ImageNotFound, InvalidReference
 from strata.image.store import RemoveReport, _marks
 from strata.oci.reference import Reference, parse_reference
 
@@ -36,6 +36,9 @@ def remove_image(
         users = _container_users(conn, image.config_digest)
         running = [cid for cid, state in users if state == "running"]
         siblings = _rows_with_config(conn, image.config_digest)
+        if not siblings:
+            # Removed by another command since the lookup: nothing of it is left to remove.
+            raise ImageNotFound(f"No such image: {text}")
         names = [
             row["name"]
             for row in conn.execute(
@@ -96,7 +99,12 @@ def prune_images(store: ImageStore, *, dangling_only: bool = True) -> RemoveRepo
     for image in images:
         if (dangling_only and (image.tags or image.intermediate)) or image.config_digest in used:
             continue
-        removed = remove_image(store, str(image.manifest_digest), force=True, prune=False)
+        try:
+            removed = remove_image(store, str(image.manifest_digest), force=True, prune=False)
+        except (ImageNotFound, Conflict):
+            # Removed meanwhile, or a container started on it since the listing: as Docker's
+            # prune, skip it rather than fail the whole prune over a race.
+            continue
         report.untagged.extend(removed.untagged)
         report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
     report.reclaimed = store.gc().reclaimed
