@@ -41,7 +41,15 @@ BIG = "kill/big:1"
 SETTLE = 15.0  # seconds a killed command's helpers (a build's guard) may take to finish
 # What a crash may leave for the next command (or ``check --repair``) to clean; anything else
 # found right after a kill is damage.
-DEBRIS = ("ingest ", "lease ", "mount ", "directory ", "active snapshot ", "view snapshot ")
+DEBRIS = (
+    "ingest ",
+    "lease ",
+    "mount ",
+    "scratch ",
+    "directory ",
+    "active snapshot ",
+    "view snapshot ",
+)
 DEBRIS_CONTAINER = ("recorded as running, but no process runs it", "its container is")
 
 
@@ -289,6 +297,8 @@ def test_a_killed_command_leaves_a_sound_store_its_next_run_cleans(
         if status is not None:
             what = f"seed {seed}: ended ({status}) before its kill at {delay:.3f} s"
         code, lines = check(world.st)
+        # What each kill left, for a soak run's report (pytest -s shows it).
+        print(f"{case.name} {what}: {'; '.join(lines)}")
         if code not in (0, 1) or _damage(lines):
             failures.append(f"{what}: check found damage:\n  " + "\n  ".join(lines))
             continue

@@ -9,9 +9,8 @@ layer holds only what its processes changed.
 
 from __future__ import annotations
 
-import uuid
-
 from strata.errors import Conflict, NotFound
+from strata.image.scratch import owned_name
 from strata.snapshot import Snapshotter
 
 MOUNT_POINTS = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
@@ -29,7 +28,7 @@ def ensure_init_layer(snapshotter: Snapshotter, top: str | None) -> str:
         return key
     except NotFound:
         pass
-    active = f"init-new-{uuid.uuid4().hex}"
+    active = owned_name("init-new")  # a killed command's is debris at once
     snapshotter.prepare(active, top)
     try:
         upper = snapshotter.upper(active)
