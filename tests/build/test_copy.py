@@ -486,7 +486,7 @@ def test_add_url(ctx: Context, rootfs: Path, server: str, tmp_path: Path) -> Non
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert target.stat().st_mtime == MTIME
     assert list(plan.sources.table) == [f"{server}/files/tool.tar"]
-    assert [p for p in tmp_path.iterdir() if p.name.startswith("strata-add-")] == []
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("add-")] == []
     copy([f"{server}/dir/"], "/dl/", rootfs, ctx, command="ADD")
     assert (rootfs / "dl" / "named.bin").read_bytes() == b"disposition"
     copy([f"{server}/raw"], "/dl/renamed", rootfs, ctx, command="ADD")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -455,3 +456,19 @@ def test_the_next_writer_removes_a_dead_commands_scratch(debian: Strata) -> None
     assert _mounts_under(root) == []
     assert list((root / "tmp").iterdir()) == []
     assert_clean(debian)
+
+
+def test_old_scratch_that_names_no_owner(debian: Strata) -> None:
+    # What an older strata left in tmp/ (its names carried no owner): debris once a day old.
+    tmp = Path(debian.root) / "tmp"
+    old, fresh = tmp / "tmpq1w2e3r4", tmp / "tmpfresh01"
+    for path in (old, fresh):
+        (path / "sub").mkdir(parents=True)
+        (path / "sub" / "file").write_bytes(b"x" * 1000)
+    assert_clean(debian)  # a day's grace: it may be an older command at work
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    found(debian, "scratch tmp/tmpq1w2e3r4: scratch that names no owner, 48 hours old")
+    repair(debian)
+    assert not old.exists() and fresh.exists()
+    shutil.rmtree(fresh)

@@ -17,13 +17,16 @@ from pathlib import Path
 
 from strata.content.ingest import DATA, REF, acquire, read_text, remove_ingest
 from strata.errors import Locked
-from strata.image.scratch import dead_tmp, owner_of, remove_tree
+from strata.image.scratch import SCRATCH, dead_tmp, owner_of, remove_tree
+from strata.snapshot.mount import mount_points
 from strata.store.leases import expire, owner_alive
 from strata.system.context import CheckContext, twice
 from strata.system.format import size_text
 from strata.system.problem import Problem
 
 __all__ = ["check_ingests", "check_leases", "check_scratch"]
+
+STALE_AFTER = 86400.0  # as a command's lease (strata.image.root.StoreRoot.lease)
 
 
 def _size(path: Path) -> int:
@@ -104,9 +107,34 @@ def _expire(ctx: CheckContext) -> Callable[[], str]:
 
 
 def check_scratch(ctx: CheckContext) -> Iterator[Problem]:
-    """Directories under ``tmp/`` whose command has ended."""
+    """Directories under ``tmp/`` whose command has ended; ones that name no owner (made by
+    an older strata) once they are a day old and nothing is mounted on them."""
     for path in dead_tmp(ctx.root.path):
         why = f"scratch of a command (process {owner_of(path.name)}) that has ended"
+        yield Problem("scratch", ctx.relative(path), why, _remove_scratch(ctx, path))
+    base = ctx.root.path / SCRATCH
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return
+    now = time.time()
+    mounted: set[str] | None = None  # names of tmp/ entries with a mount at or below them
+    for name in names:
+        path = base / name
+        if owner_of(name) is not None:
+            continue
+        try:
+            age = now - os.lstat(path).st_mtime
+        except FileNotFoundError:
+            continue
+        if age < STALE_AFTER:
+            continue
+        if mounted is None:
+            real = Path(os.path.realpath(base))
+            mounted = {p.relative_to(real).parts[0] for p in mount_points(real) if p != real}
+        if name in mounted:
+            continue  # a mount: check_mounts judges it
+        why = f"scratch that names no owner, {age / 3600:.0f} hours old"
         yield Problem("scratch", ctx.relative(path), why, _remove_scratch(ctx, path))
 
 
