@@ -19,6 +19,7 @@ import json
 import os
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -40,6 +41,7 @@ from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.layer.compression import Compression
 from strata.snapshot.select import default_snapshotter
+from strata.store.db import Database
 from strata.store.leases import Lease, lease
 from tests.conftest import Strata, debian_rootfs_tar
 from tests.image.archive.builders import build_image
@@ -406,6 +408,37 @@ def test_commit_racing_rmi_and_prune(strata: Strata, small: Path) -> None:
         assert made == f"{n}\n", context
         strata("rmi", f"race/commit:{n}")
     assert_clean(strata)
+
+
+def test_a_second_connection_in_a_process_keeps_the_first_ones_wal(tmp_path: Path) -> None:
+    """Opening the database again in a process (another thread's connection, as this test's
+    checks do) must not drop the POSIX locks of the connection already open: else another
+    process's last close deletes the WAL and shm files from under it, and its writes are lost
+    or corrupt the database (found by the stress: "row missing from index")."""
+    path = tmp_path / "strata.db"
+    first = Database(path)
+    with first.transaction() as conn:
+        conn.execute("INSERT INTO leases (id, created, expires) VALUES ('first', 0, 1)")
+    second = Database(path)  # what used to open and close a descriptor of the file
+    probe = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
+        " c.execute('SELECT count(*) FROM leases').fetchall(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", probe, str(path)], check=True)
+    assert (tmp_path / "strata.db-wal").exists(), "another process's close took our WAL"
+    with first.transaction() as conn:
+        conn.execute("INSERT INTO leases (id, created, expires) VALUES ('second', 0, 1)")
+    first.close()
+    second.close()
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert check.execute("SELECT id FROM leases ORDER BY id").fetchall() == [
+            ("first",),
+            ("second",),
+        ]
+    finally:
+        check.close()
 
 
 # -- the stress: writers of every kind against every kind of removal, in parallel -----------

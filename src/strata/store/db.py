@@ -56,9 +56,15 @@ class Database:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         try:
-            # Created here, not by sqlite, so that it is 0600 whatever the umask says.
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, _FILE_MODE)
+            # Created here, not by sqlite, so that it is 0600 whatever the umask says; and only
+            # when it is missing: closing a descriptor of an existing file would drop every POSIX
+            # lock this process holds on it, those of another connection of ours too, and
+            # another process's last close would then take our WAL and shm files from under that
+            # connection (SQLite's "how to corrupt", 2.2: the database ends up corrupt).
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, _FILE_MODE)
             os.close(fd)
+        except FileExistsError:
+            pass
         except OSError as err:
             raise StoreError(f"{self.path}: cannot open: {err.strerror or err}") from None
         self.reserve = Reserve(self.path.with_name(self.path.name + "-reserve"))
