@@ -107,13 +107,15 @@ def compress_blob(
     progress: Callable[[int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     tap: Callable[[bytes], None] | None = None,
+    hold: Callable[[Digest], None] | None = None,
 ) -> CompressedBlob:
     """Compress the stored blob ``source`` into a new blob of the content store.
 
     Touches only the content store (no database), so it runs on worker threads; the caller
-    leases and records the result. ``progress`` gets the count of source bytes read as they
-    go; ``tap`` every compressed piece as it is written. The bytes depend on the input alone,
-    so the digest is the same on every machine.
+    records the result. ``progress`` gets the count of source bytes read as they go; ``tap``
+    every compressed piece as it is written; ``hold`` the digest once it is known and before
+    the blob is committed, to lease it (a blob committed unleased is anybody's gc's until
+    recorded). The bytes depend on the input alone, so the digest is the same on every machine.
     """
     from strata.layer.compression import Compression, open_compressed
 
@@ -134,6 +136,8 @@ def compress_blob(
             finally:
                 sink.close()
             size = writer.offset
+            if hold is not None:
+                hold(writer.digest())
             digest = writer.commit()
         except OSError as err:
             writer.abort()

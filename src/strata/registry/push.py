@@ -62,10 +62,11 @@ from strata.registry.progress import (
 from strata.registry.pull import DEFAULT_JOBS, client_names, reraise_named
 from strata.registry.sources import known_repositories, record_sources
 from strata.registry.upload import compress_and_upload
+from strata.store.db import Database
+from strata.store.leases import Lease
 
 if TYPE_CHECKING:
     from strata.registry.client import RegistryClient
-    from strata.store.leases import Lease
 
 __all__ = ["ManifestFormat", "PushResult", "push"]
 
@@ -256,11 +257,10 @@ class _Push:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            # Even when the push failed: what was compressed is kept for the next attempt.
-            with self.images.root.lease() as lease:
-                for diff_id, made in self._made:
-                    lease.add("blob", str(made.digest))
-                    record_compressed(self.images.db, diff_id, made)
+            # Even when the push failed: what was compressed is kept for the next attempt. The
+            # push's lease holds each blob (`_hold`) until the record keeps it alive.
+            for diff_id, made in self._made:
+                record_compressed(self.images.db, diff_id, made)
         return sent
 
     def _weight(self, blob: _Blob) -> int:
@@ -306,6 +306,7 @@ class _Push:
             blob.compression,
             progress=progress,
             cancelled=self.cancel.is_set,
+            hold=self._hold,
         )
         if diff_id is not None:
             with self._lock:
@@ -316,6 +317,20 @@ class _Push:
         else:
             self._upload(blob, desc)  # the stream broke off: the kept blob, with retries
         return desc
+
+    def _hold(self, digest: Digest) -> None:
+        """Lease a compressed blob before it is committed: it may be sent again from the store
+        (a broken stream), and until the push records it nothing else keeps it alive.
+
+        Runs on the compressing thread, and a connection is one thread's: the push's lease is
+        extended through a connection of its own.
+        """
+        assert self._lease is not None
+        db = Database(self.images.root.path / "strata.db")
+        try:
+            Lease(db, self._lease.id, self._lease.expires).add("blob", str(digest))
+        finally:
+            db.close()
 
     def _upload(self, blob: _Blob, desc: Descriptor) -> None:
         progress: Callable[[int], None] | None = None

@@ -66,12 +66,14 @@ def compress_and_upload(
     *,
     progress: Callable[[int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    hold: Callable[[Digest], None] | None = None,
 ) -> tuple[CompressedBlob, bool]:
     """Compress the stored layer ``source`` into the store and into an upload to ``repo``.
 
     Returns the compressed blob (committed to the store) and whether the registry took it: a
     `RegistryError` of the upload is swallowed (False), for the caller to send the kept blob
-    again with retries. A failure to compress is raised.
+    again with retries. A failure to compress is raised. ``hold`` gets the compressed blob's
+    digest before it is committed, on the compressing thread (see `compress_blob`).
     """
     pieces = _Pieces()
     made: list[CompressedBlob] = []
@@ -82,7 +84,7 @@ def compress_and_upload(
             made.append(
                 compress_blob(
                     content, source, compression, progress=progress, cancelled=cancelled,
-                    tap=pieces.put,
+                    tap=pieces.put, hold=hold,
                 )
             )  # fmt: skip
         except BaseException as err:  # raised again on the caller's thread
