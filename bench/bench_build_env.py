@@ -54,7 +54,7 @@ def main() -> None:
             docker = _docker(ctx, args.runs)
             print(
                 f"{lines} ENV lines, docker (classic builder): median {docker:.2f} s"
-                f" ({docker / lines * 1000:.1f} ms/step); strata/docker {mid / docker:.2f}"
+                f" ({docker / lines * 1000:.1f} ms/step); strata/docker {mid / docker:.3f}"
             )
 
 
