@@ -1,0 +1,55 @@
+"""Metadata steps written in batches: what a batch leaves on disk, and Docker's rules kept (the
+steps before a failing RUN are built and cached)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strata.content.local import LocalContentStore
+from strata.digest import Digest
+from strata.errors import DigestMismatch
+from tests.conftest import Strata
+
+
+def test_put_many_stores_each_blob_and_leaves_no_ingest(tmp_path: Path) -> None:
+    content = LocalContentStore(tmp_path / "store")
+    blobs = [f"blob {i}".encode() for i in range(20)]
+    content.put_bytes(blobs[0])  # one already there
+    content.put_many([(data, Digest.of(data)) for data in (*blobs, blobs[3])])
+    for data in blobs:
+        assert content.read_bytes(Digest.of(data), limit=100) == data
+    assert content.ingests() == []
+    assert list((tmp_path / "store" / "ingest").iterdir()) == []
+
+
+def test_put_many_refuses_a_wrong_digest_and_writes_nothing(tmp_path: Path) -> None:
+    content = LocalContentStore(tmp_path / "store")
+    good, bad = b"good", b"bad"
+    with pytest.raises(DigestMismatch, match="content hashes to"):
+        content.put_many([(good, Digest.of(good)), (bad, Digest.of(b"other"))])
+    assert not content.exists(Digest.of(good))
+    assert content.ingests() == []
+
+
+@pytest.mark.parametrize(
+    ("failing", "error"),
+    [
+        ("RUN false", "returned a non-zero code: 1"),  # the batch is written before a RUN
+        ("WORKDIR /etc/passwd/x", "/etc/passwd: not a directory"),  # and on a failure
+    ],
+)
+def test_steps_before_a_failing_step_are_cached(
+    st: Strata, tmp_path: Path, failing: str, error: str
+) -> None:
+    ctx = tmp_path / "fails"
+    ctx.mkdir()
+    head = f"FROM debian:bookworm\nENV A=1\nLABEL b=2\nEXPOSE {len(failing)}\n"
+    (ctx / "Dockerfile").write_text(head + failing + "\n")
+    proc = st("build", str(ctx), check=False)
+    assert proc.returncode != 0
+    assert error in proc.stderr
+    (ctx / "Dockerfile").write_text(head + "RUN true\n")
+    out = st("build", str(ctx)).stdout
+    assert out.count("---> Using cache") == 3
