@@ -233,6 +233,11 @@ class _Pull:
                     layer_compression(desc.media_type)
                 except StrataError as err:
                     raise reraise_named(err, f"layer {i} ({desc.digest})") from None
+            if self.unpack:
+                # The layers' snapshots too, before they are looked for: one found (another
+                # image's) or made here is no image's until this one is recorded, and a prune
+                # meanwhile would take it.
+                lease.add_all("snapshot", [layer_key(c) for c in chain_ids(diff_ids)])
             layers = self._layers(manifest.layers, diff_ids)
             self.content.put_bytes(resolved.data, expected=resolved.digest)
             record_sources(
