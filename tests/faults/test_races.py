@@ -40,6 +40,7 @@ from strata.image.chain import INIT_PREFIX, chain_ids, layer_key
 from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.layer.compression import Compression
+from strata.oci.reference import parse_reference
 from strata.snapshot.select import default_snapshotter
 from strata.store.db import Database
 from strata.store.leases import Lease, lease
@@ -410,6 +411,20 @@ def test_commit_racing_rmi_and_prune(strata: Strata, small: Path) -> None:
     assert_clean(strata)
 
 
+def test_tag_of_an_image_removed_since_its_lookup(strata: Strata, layered: Path) -> None:
+    """``tag`` racing ``rmi``: the image found, then removed before the tag is written, gives
+    ``No such image``, not a foreign key's internal error, and no tag naming nothing."""
+    strata("load", "-q", "-i", str(layered))
+    with StoreRoot(strata.root) as root:
+        images = ImageStore(root)
+        image = images.get("race/layers:1")
+        strata("rmi", "-f", str(image.id))
+        with pytest.raises(ImageNotFound, match="No such image"):
+            images.tag(image, parse_reference("race/tagged:1"))
+    assert strata("image", "ls", "-aq").stdout == ""
+    assert_clean(strata)
+
+
 def test_a_second_connection_in_a_process_keeps_the_first_ones_wal(tmp_path: Path) -> None:
     """Opening the database again in a process (another thread's connection, as this test's
     checks do) must not drop the POSIX locks of the connection already open: else another
@@ -513,6 +528,7 @@ class _Stress:
             self.commit,
             self.load,
             self.imported,
+            self.tag,
         ]
         n = 0
         while time.monotonic() < self.deadline:
@@ -566,6 +582,12 @@ class _Stress:
         name = f"race/imported:{tag}"
         proc = self.run("import", str(self.rootfs), name)
         return name if proc.returncode == 0 else self.failed(proc, ())
+
+    def tag(self, rng: random.Random, tag: str) -> str | None:
+        # Of a name the removers may be taking away at the same moment.
+        name = f"race/tagged:{tag}"
+        proc = self.run("tag", rng.choice((self.base, self.alias, "race/loaded:1")), name)
+        return name if proc.returncode == 0 else self.failed(proc, _GONE)
 
     def verify(self, name: str, *, unpacked: bool) -> None:
         """Every blob of what ``name`` names now is there (and every layer's snapshot, if it
@@ -622,7 +644,7 @@ def test_stress_writers_against_removals(
     small: Path,
     tmp_path: Path,
 ) -> None:
-    """Pulls, builds, commits, loads and imports against ``rmi -f``, ``image prune -af``,
+    """Pulls, builds, commits, loads, imports and tags against ``rmi -f``, ``image prune -af``,
     ``builder prune -af`` and ``system check --repair``: no image made is ever left without a
     blob, every failure is a clean line of an allowed kind, and the store checks clean."""
     seed = _seed()

@@ -381,6 +381,13 @@ class ImageStore:
             raise InvalidReference(f"refusing to create a tag with a digest reference: {ref}")
         tagged = ref.with_default_tag()
         with self.db.transaction() as conn:
+            # Asked inside the transaction: an rmi since the caller's lookup removed the image
+            # (the tag's foreign key would fail with an internal error).
+            found = conn.execute(
+                "SELECT 1 FROM images WHERE manifest_digest = ?", (str(image.manifest_digest),)
+            ).fetchone()
+            if found is None:
+                raise ImageNotFound(f"No such image: {image.id}")
             conn.execute(
                 "INSERT OR REPLACE INTO tags (name, manifest_digest, updated) VALUES (?, ?, ?)",
                 (str(tagged), str(image.manifest_digest), now_rfc3339()),
