@@ -43,6 +43,7 @@ from strata.errors import (
     SizeMismatch,
     TooLarge,
 )
+from strata.store.space import is_no_space, no_space
 
 __all__ = ["CHUNK_SIZE", "ContentWriter", "LocalContentStore"]
 
@@ -237,6 +238,7 @@ class LocalContentStore:
             raise os_error(f"ingest {ref}: cannot open", err) from None
         assert lock is not None  # create=True never gives None
         files: list[tuple[int, Path, Digest]] = []
+        failure: OSError | None = None
         try:
             (dirpath / REF).write_bytes(ref.encode())
             (dirpath / STARTED).write_bytes(repr(time.time()).encode())
@@ -259,13 +261,18 @@ class LocalContentStore:
             for parent in dirs:
                 fsync_dir(parent)
         except OSError as err:
-            raise os_error(f"ingest {ref}: cannot write {len(todo)} blobs", err) from None
+            failure = err
         finally:
             # Closed and removed first, whatever happened: on a full disk this frees the space.
             for fd, _, _ in files:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             remove_ingest(dirpath, lock)
+        if failure is not None:
+            what = f"writing {len(todo)} blobs ({sum(len(d) for d in todo.values())} bytes)"
+            if is_no_space(failure):
+                raise no_space(what, failure)
+            raise os_error(what, failure)
 
     def ingest(
         self,
