@@ -8,7 +8,8 @@ prune of their image run to the end, and what they sent or wrote is read back in
 
 The images are a few MB of Debian (dash, true, cat and libc), so that many rounds of real
 commands (runc, overlayfs, a real registry) fit in a minute or two. Delays and choices are seeded;
-a failure names its seed, and ``STRATA_RACE_SEED`` replays it.
+a failure names its seed and writes every command run (with times and errors) to a log;
+``STRATA_RACE_SEED`` replays the choices and ``STRATA_RACE_SECONDS`` sets how long the stress runs.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def _race(
 
 
 def _remove_all(strata: Strata, image_id: str, *, prune: str = "-af") -> None:
-    """``rmi -f`` of the image and ``image prune -af``, as a user cleaning up would."""
+    """``rmi -f`` of the image and ``image prune PRUNE``, as a user cleaning up would."""
     strata("rmi", "-f", image_id, check=False)
     strata("image", "prune", prune)
 
