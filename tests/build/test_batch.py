@@ -4,6 +4,7 @@ steps before a failing RUN are built and cached)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,39 @@ def test_steps_before_a_failing_step_are_cached(
     (ctx / "Dockerfile").write_text(head + "RUN true\n")
     out = st("build", str(ctx)).stdout
     assert out.count("---> Using cache") == 3
+
+
+class _Quiet:
+    """Build events nobody reads."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def test_a_rebuild_leases_its_cache_hits_ahead(
+    st: Strata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each hit is held before its blobs are read, but the hits to come are leased together
+    (`BuildHold.cache_chain`): a rebuild of N metadata steps does not pay N lease commits."""
+    from strata.build.events import BuildOptions
+    from strata.build.executor import Builder
+    from strata.image.root import StoreRoot
+    from strata.store.leases import Lease
+
+    ctx = tmp_path / "ahead"
+    ctx.mkdir()
+    lines = "".join(f"ENV V{i}=value{i}\nLABEL l{i}={i}\n" for i in range(150))
+    (ctx / "Dockerfile").write_text("FROM debian:bookworm\n" + lines)
+    first = st("build", "-q", str(ctx)).stdout.strip()
+    commits: list[int] = []
+    real = Lease.add_all
+
+    def counted(self: Lease, kind: str, keys: list[str]) -> None:
+        commits.append(len(keys))
+        real(self, kind, keys)
+
+    monkeypatch.setattr(Lease, "add_all", counted)
+    with StoreRoot(st.root) as root:
+        result = Builder(root, _Quiet()).build(BuildOptions(context=ctx))
+    assert result is not None and result.image_id == first and result.cached == 300
+    assert len(commits) <= 6, commits  # the base (3), the hits (300 / 256 + 1)

@@ -362,6 +362,7 @@ class _Run:
         """The cached image, held; with the ``computed`` config of a metadata step (its
         stored config read only when needed: `StepImage.exact`)."""
         images = self.b.images
+        self.b.hold.cache_chain(images, self.b.cache, manifest_digest)
         image = images.by_manifest(manifest_digest)
         if image is None:
             return None
