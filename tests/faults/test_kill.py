@@ -8,6 +8,7 @@ whole run (seed ``i`` of ``n`` falls in the ``i``-th ``n``-th of it). After each
 - ``system check`` may find what a crash leaves by design (an ingest or lease of the dead
   process, a mount or snapshot of its step), but never a torn blob, a half-made image or a
   damaged database;
+- ``system check --repair`` (after every other kill) removes it all;
 - the command run again succeeds, and ``system check`` then finds nothing at all: each command
   repairs what a crash left in its own path.
 
@@ -148,6 +149,10 @@ def _untag(*names: str) -> Callable[[World], None]:
     return prepare
 
 
+def _forget_big(w: World) -> None:
+    w.forget_big()
+
+
 def _fresh_big(w: World) -> None:
     w.forget_big()
     w.load_big()
@@ -181,14 +186,15 @@ CASES = [
         lambda w: ["import", str(debian_rootfs_tar()), "kill/import:1"],
         _untag("kill/import:1"),
     ),
-    Case("load-docker", lambda w: ["load", "-q", "-i", str(w.docker_archive)], _untag(BIG)),
-    Case("load-oci", lambda w: ["load", "-q", "-i", str(w.oci_archive)], _untag(BIG)),
+    # Loads start with none of the big image's blobs: they write them all.
+    Case("load-docker", lambda w: ["load", "-q", "-i", str(w.docker_archive)], _forget_big),
+    Case("load-oci", lambda w: ["load", "-q", "-i", str(w.oci_archive)], _forget_big),
     Case(
         "save",
         lambda w: ["save", "--format", "oci-archive", "-o", str(w.files / "out.tar"), BIG],
         _fresh_big,
     ),
-    Case("pull", lambda w: ["pull", "-q", w.remote], lambda w: w.forget_big()),
+    Case("pull", lambda w: ["pull", "-q", w.remote], _forget_big),
     Case("push", _push_ref, _prepare_push),
     Case("commit", lambda w: ["commit", "kill-commit", "kill/commit:1"], _untag("kill/commit:1")),
     Case(
@@ -285,6 +291,9 @@ def _damage(lines: list[str]) -> list[str]:
 def test_a_killed_command_leaves_a_sound_store_its_next_run_cleans(
     world: World, case: Case
 ) -> None:
+    # Timed on a second run: the first may do once-only work (a build unpacks its base).
+    case.prepare(world)
+    _run(world, case)
     case.prepare(world)
     duration = _run(world, case)
     failures: list[str] = []
@@ -302,6 +311,16 @@ def test_a_killed_command_leaves_a_sound_store_its_next_run_cleans(
         if code not in (0, 1) or _damage(lines):
             failures.append(f"{what}: check found damage:\n  " + "\n  ".join(lines))
             continue
+        if code == 1 and seed % 2 == 1:
+            # Every other kill, --repair cleans first (the others leave it to the next run).
+            code, repaired = check(world.st, "--repair")
+            if code != 0 or not repaired[-1].endswith(", 0 left"):
+                failures.append(f"{what}: --repair left:\n  " + "\n  ".join(repaired))
+                continue
+            code, again = check(world.st)
+            if (code, again) != (0, ["no problems found"]):
+                failures.append(f"{what}: after --repair:\n  " + "\n  ".join(again))
+                continue
         if case.again_needs_prepare:
             case.prepare(world)
         proc = world.st(*case.argv(world), check=False)

@@ -86,10 +86,11 @@ class StoreRoot:
         command pays for a store-wide scan. An ingest named by a random ref (an import's, a
         commit's, a load's, a compression's) is never opened by that name again; one named by
         its digest (``pull-sha256:…``) is resumed by the next pull of that blob, so it is left
-        for that pull (or ``system check --repair``). Removal is under the ingest's own lock,
-        which its writer holds for its whole life: a live writer's is never taken, and one being
-        created meanwhile is made again by its writer (`strata.content.ingest.acquire`). Best
-        effort: what fails here is the next ``system check``'s to report, not this command's.
+        for that pull (or ``system check --repair``) unless it holds nothing or its blob is
+        there already. Removal is under the ingest's own lock, which its writer holds for its
+        whole life: a live writer's is never taken, and one being created meanwhile is made
+        again by its writer (`strata.content.ingest.acquire`). Best effort: what fails here is
+        the next ``system check``'s to report, not this command's.
         """
         from strata.content.ingest import REF, acquire, read_text, remove_ingest
         from strata.errors import Locked, StrataError
@@ -105,7 +106,7 @@ class StoreRoot:
             for entry in sorted(os.listdir(base)) if base.is_dir() else []:
                 dirpath = base / entry
                 ref = read_text(dirpath / REF) if dirpath.is_dir() else None
-                if ref is not None and ref.startswith(RESUMABLE_INGESTS):
+                if ref is not None and self._worth_resuming(dirpath, ref):
                     continue
                 try:
                     lock = acquire(dirpath, entry, create=False)
@@ -116,6 +117,26 @@ class StoreRoot:
             remove_dead_scratch(self)
         except (StrataError, OSError):
             return
+
+    def _worth_resuming(self, dirpath: Path, ref: str) -> bool:
+        """Whether a later command may resume the ingest: one named by the digest it is
+        writing, that holds some bytes of a blob still missing (a pull killed before it wrote
+        a byte, or whose blob came meanwhile by another way, left nothing worth keeping)."""
+        from strata.content.ingest import DATA
+        from strata.digest import Digest
+        from strata.errors import StrataError
+
+        prefix = next((p for p in RESUMABLE_INGESTS if ref.startswith(p)), None)
+        if prefix is None:
+            return False
+        try:
+            if os.stat(dirpath / DATA).st_size == 0:
+                return False
+            return not self.content.exists(Digest.parse(ref[len(prefix) :]))
+        except FileNotFoundError:
+            return False
+        except (StrataError, OSError):
+            return True  # unreadable or unparsable: left for `system check` to judge
 
     def close(self) -> None:
         if self._db is not None:
