@@ -426,6 +426,28 @@ def test_tag_of_an_image_removed_since_its_lookup(strata: Strata, layered: Path)
     assert_clean(strata)
 
 
+def test_snapshot_gc_keeps_the_layers_of_an_image_recorded_since_it_looked(
+    strata: Strata, small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune lists the images, then removes the snapshots none of them stacks; an image
+    recorded in between (a pull whose lease on its snapshots ended with it) keeps its
+    snapshots all the same (found by the stress: a pulled image's layer snapshot lost)."""
+    from strata.image.unpack import collect_snapshots, unpack
+
+    strata("import", str(small), "race/unpacked:1")
+    with StoreRoot(strata.root) as root:
+        images = ImageStore(root)
+        snapshotter = default_snapshotter(root.path, root.db)
+        unpack(images, snapshotter, images.get("race/unpacked:1"))
+        before = sorted(info.key for info in snapshotter.walk())
+        assert before, "nothing unpacked"
+        monkeypatch.setattr(images, "all", lambda: [])  # listed before the image was recorded
+        assert collect_snapshots(images, snapshotter) == 0
+        assert sorted(info.key for info in snapshotter.walk()) == before
+    strata("run", "--rm", "--pull", "never", "race/unpacked:1", "true")
+    assert_clean(strata)
+
+
 def test_a_second_connection_in_a_process_keeps_the_first_ones_wal(tmp_path: Path) -> None:
     """Opening the database again in a process (another thread's connection, as this test's
     checks do) must not drop the POSIX locks of the connection already open: else another

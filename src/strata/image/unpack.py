@@ -108,12 +108,15 @@ def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:
     A snapshot is live when some image's chain IDs name it or a live lease holds its key (a
     build holds the layers it stacks on and makes before any image names them); one with
     children (a container's layer, or layers above it) is never removed: the snapshotter
-    refuses, and it stays until they go. The lease is asked again inside each removal's
-    transaction, so a key leased after the first look is never lost. Returns how many
+    refuses, and it stays until they go. The lease, and whether any image was recorded since the
+    live set was made, are asked again inside each removal's transaction, so neither a key
+    leased nor an image recorded after the first look loses a snapshot. Returns how many
     snapshots were removed.
     """
     live = {f"{INIT_PREFIX}scratch"}
-    for image in images.all():
+    listed = images.all()
+    known = {str(image.manifest_digest) for image in listed}
+    for image in listed:
         try:
             diff_ids = images.config(image).rootfs.diff_ids
         except StrataError:
@@ -132,7 +135,7 @@ def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:
             if not info.key.startswith((SNAPSHOT_PREFIX, INIT_PREFIX)):
                 continue
             try:
-                snapshotter.remove(info.key, unless=partial(_leased, info.key))
+                snapshotter.remove(info.key, unless=partial(_kept, info.key, known))
             except Conflict:
                 continue
             removed += 1
@@ -140,6 +143,11 @@ def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:
     return removed
 
 
-def _leased(key: str, conn: sqlite3.Connection) -> bool:
-    """Whether a live lease holds snapshot ``key`` (asked inside the removing transaction)."""
-    return key in held(conn, "snapshot")
+def _kept(key: str, known: set[str], conn: sqlite3.Connection) -> bool:
+    """Whether snapshot ``key`` must stay after all (asked inside the removing transaction):
+    a live lease holds it, or an image was recorded since the live set was made (a pull's
+    lease on the snapshots it made ends once its image is recorded, and that image may stack
+    this one: the next collection knows it)."""
+    if key in held(conn, "snapshot"):
+        return True
+    return any(row[0] not in known for row in conn.execute("SELECT manifest_digest FROM images"))
