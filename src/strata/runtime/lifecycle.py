@@ -78,6 +78,9 @@ REMOVE_WAIT = 30.0
 _POLL = 0.02
 
 
+REPAIR_EVERY = 1.0  # seconds: a long-lived service repairs again, a command of many rm once
+
+
 class Containers:
     """The container service over one store root."""
 
@@ -85,6 +88,7 @@ class Containers:
         self.root = root
         self._images: ImageStore | None = None
         self._snapshotter: tuple[object, Snapshotter] | None = None
+        self._repaired = -REPAIR_EVERY  # when repair_dead last ran (`rm` of many: once)
 
     @property
     def images(self) -> ImageStore:
@@ -379,6 +383,9 @@ class Containers:
         stays)."""
         from strata.image.scratch import remove_dead_scratch
 
+        if time.monotonic() - self._repaired < REPAIR_EVERY:
+            return
+        self._repaired = time.monotonic()
         with contextlib.suppress(StrataError, OSError):
             for container in self.records.all():
                 if container.state is State.RUNNING and not owner_alive(self.directory(container)):
