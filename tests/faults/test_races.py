@@ -412,6 +412,32 @@ def test_commit_racing_rmi_and_prune(strata: Strata, small: Path) -> None:
     assert_clean(strata)
 
 
+def test_run_of_an_image_removed_since_its_lookup(strata: Strata, small: Path) -> None:
+    """``run`` racing ``rmi -f``: the image found and unpacked, then removed (and pruned)
+    before the container is recorded, gives ``No such image``, and no container stands on an
+    image that is gone (its commit would fail, its layers would be collected)."""
+    from strata.image.unpack import unpack
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.options import RunOptions
+
+    strata("import", str(small), "race/run:1")
+    with StoreRoot(strata.root) as root:
+        images = ImageStore(root)
+        image = images.get("race/run:1")
+        service = Containers(root)
+        config = images.config(image).config
+        top = unpack(images, service.snapshotter, image)
+        strata("rmi", "-f", "race/run:1")
+        options = RunOptions(command=("true",))
+        with pytest.raises(ImageNotFound, match="No such image: race/run:1"):
+            service.create_on(str(image.manifest_digest), top, config, "race/run:1", options)
+        strata("image", "prune", "-af")  # the snapshots too: nothing stands on them
+        with pytest.raises(ImageNotFound, match="No such image: race/run:1"):
+            service.create_on(str(image.manifest_digest), top, config, "race/run:1", options)
+    assert strata("ps", "-aq").stdout == ""
+    assert_clean(strata)
+
+
 def test_tag_of_an_image_removed_since_its_lookup(strata: Strata, layered: Path) -> None:
     """``tag`` racing ``rmi``: the image found, then removed before the tag is written, gives
     ``No such image``, not a foreign key's internal error, and no tag naming nothing."""
@@ -588,16 +614,16 @@ class _Stress:
         proc = self.run("run", "--name", container, self.base, "sh", "-c", f"echo {tag} > /x")
         if proc.returncode != 0:
             self.run("rm", "-f", container)
-            # Known (reported): ``run`` holds nothing while it unpacks and creates its container,
-            # so an rmi -f and a prune meanwhile can take a blob or snapshot it was about to use.
-            return self.failed(proc, (*_GONE, "not found"))
+            # ``run`` records its container only if its image is still recorded, in the same
+            # transaction; an rmi -f before that (and a prune taking a blob or snapshot the run
+            # was about to use) makes it say No such image.
+            return self.failed(proc, _GONE)
         name = f"race/made:{tag}"
         proc = self.run("commit", container, name)
         self.run("rm", container)
-        # Known: ``run`` takes no lease and records its container only after it unpacked, so an
-        # ``rmi -f`` in between finds no container using the image and removes it; the
-        # container then stands on an image that is gone, and its commit says so.
-        return name if proc.returncode == 0 else self.failed(proc, _GONE)
+        # The container holds its image from the moment it is recorded (rmi -f only untags it,
+        # prune leaves it): its commit cannot find it gone.
+        return name if proc.returncode == 0 else self.failed(proc, ())
 
     def load(self, rng: random.Random, tag: str) -> str | None:
         proc = self.run("load", "-q", "-i", str(self.archive))

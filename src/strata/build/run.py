@@ -64,7 +64,9 @@ def run_container(
     # The step's environment is exactly the given one: the image's env is already in it.
     defaults = _Defaults(request.env, config.stop_signal)
     image = str(parent.image.manifest_digest) if parent.image is not None else "scratch"
-    container = service.create_on(image, parent.top, defaults, parent.id, options, init_layer=False)
+    container = service.create_on(
+        image, parent.top, defaults, parent.id, options, init_layer=False, image_required=False
+    )
     # A build killed with SIGKILL runs no cleanup: the guard removes the container then.
     tie(service.root.path, container.id)
     created(container)

@@ -92,3 +92,16 @@ def _is_sha256(value: object) -> bool:
     if not isinstance(value, str) or not value.startswith("sha256:"):
         return False
     return len(value) == 71 and set(value[7:]) <= _HEX
+
+
+def image_recorded(conn: sqlite3.Connection, manifest_digest: str) -> bool:
+    """Whether an image with this manifest is recorded (asked inside the caller's transaction).
+
+    A container made on an image must find it still there in the transaction that records the
+    container: an ``rmi -f`` between a run's lookup and that moment would otherwise leave a
+    container on an image whose blobs and snapshots the next prune collects.
+    """
+    row = conn.execute(
+        "SELECT 1 FROM images WHERE manifest_digest = ?", (manifest_digest,)
+    ).fetchone()
+    return row is not None

@@ -10,7 +10,7 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -90,12 +90,19 @@ class ContainerStore:
         runtime: str,
         config: Mapping[str, Any],
         container_id: str | None = None,
+        requires: Callable[[sqlite3.Connection], None] | None = None,
     ) -> Container:
-        """Record a new container in state ``created``; Conflict if the name is taken."""
+        """Record a new container in state ``created``; Conflict if the name is taken.
+
+        ``requires`` runs inside the recording transaction first and may refuse by raising
+        (a run checks there that its image is still recorded: see `Containers.create_on`).
+        """
         if name is not None:
             check_name(name)
         cid = container_id or secrets.token_hex(32)
         with self.db.transaction() as conn:
+            if requires is not None:
+                requires(conn)
             chosen = name or self._free_name(conn)
             row = conn.execute("SELECT id FROM containers WHERE name = ?", (chosen,)).fetchone()
             if row is not None:

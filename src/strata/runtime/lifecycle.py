@@ -21,11 +21,21 @@ import contextlib
 import secrets
 import shutil
 import signal
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from strata.errors import Conflict, ContainerNotFound, InvalidArgument, StrataError
+from strata.errors import (
+    Conflict,
+    ContainerNotFound,
+    ImageNotFound,
+    InvalidArgument,
+    NotFound,
+    StrataError,
+)
+from strata.image.quick import image_recorded
 from strata.runtime.backend import INHERIT, ProcessIO, RuntimeBackend, Status
 from strata.runtime.containers import Container, ContainerStore, State
 from strata.runtime.guard import TIED_LABEL
@@ -131,12 +141,23 @@ class Containers:
         """Unpack the image if needed, give the container a writable snapshot, record it."""
         self.repair_dead()
         image = self.images.get(image_ref)
-        config = self.images.config(image).config
-        self._check(config, options)
-        from strata.image.unpack import unpack  # only now: it loads the layer code
+        try:
+            config = self.images.config(image).config
+            self._check(config, options)
+            from strata.image.unpack import unpack  # only now: it loads the layer code
 
-        top = unpack(self.images, self.snapshotter, image)
+            top = unpack(self.images, self.snapshotter, image)
+        except NotFound:
+            self._gone(str(image.manifest_digest), image_ref)
+            raise
         return self.create_on(str(image.manifest_digest), top, config, image_ref, options)
+
+    def _gone(self, manifest_digest: str, image_ref: str) -> None:
+        """``No such image`` if the image was removed: what a missing blob or snapshot of it
+        means while an ``rmi`` races the run (else the caller's own error stands)."""
+        with self.records.db.read() as conn:
+            if not image_recorded(conn, manifest_digest):
+                raise ImageNotFound(f"No such image: {image_ref}") from None
 
     @staticmethod
     def _check(config: ProcessDefaults, options: RunOptions) -> None:
@@ -157,11 +178,16 @@ class Containers:
         options: RunOptions,
         *,
         init_layer: bool = True,
+        image_required: bool = True,
     ) -> Container:
         """Create a container on an unpacked image whose top layer snapshot is ``top``.
 
         Without ``init_layer`` the container's snapshot stacks right on ``top`` (a build step,
         whose snapshot becomes the next layer; the runtime's mount points are its to clean).
+        With ``image_required`` the container is recorded only if its image still is, in the
+        same transaction: an ``rmi -f`` racing the run either comes first (the run fails with
+        ``No such image``) or finds the container and only untags. A build passes False: its
+        lease holds what its step containers stand on, intermediate images included.
         """
         args = process_args(config, options)
         entrypoint, cmd = entrypoint_cmd(config, options)
@@ -178,8 +204,13 @@ class Containers:
 
         cid = secrets.token_hex(32)
         key = f"container-{cid}"
-        parent = ensure_init_layer(self.snapshotter, top) if init_layer else top
-        self.snapshotter.prepare(key, parent)
+        try:
+            parent = ensure_init_layer(self.snapshotter, top) if init_layer else top
+            self.snapshotter.prepare(key, parent)
+        except NotFound:
+            if image_required:
+                self._gone(manifest_digest, image_ref)
+            raise
         try:
             container = self.records.create(
                 name=options.name,
@@ -208,6 +239,7 @@ class Containers:
                     "stop_signal": config.stop_signal or "",
                     "labels": dict(options.labels),
                 },
+                requires=_still_recorded(manifest_digest, image_ref) if image_required else None,
             )
         except BaseException:
             self.snapshotter.remove(key)
@@ -612,3 +644,13 @@ class _Hooks:
 def owned(service: Containers, container: Container) -> bool:
     """Whether some process owns (waits for) the container right now."""
     return owner_alive(service.directory(container))
+
+
+def _still_recorded(manifest_digest: str, image_ref: str) -> Callable[[sqlite3.Connection], None]:
+    """A check for `ContainerStore.create`: the image is still recorded (see `create_on`)."""
+
+    def check(conn: sqlite3.Connection) -> None:
+        if not image_recorded(conn, manifest_digest):
+            raise ImageNotFound(f"No such image: {image_ref}")
+
+    return check
