@@ -279,7 +279,9 @@ def test_build_layer_does_not_fit(disk: Disk, inputs: Inputs, tmp_path: Path) ->
     context.mkdir()
     (context / "Dockerfile").write_text("FROM tiny:1\nRUN dd if=/dev/zero of=/big bs=1M count=16\n")
     disk.leave(24 * MB)
-    out_of_space(disk.st, "build", "-t", "big:1", str(context), naming="writing", needs=False)
+    out_of_space(
+        disk.st, "build", "-t", "big:1", str(context), naming="writing the layer of the step"
+    )
     assert disk.st("ps", "-aq").stdout == ""
     nothing_left(disk)
     disk.unfill()

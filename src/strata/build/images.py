@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.digest import Digest
-from strata.errors import Conflict
+from strata.errors import Conflict, NoSpace, StrataError
 from strata.image.chain import chain_ids, layer_key
 from strata.image.create import NewImage, add_images, encode_image, store_image
 from strata.image.store import Image, ImageLayer, ImageStore, now_rfc3339
@@ -25,6 +25,7 @@ from strata.oci.reference import Reference
 from strata.runtime.commit import write_snapshot_tar
 from strata.snapshot import Snapshotter
 from strata.store.leases import Lease
+from strata.store.space import no_space
 
 if TYPE_CHECKING:
     from strata.build.batch import StepBatch
@@ -67,10 +68,19 @@ def write_snapshot_layer(
 ) -> ImageLayer:
     """Store the changes of active snapshot ``key`` as an uncompressed layer blob, held by the
     build's lease (leased before the commit makes it visible; no image names it yet)."""
-    with images.content.writer(f"build-{uuid.uuid4().hex}") as w:
-        stats = write_snapshot_tar(snapshotter, key, w, scratch, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
-        hold.add("blob", [str(stats.diff_id)])
-        digest = w.commit(expected=stats.diff_id, size=stats.size)
+    try:
+        with images.content.writer(f"build-{uuid.uuid4().hex}") as w:
+            stats = write_snapshot_tar(snapshotter, key, w, scratch, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
+            hold.add("blob", [str(stats.diff_id)])
+            digest = w.commit(expected=stats.diff_id, size=stats.size)
+    except NoSpace as err:
+        # The writer has removed what it wrote; the layer is at least as large as what the
+        # step changed, so that less what was written is the least still needed.
+        try:
+            needed: int | None = snapshotter.usage(key).size - err.written
+        except StrataError:
+            needed = None
+        raise no_space("writing the layer of the step", needed=needed) from None
     return ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
 
 
