@@ -257,10 +257,13 @@ def _kill_after(w: World, argv: list[str], delay: float) -> int | None:
         proc.wait()
         return None
     finally:
-        # What the command left running on its own (a guard cleaning up) finishes first.
+        # What the command left running on its own (a guard cleaning up) finishes first; two
+        # looks, since a process in the middle of an exec may not show its environment.
         deadline = time.monotonic() + SETTLE
-        while _strata_processes(w.st.root) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        quiet = 0
+        while quiet < 2 and time.monotonic() < deadline:
+            quiet = 0 if _strata_processes(w.st.root) else quiet + 1
+            time.sleep(0.1)
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -314,7 +317,8 @@ def test_a_killed_command_leaves_a_sound_store_its_next_run_cleans(
         if code == 1 and seed % 2 == 1:
             # Every other kill, --repair cleans first (the others leave it to the next run).
             code, repaired = check(world.st, "--repair")
-            if code != 0 or not repaired[-1].endswith(", 0 left"):
+            gone = repaired == ["no problems found"]  # its owner's guard was quicker
+            if code != 0 or not (gone or repaired[-1].endswith(", 0 left")):
                 failures.append(f"{what}: --repair left:\n  " + "\n  ".join(repaired))
                 continue
             code, again = check(world.st)
