@@ -51,7 +51,9 @@ DEBRIS = (
     "active snapshot ",
     "view snapshot ",
 )
-DEBRIS_CONTAINER = ("recorded as running, but no process runs it", "its container is")
+# A container an rm was killed in the middle of removing has lost its snapshot: the next rm
+# finishes it.
+DEBRIS_CONTAINER = ("recorded as running, but no process runs it", "its container is", ") is gone")
 
 
 @dataclass

@@ -472,3 +472,21 @@ def test_old_scratch_that_names_no_owner(debian: Strata) -> None:
     repair(debian)
     assert not old.exists() and fresh.exists()
     shutil.rmtree(fresh)
+
+
+def test_the_next_rm_finishes_a_removal_killed_halfway(debian: Strata) -> None:
+    from strata.image.root import StoreRoot
+    from strata.runtime.lifecycle import Containers
+
+    # What an rm killed inside its removal leaves: the record, its snapshot gone.
+    debian("create", "--name", "half", IMAGE, "true")
+    with StoreRoot(Path(debian.root)) as root:
+        service = Containers(root)
+        record = service.records.lookup("half")
+        assert record is not None
+        service.snapshotter.remove(record.snapshot)
+    found(debian, "container half: its filesystem (snapshot container-")
+    debian("create", "--name", "other", IMAGE, "true")
+    debian("rm", "other")  # an rm of another container finishes it first
+    assert debian("ps", "-a", "-q").stdout == ""
+    assert_clean(debian)

@@ -424,6 +424,36 @@ class Containers:
                     self.refresh(container)
             remove_dead_scratch(self.root, lambda: self.snapshotter)
 
+    def _finish_removals(self) -> None:
+        """Finish the removals a killed ``rm`` left half done: a record whose snapshot is gone
+        (`_purge` removes the snapshot, then the record), and the snapshot's trash directory.
+
+        A build's step container is skipped: its build commits the step's snapshot as a layer
+        and then discards the record, with no owner lock between. Judged under the owner lock,
+        which a removal holds: one at work is never taken for a dead one.
+        """
+        with contextlib.suppress(StrataError, OSError):
+            finished = False
+            for container in self.records.all():
+                if container.config.get("labels", {}).get(TIED_LABEL) == "true":
+                    continue
+                try:
+                    self.snapshotter.stat(container.snapshot)
+                    continue
+                except NotFound:
+                    pass
+                lock = OwnerLock.try_acquire(self.directory(container))
+                if lock is None:
+                    continue  # being removed (or run) right now
+                with lock:
+                    current = self.records.lookup(container.id)
+                    if current is None or current.id != container.id:
+                        continue
+                    self._purge(current)
+                    finished = True
+            if finished:
+                self.snapshotter.cleanup()  # the trash directory the killed removal left
+
     def lookup(self, text: str) -> Container:
         """The container named ``text`` (ID, prefix or name), its state reconciled."""
         container = self.records.lookup(text)
@@ -560,6 +590,7 @@ class Containers:
     def remove(self, container: Container, *, force: bool = False) -> None:
         """``docker rm``: a running container needs ``force`` (it is killed first)."""
         self.repair_dead()
+        self._finish_removals()
         current = self.refresh(container)
         if current is None:
             return
