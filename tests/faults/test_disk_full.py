@@ -318,6 +318,25 @@ def test_disk_full_before_the_command(disk: Disk, inputs: Inputs) -> None:
 
 
 @root
+def test_repair_on_a_full_disk(disk: Disk, inputs: Inputs) -> None:
+    """``system check --repair`` drops a dead lease with not one byte free (its transactions
+    only delete, and may spend the reserve)."""
+    disk.st("import", str(inputs.tiny), "tiny:1")
+    conn = sqlite3.connect(disk.st.root / "strata.db")
+    with conn:
+        conn.execute("INSERT INTO leases (id, created, expires) VALUES ('old', 1, 2)")
+        conn.execute("INSERT INTO lease_resources VALUES ('old', 'blob', 'sha256:x')")
+    conn.close()
+    disk.fill()
+    code, lines = check(disk.st, "--repair")
+    assert code == 0, lines
+    assert any("dropped 1 dead lease" in line for line in lines), lines
+    assert check(disk.st) == (0, ["no problems found"])
+    disk.unfill()
+    nothing_left(disk)
+
+
+@root
 def test_save_to_a_full_disk_names_the_file(disk: Disk, inputs: Inputs) -> None:
     """An archive written to a full disk: one line naming the file; no partial file left."""
     disk.fill()

@@ -157,7 +157,7 @@ def check_database(ctx: CheckContext) -> Iterator[Problem]:
 
 def _drop_row(ctx: CheckContext, table: str, rowid: int) -> Callable[[], str]:
     def repair() -> str:
-        with ctx.root.db.transaction() as conn:
+        with ctx.root.db.transaction(reclaim=True) as conn:
             _delete_dangling(conn, table, rowid)
         return f"dropped row {rowid} of {table}"
 

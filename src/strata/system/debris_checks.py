@@ -99,7 +99,7 @@ def check_leases(ctx: CheckContext) -> Iterator[Problem]:
 
 def _expire(ctx: CheckContext) -> Callable[[], str]:
     def repair() -> str:
-        with ctx.root.db.transaction() as conn:
+        with ctx.root.db.transaction(reclaim=True) as conn:
             count = expire(conn)
         return f"dropped {count} dead lease{'s' if count != 1 else ''}"
 

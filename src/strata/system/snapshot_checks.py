@@ -94,7 +94,7 @@ def _free(path: Path) -> bool:
 def _drop_rows(ctx: CheckContext, snapshotter: DirSnapshotter, row: Row) -> Callable[[], str]:
     def repair() -> str:
         users = {c.snapshot: c for c in ctx.containers.records.all()}
-        with ctx.root.db.transaction() as conn:
+        with ctx.root.db.transaction(reclaim=True) as conn:
             current = metadata.get(conn, row.key)
             if current is None or current.id != row.id:
                 return f"snapshot {row.key} already gone"
