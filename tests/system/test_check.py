@@ -402,13 +402,13 @@ def _mounts_under(root: Path) -> list[str]:
     return [p for p in points if p.startswith(f"{root}/")]
 
 
-def test_a_killed_diff_leaves_a_scratch_mount_and_view(debian: Strata) -> None:
-    # `diff` mounts the image's filesystem on tmp/view-<its pid>...: killed there, it leaves the
-    # mount, the directory and the view snapshot, each named by the process that died.
-    debian("run", "--name", "diffed", IMAGE, "sh", "-c", "head -c 300000000 /dev/zero > /big")
+def _killed_diff(debian: Strata, name: str) -> tuple[int, Path]:
+    """Run ``diff`` of a container that changed 300 MB and kill it once its view is mounted:
+    its pid and the store's real root."""
+    debian("run", "--name", name, IMAGE, "sh", "-c", "head -c 300000000 /dev/zero > /big")
     env = {**os.environ, "STRATA_ROOT": str(debian.root)}
     diff = subprocess.Popen(
-        [sys.executable, "-m", "strata", "diff", "diffed"],
+        [sys.executable, "-m", "strata", "diff", name],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -421,12 +421,19 @@ def test_a_killed_diff_leaves_a_scratch_mount_and_view(debian: Strata) -> None:
         time.sleep(0.005)
     diff.kill()
     diff.wait()
+    return diff.pid, root
+
+
+def test_a_killed_diff_leaves_a_scratch_mount_and_view(debian: Strata) -> None:
+    # `diff` mounts the image's filesystem on tmp/view-<its pid>...: killed there, it leaves the
+    # mount, the directory and the view snapshot, each named by the process that died.
+    pid, root = _killed_diff(debian, "diffed")
     lines = found(
         debian,
-        f"mount tmp/view-{diff.pid}.",
-        f"scratch tmp/view-{diff.pid}.",
-        f"view snapshot view-{diff.pid}.",
-        f"(process {diff.pid}) has ended",
+        f"mount tmp/view-{pid}.",
+        f"scratch tmp/view-{pid}.",
+        f"view snapshot view-{pid}.",
+        f"(process {pid}) has ended",
     )
     assert not [line for line in lines[:-1] if not line.startswith(("mount ", "scratch ", "view "))]
     repair(debian)
@@ -437,21 +444,7 @@ def test_a_killed_diff_leaves_a_scratch_mount_and_view(debian: Strata) -> None:
 
 
 def test_the_next_writer_removes_a_dead_commands_scratch(debian: Strata) -> None:
-    debian("run", "--name", "diffed2", IMAGE, "sh", "-c", "head -c 300000000 /dev/zero > /big")
-    env = {**os.environ, "STRATA_ROOT": str(debian.root)}
-    diff = subprocess.Popen(
-        [sys.executable, "-m", "strata", "diff", "diffed2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    root = Path(os.path.realpath(debian.root))
-    deadline = time.monotonic() + 60
-    while not any("/tmp/view-" in p for p in _mounts_under(root)):
-        assert diff.poll() is None and time.monotonic() < deadline
-        time.sleep(0.005)
-    diff.kill()
-    diff.wait()
+    _, root = _killed_diff(debian, "diffed2")
     debian("rm", "diffed2")  # a command on the same path: it cleans up first
     assert _mounts_under(root) == []
     assert list((root / "tmp").iterdir()) == []
