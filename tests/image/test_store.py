@@ -57,6 +57,41 @@ def test_ambiguous_prefix_is_refused(images: ImageStore, tmp_path: Path) -> None
         images.get(shared)
 
 
+def test_lookup_by_manifest_prefix_and_bare_algorithm(images: ImageStore, tmp_path: Path) -> None:
+    image_id = _import(images, rootfs_tar(tmp_path / "a.tar"), "a:1")
+    image = images.get("a:1")
+    # A manifest digest prefix names the image too, and a found image comes with its names.
+    assert images.get(image.manifest_digest.hex[:7]).id == image_id
+    assert images.get(f"sha256:{image_id.hex[:5]}").tags == (parse_reference("a:1"),)
+    # ``sha256:`` with no hex is the empty prefix: the one image, then ambiguous with two.
+    assert images.get("sha256:").id == image_id
+    _import(images, rootfs_tar(tmp_path / "b.tar", {"./b": b"b"}), "b:1")
+    with pytest.raises(Conflict, match="'sha256:' is ambiguous: it matches 2 images"):
+        images.get("sha256:")
+
+
+def test_lookups_search_indexes_never_scan(images: ImageStore, tmp_path: Path) -> None:
+    """Every lookup form is served by an index, so it costs the same in a store of thousands."""
+    image_id = _import(images, rootfs_tar(tmp_path / "a.tar"), "a:1")
+    manifest = images.get("a:1").manifest_digest
+    statements: list[str] = []
+    with images.db.read() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        for text in ("a:1", "a", str(image_id), image_id.hex, image_id.short, f"a@{manifest}"):
+            images.lookup(text)
+    finally:
+        with images.db.read() as conn:
+            conn.set_trace_callback(None)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert selects
+    with images.db.read() as conn:
+        for sql in selects:
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            scans = [p for p in plan if p.startswith("SCAN") and "json_each" not in p]
+            assert not scans, (sql, plan)
+
+
 def test_retag_leaves_old_image_dangling(images: ImageStore, tmp_path: Path) -> None:
     old = _import(images, rootfs_tar(tmp_path / "a.tar"), "app")
     new = _import(images, rootfs_tar(tmp_path / "b.tar", {"./new": b"1"}), "app")

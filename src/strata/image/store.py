@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from strata.digest import Digest
+from strata.digest import SHA256, SHA512, Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference, StrataError
 from strata.image.root import StoreRoot
 from strata.oci.config import ImageConfig, parse_config
@@ -30,6 +30,8 @@ from strata.store.leases import Lease, held
 INGEST_MAX_AGE = 0.0
 # Docker resolves an ID from any unambiguous prefix, after trying the text as a name.
 _HEX = re.compile(r"[0-9a-f]{1,64}")
+# The digest algorithms an image's manifest and config can have (those the content store keeps).
+_ID_ALGORITHMS = (SHA256, SHA512)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,46 +124,73 @@ class ImageStore:
         return images
 
     def lookup(self, text: str) -> Image | None:
-        """Resolve a name, ``name@digest``, full ID or unique ID prefix; None if nothing matches."""
-        images = self.all()
+        """Resolve a name, ``name@digest``, full ID or unique ID prefix; None if nothing matches.
+
+        Each form is one indexed query (tags by name, images by manifest or config digest, a
+        key range for a prefix), so a lookup costs the same with 2,000 images as with 10.
+        """
         ref: Reference | None
         try:
             ref = parse_reference(text)
         except InvalidReference:
             ref = None
         if ref is not None and ref.digest is not None:
-            for image in images:
-                if ref.digest in (image.manifest_digest, image.config_digest):
-                    return image
-            return None
+            # The name part is not checked, as before: the digest alone names the image.
+            key = str(ref.digest)
+            found = self._select("manifest_digest = ? OR config_digest = ?", (key, key))
+            return found[0] if found else None
         if ref is not None:
-            wanted = ref.with_default_tag()
-            for image in images:
-                if wanted in image.tags:
-                    return image
+            found = self._select(
+                "manifest_digest = (SELECT manifest_digest FROM tags WHERE name = ?)",
+                (str(ref.with_default_tag()),),
+            )
+            if found:
+                return found[0]
         if text.startswith("sha256:") or looks_like_id(text) or _HEX.fullmatch(text):
-            return self._by_id_prefix(images, text)
+            return self._by_id_prefix(text)
         if ref is None:
             # Re-raise the grammar error: the text is neither a reference nor an ID.
             parse_reference(text)
         return None
 
     def by_manifest(self, digest: Digest | str) -> Image | None:
-        """The image with this manifest digest, read by key (`lookup` lists every image, which
-        a build doing it once per step made O(N^2))."""
-        key = str(digest)
+        """The image with this manifest digest, read by key."""
+        found = self._select("manifest_digest = ?", (str(digest),))
+        return found[0] if found else None
+
+    def _select(self, where: str, params: Sequence[str]) -> list[Image]:
+        """The images matching an SQL condition on ``images``, with their names, newest first
+        (the order of `all`). Every caller's condition is served by an index."""
         with self.db.read() as conn:
-            row = conn.execute("SELECT * FROM images WHERE manifest_digest = ?", (key,)).fetchone()
-            if row is None:
-                return None
+            rows = conn.execute(
+                f"SELECT * FROM images WHERE {where} ORDER BY rowid", params
+            ).fetchall()
+            if not rows:
+                return []
+            keys = json.dumps([row["manifest_digest"] for row in rows])
             tags = conn.execute(
-                "SELECT name FROM tags WHERE manifest_digest = ?", (key,)
+                "SELECT name, manifest_digest FROM tags"
+                " WHERE manifest_digest IN (SELECT value FROM json_each(?))",
+                (keys,),
             ).fetchall()
             rds = conn.execute(
-                "SELECT * FROM repo_digests WHERE manifest_digest = ?", (key,)
+                "SELECT * FROM repo_digests"
+                " WHERE manifest_digest IN (SELECT value FROM json_each(?))",
+                (keys,),
             ).fetchall()
-        digests = {key: [f"{rd['repository']}@{rd['digest'] or key}" for rd in rds]}
-        return _image_from_row(row, [parse_reference(t["name"]) for t in tags], digests)
+        names: dict[str, list[Reference]] = {}
+        for tag in tags:
+            names.setdefault(tag["manifest_digest"], []).append(parse_reference(tag["name"]))
+        digests: dict[str, list[str]] = {}
+        for rd in rds:
+            digests.setdefault(rd["manifest_digest"], []).append(
+                f"{rd['repository']}@{rd['digest'] or rd['manifest_digest']}"
+            )
+        images = [
+            _image_from_row(row, names.get(row["manifest_digest"], []), digests) for row in rows
+        ]
+        images.sort(key=lambda i: (i.created or "", i.added), reverse=True)
+        return images
 
     def get(self, text: str) -> Image:
         """Like `lookup` but raises Docker's ``No such image: NAME``."""
@@ -485,14 +514,25 @@ class ImageStore:
                 with contextlib.suppress(StrataError):
                     self.content.abort_ingest(ingest.ref)
 
-    @staticmethod
-    def _by_id_prefix(images: Sequence[Image], text: str) -> Image | None:
+    def _by_id_prefix(self, text: str) -> Image | None:
+        """The one image whose ID or manifest digest starts with ``text``'s hex; `Conflict`
+        when it names more than one image ID.
+
+        A prefix is a key range on the digest indexes, one per algorithm the content store
+        keeps (an image's digests are always of those): ``[alg:prefix, alg:prefiy)``.
+        """
         prefix = text.removeprefix("sha256:")
-        found = {
-            i.config_digest: i
-            for i in images
-            if i.config_digest.hex.startswith(prefix) or i.manifest_digest.hex.startswith(prefix)
-        }
+        ranges: list[str] = []
+        params: list[str] = []
+        for algorithm in _ID_ALGORITHMS:
+            low = f"{algorithm}:{prefix}"
+            high = low[:-1] + chr(ord(low[-1]) + 1)
+            for column in ("config_digest", "manifest_digest"):
+                ranges.append(f"SELECT rowid FROM images WHERE {column} >= ? AND {column} < ?")
+                params += [low, high]
+        # A UNION of range searches: SQLite plans an OR of ranges as a scan of the table.
+        where = f"rowid IN ({' UNION ALL '.join(ranges)})"
+        found = {i.config_digest: i for i in self._select(where, params)}
         if len(found) > 1:
             raise Conflict(f"image ID prefix {text!r} is ambiguous: it matches {len(found)} images")
         return next(iter(found.values()), None)

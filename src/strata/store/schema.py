@@ -145,6 +145,12 @@ MIGRATIONS: Final[list[str]] = [
     """
     ALTER TABLE repo_digests ADD COLUMN digest TEXT;
     """,
+    # 8: an image's names read by its manifest digest (every lookup does, strata.image.store):
+    # by index, not by a scan of every tag and repo digest.
+    """
+    CREATE INDEX tags_manifest_digest ON tags (manifest_digest);
+    CREATE INDEX repo_digests_manifest_digest ON repo_digests (manifest_digest);
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
