@@ -31,7 +31,7 @@ def test_save_to_a_full_device_fails_and_keeps_the_device(imported: Strata, tmp_
     full = tmp_path / "full"
     os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
     line = imported.fail("save", "-o", str(full), "tiny:1")
-    assert "No space left on device" in line
+    assert line == f"Error: writing {full}: no space left on device", line
     assert stat.S_ISCHR(full.lstat().st_mode), "the device was replaced by a file"
 
 

@@ -34,8 +34,13 @@ def archive_output(output: str | None) -> Iterator[BinaryIO]:
     if _is_special(target):
         # A device, FIFO or socket (`-o /dev/stdout`, `-o /dev/full`, a named pipe) is written in
         # place: renaming a temporary file over it would replace the device with a plain file.
-        with open(target, "wb") as special:
-            yield special
+        try:
+            with open(target, "wb") as special:
+                yield special
+        except OSError as exc:
+            if is_no_space(exc):
+                raise no_space(f"writing {target}", exc) from None
+            raise
         return
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
