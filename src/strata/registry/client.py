@@ -70,6 +70,12 @@ class RegistryClient:
     times a failed request is tried again, ``backoff`` the first pause (doubling each time).
     ``timeout`` bounds each socket operation; ``limits`` (None: from the environment, see
     `strata.registry.deadline`) bound whole responses and their transfer rate.
+
+    ``transport`` None speaks HTTP/1.1 through `deadline_transport` (pooled connections whose
+    socket reads keep to the deadline); any other `httpx.BaseTransport` (an
+    `httpx.MockTransport` in tests, say) is used instead. Authentication, retries, error mapping
+    and the minimum transfer rate still apply above it; the per-read deadline does not (it lives
+    in `deadline_transport`'s sockets), so a given transport brings its own.
     """
 
     def __init__(
@@ -83,6 +89,7 @@ class RegistryClient:
         user_agent: str = "strata",
         backoff: float = 0.5,
         limits: Limits | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._transport = Transport(
             registry,
@@ -93,6 +100,7 @@ class RegistryClient:
             backoff=backoff,
             user_agent=user_agent,
             limits=limits,
+            transport=transport,
         )
         self.registry = self._transport.name
         self.base_url = self._transport.base

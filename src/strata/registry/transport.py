@@ -11,6 +11,12 @@ errors, 401/403/404. Other statuses map to the error tree with one-line messages
 Credentials go only to this registry's own origin (scheme, host and port): an upload
 ``Location`` or a redirect naming another host gets no ``Authorization``. Every response is
 held to `strata.registry.deadline`'s limits, so a registry that trickles fails instead of hanging.
+
+The HTTP transport is a seam: by default it is `deadline_transport` (HTTP/1.1, pooled), and a
+caller may give any `httpx.BaseTransport` instead (an `httpx.MockTransport` in tests). The
+minimum rate is enforced above the transport, on every response body, so it holds for a given
+transport too; the per-read deadline lives inside `deadline_transport`'s sockets, so a given
+transport brings its own (or none).
 """
 
 from __future__ import annotations
@@ -129,6 +135,7 @@ class Transport:
         backoff: float,
         user_agent: str,
         limits: Limits | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = registry_host(registry)
         self.limits = Limits.from_env() if limits is None else limits
@@ -145,12 +152,14 @@ class Transport:
             (lambda: store.get(self.name)) if store is not None else (lambda: None),
             lambda request: self.send_plain(request, f"{self.name}: token"),
         )
-        self._client = httpx.Client(
-            transport=deadline_transport(
+        if transport is None:
+            transport = deadline_transport(
                 http1=True,
                 http2=False,
                 limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            ),
+            )
+        self._client = httpx.Client(
+            transport=transport,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": user_agent},
             follow_redirects=False,
