@@ -49,6 +49,9 @@ class Repository:
     blobs: set[str] = field(default_factory=set)
     manifests: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # Once tagged, a repository lists its tags (none, after deletes) instead of NAME_UNKNOWN:
+    # distribution keeps the tags directory a first tag made.
+    tagged: bool = False
 
 
 @dataclass
@@ -123,7 +126,7 @@ class MemoryRegistry:
                 return self._delete_manifest(name, rest)
         elif kind == "tags" and rest == "list" and method == "GET":
             repo = self.repositories.get(name)
-            if repo is None or not repo.tags:
+            if repo is None or not repo.tagged:
                 return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
             return _json(200, {"name": name, "tags": sorted(repo.tags)})
         return _error(405, "UNSUPPORTED", "The operation is unsupported.")
@@ -279,6 +282,7 @@ class MemoryRegistry:
         repo.manifests[digest] = (media_type, data)
         if not reference.startswith("sha256:"):
             repo.tags[reference] = digest
+            repo.tagged = True
         return httpx.Response(
             201,
             headers={

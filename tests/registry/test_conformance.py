@@ -115,6 +115,17 @@ def test_manifest_put_get_head_by_tag_and_digest(backend: Backend) -> None:
     assert client.head_manifest(repo, "v2", ACCEPT) is None
 
 
+def test_manifests_that_the_registry_refuses(backend: Backend) -> None:
+    client, repo = backend.client, repo_name()
+    with pytest.raises(RegistryError, match="MANIFEST_INVALID") as err:
+        client.put_manifest(repo, "j", b"not json", mt.OCI_MANIFEST)
+    assert "\n" not in str(err.value)
+    child = {"mediaType": mt.OCI_MANIFEST, "digest": str(Digest.of(b"x")), "size": 1}
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [child]}
+    with pytest.raises(RegistryError, match="MANIFEST_BLOB_UNKNOWN"):
+        client.put_manifest(repo, "i", json.dumps(index).encode(), mt.OCI_INDEX)
+
+
 def test_manifest_by_digest_only_and_its_blobs_must_exist(backend: Backend) -> None:
     client, repo = backend.client, repo_name()
     data = image_manifest(client, repo)
@@ -154,6 +165,10 @@ def test_chunked_upload_and_ranged_get(backend: Backend) -> None:
     with client.get_blob(repo, digest, offset=123_456) as stream:
         assert (stream.offset, stream.total) == (123_456, len(data))
         assert b"".join(stream.iter_chunks()) == data[123_456:]
+    # A Range past the end is refused (416) and the download starts over from byte 0.
+    with client.get_blob(repo, digest, offset=len(data)) as stream:
+        assert (stream.offset, stream.total) == (0, len(data))
+        assert b"".join(stream.iter_chunks()) == data
 
 
 def test_empty_blob_both_ways(backend: Backend) -> None:
@@ -201,6 +216,7 @@ def test_tags_list_and_delete(backend: Backend) -> None:
     assert sorted(client.tags(repo)) == ["a", "b"]
     client.delete_manifest(repo, digest)
     assert client.head_manifest(repo, str(digest), ACCEPT) is None
+    assert client.tags(repo) == []  # the tags went with the manifest, the repository stays
     with pytest.raises(RegistryNotFound, match=f"{repo}@{digest}: not found"):
         client.get_manifest(repo, str(digest), ACCEPT)
     with pytest.raises(RegistryNotFound):
