@@ -15,12 +15,14 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from strata.digest import Digest
 from strata.errors import DigestMismatch, RegistryError, RegistryNotFound
 from strata.oci import mediatypes as mt
 from strata.registry.client import RegistryClient
+from strata.registry.deadline import Limits, TooSlow
 from tests.registry.memory import HOST, MemoryRegistry
 
 ACCEPT = [mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST]
@@ -233,3 +235,49 @@ def test_cross_repository_mount(backend: Backend) -> None:
     absent = Digest.of(os.urandom(10))
     assert client.mount_blob(target, absent, source) is False
     assert client.blob_size(target, absent) is None
+
+
+# -- the seam itself: what holds for any given transport -------------------------------------
+
+
+def test_a_given_transport_keeps_the_minimum_rate() -> None:
+    # The rate is checked above the transport, on bodies that stream (a MockTransport body
+    # given as bytes is whole before the client sees it, so the test streams it). With a window
+    # of a nanosecond and a rate no transfer reaches, the first chunk already falls under it.
+    memory = MemoryRegistry()
+
+    def streamed(request: httpx.Request) -> httpx.Response:
+        answer = memory.handle(request)
+        if request.method != "GET" or "/blobs/sha256:" not in request.url.path:
+            return answer
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, content=iter([answer.content])
+        )
+
+    limits = Limits(deadline=0, min_rate=1e15, window=1e-9)
+    with RegistryClient(HOST, retries=0, transport=memory.transport()) as client:
+        digest = push_blob(client, "seam/rate", b"x" * 1000)
+    slow = RegistryClient(HOST, retries=0, limits=limits, transport=httpx.MockTransport(streamed))
+    with slow, slow.get_blob("seam/rate", digest) as stream:
+        with pytest.raises(TooSlow, match=f"{HOST} is too slow") as err:
+            b"".join(stream.iter_chunks())
+        assert "\n" not in str(err.value)
+
+
+def test_a_given_transport_gets_retries_and_auth() -> None:
+    # A fault test in a few lines: the memory registry, answering 503 to the first blob GET.
+    memory = MemoryRegistry(token=True)
+    failed: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and "/blobs/sha256:" in request.url.path and not failed:
+            failed.append(request.url.path)
+            return httpx.Response(503)
+        return memory.handle(request)
+
+    with RegistryClient(HOST, retries=2, backoff=0, transport=httpx.MockTransport(flaky)) as c:
+        digest = push_blob(c, "seam/retry", b"hello")
+        with c.get_blob("seam/retry", digest) as stream:
+            assert b"".join(stream.iter_chunks()) == b"hello"
+    assert len(failed) == 1
+    assert memory.requests.count(f"GET /v2/seam/retry/blobs/{digest}") == 1

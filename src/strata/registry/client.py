@@ -74,8 +74,9 @@ class RegistryClient:
     ``transport`` None speaks HTTP/1.1 through `deadline_transport` (pooled connections whose
     socket reads keep to the deadline); any other `httpx.BaseTransport` (an
     `httpx.MockTransport` in tests, say) is used instead. Authentication, retries, error mapping
-    and the minimum transfer rate still apply above it; the per-read deadline does not (it lives
-    in `deadline_transport`'s sockets), so a given transport brings its own.
+    and the minimum transfer rate (of bodies that stream) still apply above it; the per-read
+    deadline does not (it lives in `deadline_transport`'s sockets): a given transport brings its
+    own.
     """
 
     def __init__(

@@ -14,9 +14,9 @@ held to `strata.registry.deadline`'s limits, so a registry that trickles fails i
 
 The HTTP transport is a seam: by default it is `deadline_transport` (HTTP/1.1, pooled), and a
 caller may give any `httpx.BaseTransport` instead (an `httpx.MockTransport` in tests). The
-minimum rate is enforced above the transport, on every response body, so it holds for a given
-transport too; the per-read deadline lives inside `deadline_transport`'s sockets, so a given
-transport brings its own (or none).
+minimum rate is enforced above the transport, on every response body that streams, so it holds
+for a given transport too (a body a mock gives as bytes is whole already: nothing to rate). The
+per-read deadline lives inside `deadline_transport`'s sockets: a given transport brings its own.
 """
 
 from __future__ import annotations
