@@ -483,3 +483,19 @@ def test_the_next_rm_finishes_a_removal_killed_halfway(debian: Strata) -> None:
     debian("rm", "other")  # an rm of another container finishes it first
     assert debian("ps", "-a", "-q").stdout == ""
     assert_clean(debian)
+
+
+def test_the_next_run_finishes_a_removal_killed_halfway(debian: Strata) -> None:
+    from strata.image.root import StoreRoot
+    from strata.runtime.lifecycle import Containers
+
+    # A run --rm killed inside its autoremove leaves the same (found by the kill suite).
+    debian("create", "--name", "half2", IMAGE, "true")
+    with StoreRoot(Path(debian.root)) as root:
+        service = Containers(root)
+        record = service.records.lookup("half2")
+        assert record is not None
+        service.snapshotter.remove(record.snapshot)
+    debian("run", "--rm", IMAGE, "true")  # the next run finishes it first
+    assert debian("ps", "-a", "-q").stdout == ""
+    assert_clean(debian)

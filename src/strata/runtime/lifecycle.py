@@ -423,6 +423,8 @@ class Containers:
                 if container.state is State.RUNNING and not owner_alive(self.directory(container)):
                     self.refresh(container)
             remove_dead_scratch(self.root, lambda: self.snapshotter)
+        # A killed removal (an rm, or a run --rm's) is on this path too: the next run finishes it.
+        self._finish_removals()
 
     def _finish_removals(self) -> None:
         """Finish the removals a killed ``rm`` left half done: a record whose snapshot is gone
@@ -434,7 +436,15 @@ class Containers:
         """
         with contextlib.suppress(StrataError, OSError):
             finished = False
-            for container in self.records.all():
+            # Records first, then the snapshots: a container's snapshot is made before its
+            # record, so a record listed here whose snapshot the later walk lacks lost it.
+            containers = self.records.all()
+            if not containers:
+                return
+            keys = {info.key for info in self.snapshotter.walk()}
+            for container in containers:
+                if container.snapshot in keys:
+                    continue
                 if container.config.get("labels", {}).get(TIED_LABEL) == "true":
                     continue
                 try:
