@@ -109,19 +109,7 @@ class ImageStore:
             rows = conn.execute("SELECT * FROM images").fetchall()
             tags = conn.execute("SELECT name, manifest_digest FROM tags").fetchall()
             repo_digests = conn.execute("SELECT * FROM repo_digests").fetchall()
-        names: dict[str, list[Reference]] = {}
-        for tag in tags:
-            names.setdefault(tag["manifest_digest"], []).append(parse_reference(tag["name"]))
-        digests: dict[str, list[str]] = {}
-        for rd in repo_digests:
-            digests.setdefault(rd["manifest_digest"], []).append(
-                f"{rd['repository']}@{rd['digest'] or rd['manifest_digest']}"
-            )
-        images = [
-            _image_from_row(row, names.get(row["manifest_digest"], []), digests) for row in rows
-        ]
-        images.sort(key=lambda i: (i.created or "", i.added), reverse=True)
-        return images
+        return _images(rows, tags, repo_digests)
 
     def lookup(self, text: str) -> Image | None:
         """Resolve a name, ``name@digest``, full ID or unique ID prefix; None if nothing matches.
@@ -178,19 +166,7 @@ class ImageStore:
                 " WHERE manifest_digest IN (SELECT value FROM json_each(?))",
                 (keys,),
             ).fetchall()
-        names: dict[str, list[Reference]] = {}
-        for tag in tags:
-            names.setdefault(tag["manifest_digest"], []).append(parse_reference(tag["name"]))
-        digests: dict[str, list[str]] = {}
-        for rd in rds:
-            digests.setdefault(rd["manifest_digest"], []).append(
-                f"{rd['repository']}@{rd['digest'] or rd['manifest_digest']}"
-            )
-        images = [
-            _image_from_row(row, names.get(row["manifest_digest"], []), digests) for row in rows
-        ]
-        images.sort(key=lambda i: (i.created or "", i.added), reverse=True)
-        return images
+        return _images(rows, tags, rds)
 
     def get(self, text: str) -> Image:
         """Like `lookup` but raises Docker's ``No such image: NAME``."""
@@ -536,6 +512,24 @@ class ImageStore:
         if len(found) > 1:
             raise Conflict(f"image ID prefix {text!r} is ambiguous: it matches {len(found)} images")
         return next(iter(found.values()), None)
+
+
+def _images(
+    rows: Sequence[sqlite3.Row], tags: Sequence[sqlite3.Row], repo_digests: Sequence[sqlite3.Row]
+) -> list[Image]:
+    """Images from their rows and the rows of their names, newest first (by creation time,
+    then by when they were added)."""
+    names: dict[str, list[Reference]] = {}
+    for tag in tags:
+        names.setdefault(tag["manifest_digest"], []).append(parse_reference(tag["name"]))
+    digests: dict[str, list[str]] = {}
+    for rd in repo_digests:
+        digests.setdefault(rd["manifest_digest"], []).append(
+            f"{rd['repository']}@{rd['digest'] or rd['manifest_digest']}"
+        )
+    images = [_image_from_row(row, names.get(row["manifest_digest"], []), digests) for row in rows]
+    images.sort(key=lambda i: (i.created or "", i.added), reverse=True)
+    return images
 
 
 def _image_from_row(
