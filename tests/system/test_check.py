@@ -467,17 +467,22 @@ def test_old_scratch_that_names_no_owner(debian: Strata) -> None:
     shutil.rmtree(fresh)
 
 
-def test_the_next_rm_finishes_a_removal_killed_halfway(debian: Strata) -> None:
+def _half_removed(debian: Strata, name: str) -> None:
+    """What an rm, or a run --rm's autoremove, killed inside its removal leaves: the record,
+    its snapshot gone."""
     from strata.image.root import StoreRoot
     from strata.runtime.lifecycle import Containers
 
-    # What an rm killed inside its removal leaves: the record, its snapshot gone.
-    debian("create", "--name", "half", IMAGE, "true")
+    debian("create", "--name", name, IMAGE, "true")
     with StoreRoot(Path(debian.root)) as root:
         service = Containers(root)
-        record = service.records.lookup("half")
+        record = service.records.lookup(name)
         assert record is not None
         service.snapshotter.remove(record.snapshot)
+
+
+def test_the_next_rm_finishes_a_removal_killed_halfway(debian: Strata) -> None:
+    _half_removed(debian, "half")
     found(debian, "container half: its filesystem (snapshot container-")
     debian("create", "--name", "other", IMAGE, "true")
     debian("rm", "other")  # an rm of another container finishes it first
@@ -486,16 +491,8 @@ def test_the_next_rm_finishes_a_removal_killed_halfway(debian: Strata) -> None:
 
 
 def test_the_next_run_finishes_a_removal_killed_halfway(debian: Strata) -> None:
-    from strata.image.root import StoreRoot
-    from strata.runtime.lifecycle import Containers
-
-    # A run --rm killed inside its autoremove leaves the same (found by the kill suite).
-    debian("create", "--name", "half2", IMAGE, "true")
-    with StoreRoot(Path(debian.root)) as root:
-        service = Containers(root)
-        record = service.records.lookup("half2")
-        assert record is not None
-        service.snapshotter.remove(record.snapshot)
+    # Found by the kill suite: a run --rm killed inside its autoremove.
+    _half_removed(debian, "half2")
     debian("run", "--rm", IMAGE, "true")  # the next run finishes it first
     assert debian("ps", "-a", "-q").stdout == ""
     assert_clean(debian)
