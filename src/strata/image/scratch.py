@@ -3,8 +3,9 @@ that command has died.
 
 A command's private working state — a directory under ``<root>/tmp/`` where it mounts a view or
 writes a temporary file, an active snapshot it extracts a layer into or mounts a step on — is
-named ``<kind>-<pid>.<start>.<pidns>-<random>`` (`owned_name`, `owned_prefix`), the owner
-written as a lease names it (`strata.store.leases`: the start time tells a recycled PID apart).
+named ``<kind>-<pid>.<start>.<pidns>-<random>`` (`owned_name`, `owned_prefix`, made by
+`strata.store.owned`, where `strata.diff` names its snapshots too), the owner written as a lease
+names it (`strata.store.leases`: the start time tells a recycled PID apart).
 Nothing else ever uses it, so once its owner has ended it is debris, at once and for certain:
 ``system check`` reports it, and the next command that makes scratch of its own removes it
 first (`remove_dead_scratch`), which costs a listing of ``tmp/`` and one query of the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from strata.errors import NotFound, StrataError
 from strata.snapshot import Kind, metadata
 from strata.snapshot.mount import mount_points, unmount
+from strata.store.owned import owned_name, owned_prefix, owner_gone, owner_of
 
 if TYPE_CHECKING:
     from strata.image.root import StoreRoot
@@ -46,43 +47,6 @@ __all__ = [
 ]
 
 SCRATCH = "tmp"
-_OWNER = re.compile(r"-(\d+)\.(\d+)\.(\d+)-")
-
-
-def _owner_tag() -> str:
-    # Imported here: the quick `run` path only asks `owner_gone` of names with no owner.
-    from strata.store.leases import pid_namespace, process_start
-
-    pid = os.getpid()
-    start = process_start(pid)
-    # Without /proc the name carries no owner, and is never judged dead.
-    return f"{pid}.{start}.{pid_namespace()}" if start is not None and start >= 0 else "x"
-
-
-def owned_prefix(kind: str) -> str:
-    """``<kind>-<owner>-``: the start of a scratch name (for `tempfile`'s ``prefix``)."""
-    return f"{kind}-{_owner_tag()}-"
-
-
-def owned_name(kind: str) -> str:
-    """A fresh scratch name of this process: ``<kind>-<owner>-<random hex>``."""
-    return f"{owned_prefix(kind)}{os.urandom(16).hex()}"
-
-
-def owner_of(name: str) -> int | None:
-    """The PID a scratch name names as its owner, if it names one."""
-    found = _OWNER.search(name)
-    return int(found.group(1)) if found else None
-
-
-def owner_gone(name: str) -> bool:
-    """Whether ``name`` names an owner process (in our PID namespace) that has ended."""
-    found = _OWNER.search(name)
-    if found is None:
-        return False
-    from strata.store.leases import owner_alive
-
-    return not owner_alive(f"{found.group(1)}.{found.group(2)}.{found.group(3)}.scratch")
 
 
 def scratch_root(root: Path) -> Path:
