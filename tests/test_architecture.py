@@ -38,13 +38,14 @@ ROWS = {
     "content": 3,
     "layer": 3,
     "snapshot": 3,
-    "image": 4,
-    "registry": 5,
-    "runtime": 5,
-    "build": 6,
-    "system": 6,  # store-wide check and repair: reads every package below it
-    "cli": 7,
-    "__main__": 8,
+    "diff": 4,  # the seam between snapshots and layers: apply, compare, chain IDs
+    "image": 5,
+    "registry": 6,
+    "runtime": 6,
+    "build": 7,
+    "system": 7,  # store-wide check and repair: reads every package below it
+    "cli": 8,
+    "__main__": 9,
     # `strata/__init__.py` imports nothing today, so every package may read `strata.__version__`.
     # When it re-exports the API (issue 11) it takes the API's row, and `from strata import x`
     # below that row (x not a module) becomes the upward import it then is.
@@ -76,11 +77,11 @@ KNOWN_CROSSINGS = {
     # `run`'s fast path checks that an image's top layer is a committed snapshot by SQL instead of
     # asking strata.snapshot (which would open the snapshotter it wants to skip).
     ("image/quick.py", "snapshots"): "fast path reads snapshot rows",
-    # `rmi` refuses to remove an image a container uses: it joins containers (a row-5 package's
+    # `rmi` refuses to remove an image a container uses: it joins containers (a row-6 package's
     # table) in SQL, since image may not import strata.runtime.
     ("image/remove.py", "containers"): "rmi's in-use check reads container rows",
     # Garbage collection keeps the compressed blobs a push made (strata.registry's record) while
-    # an image has their layer: image, row 4, reads a row-5 table. Issue 11 moves gc out of
+    # an image has their layer: image, row 5, reads a row-6 table. Issue 11 moves gc out of
     # ImageStore; the record of compressions then belongs with it.
     ("image/store.py", "layer_compressions"): "gc keeps pushed compressions alive",
     # pull skips layers it already has by reading the layers table instead of asking ImageStore.
@@ -519,3 +520,22 @@ def test_each_table_is_used_only_by_its_owner() -> None:
     assert not wrong, "\n".join(wrong)
     stale = set(KNOWN_CROSSINGS) - crossings
     assert not stale, f"crossings gone (remove them from KNOWN_CROSSINGS): {sorted(stale)}"
+
+
+# The packages that may ask a snapshotter what its directories hold: the snapshotter itself and
+# the diff seam, which picks the whiteout form and the tree to compare with from it.
+DIFF_KIND_READERS = {"snapshot", "diff"}
+
+
+def test_only_snapshot_and_diff_read_diff_kind() -> None:
+    readers = [
+        f"{path.relative_to(SRC)}:{number}"
+        for module, path in MODULES.items()
+        if _owner(module) not in DIFF_KIND_READERS
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "diff_kind" in line
+    ]
+    assert not readers, (
+        "only strata.snapshot and strata.diff may read diff_kind (ask strata.diff instead): "
+        + ", ".join(readers)
+    )

@@ -34,10 +34,10 @@ from pathlib import Path
 import pytest
 
 from strata.content.local import LocalContentStore
+from strata.diff.chain import INIT_PREFIX, chain_ids, layer_key
 from strata.digest import Digest
 from strata.errors import ImageNotFound, NotFound
 from strata.image.archive import ArchiveFormat, write_archive
-from strata.image.chain import INIT_PREFIX, chain_ids, layer_key
 from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.layer.compression import Compression

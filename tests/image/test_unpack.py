@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from strata.diff.chain import layer_key
 from strata.digest import Digest
 from strata.errors import DigestMismatch
 from strata.image.create import store_image
 from strata.image.imports import base_config, import_rootfs, write_rootfs_layer
 from strata.image.root import StoreRoot
 from strata.image.store import ImageLayer, ImageStore
-from strata.image.unpack import chain_ids, layer_key, unpack
+from strata.image.unpack import unpack
 from strata.oci.config import RootFS
 from strata.oci.reference import parse_reference
 from strata.snapshot import Kind
@@ -22,13 +22,6 @@ from strata.snapshot.select import default_snapshotter
 from tests.cli.tarballs import rootfs_tar
 
 pytestmark = pytest.mark.root
-
-
-def test_chain_ids_follow_the_oci_rule() -> None:
-    a, b = Digest.of(b"a"), Digest.of(b"b")
-    expected = hashlib.sha256(f"{a} {b}".encode()).hexdigest()
-    assert chain_ids([a, b]) == [a, Digest("sha256", expected)]
-    assert chain_ids([]) == []
 
 
 def _two_layer_image(images: ImageStore, tmp_path: Path, name: str, top: bytes) -> None:

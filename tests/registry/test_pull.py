@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from strata.diff.chain import chain_ids, layer_key
 from strata.digest import Digest
 from strata.errors import (
     AuthenticationRequired,
@@ -22,7 +23,6 @@ from strata.errors import (
     StrataError,
     TooLarge,
 )
-from strata.image.chain import chain_ids, layer_key
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.oci.descriptor import Platform

@@ -29,8 +29,8 @@ from strata.build.images import StepImage, store_named, store_step
 from strata.build.platforms import check_stages
 from strata.build.stage import METADATA, StageState, apply_metadata, begin_stage
 from strata.build.steps import StepRunner
+from strata.diff.chain import chain_ids, layer_key
 from strata.errors import BuildError, DockerfileError, ImageNotFound
-from strata.image.chain import chain_ids, layer_key
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.oci.config import History, ImageConfig, format_time

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from typing import Final
 
 from strata.build.cache import BuildCache
+from strata.diff.chain import chain_ids, layer_key
 from strata.errors import StrataError
-from strata.image.chain import chain_ids, layer_key
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.store.leases import Lease
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strata.diff.chain import chain_ids, layer_key
+from strata.diff.compare import compare_snapshot
 from strata.digest import Digest
 from strata.errors import Conflict, NoSpace, StrataError
-from strata.image.chain import chain_ids, layer_key
 from strata.image.create import NewImage, add_images, encode_image, store_image
 from strata.image.store import Image, ImageLayer, ImageStore, now_rfc3339
 from strata.oci.config import History, ImageConfig, RootFS
 from strata.oci.mediatypes import OCI_LAYER
 from strata.oci.reference import Reference
-from strata.runtime.commit import write_snapshot_tar
 from strata.snapshot import Snapshotter
 from strata.store.leases import Lease
 from strata.store.space import no_space
@@ -70,7 +70,7 @@ def write_snapshot_layer(
     build's lease (leased before the commit makes it visible; no image names it yet)."""
     try:
         with images.content.writer(f"build-{uuid.uuid4().hex}") as w:
-            stats = write_snapshot_tar(snapshotter, key, w, scratch, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
+            stats = compare_snapshot(snapshotter, key, w, scratch, clamp_mtime=clamp_mtime)  # type: ignore[arg-type]
             hold.add("blob", [str(stats.diff_id)])
             digest = w.commit(expected=stats.diff_id, size=stats.size)
     except NoSpace as err:

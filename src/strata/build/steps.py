@@ -31,6 +31,7 @@ from strata.build.images import (
 )
 from strata.build.run import RunRequest, clean_mount_points, run_container
 from strata.build.stage import StageState
+from strata.diff.compare import lower_tree
 from strata.errors import BuildError, NotFound, StepFailed, StrataError
 from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import ImageLayer
@@ -156,9 +157,7 @@ class StepRunner:
                     code,
                 )
             snapshotter = self.snapshotter
-            lower = None
-            if snapshotter.diff_kind != "overlay" and parent.top is not None:
-                lower = snapshotter.upper(parent.top)
+            lower = lower_tree(snapshotter, parent.top)
             clean_mount_points(snapshotter.upper(container.snapshot), lower)
             layer, top = self._commit_layer(parent, container.snapshot)
         finally:

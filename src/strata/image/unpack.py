@@ -2,29 +2,27 @@
 
 A layer's snapshot is shared by every image and container that stacks the same layers below it:
 its key is the OCI chain ID (``sha256(parent_chain + " " + diff_id)``), which names the whole
-stack up to and including that layer, not just the layer. Unpacking is idempotent and safe to
-run from two processes at once: each extracts into its own active snapshot and the loser of the
-final commit discards its copy.
+stack up to and including that layer, not just the layer (`strata.diff.chain`). Unpacking is
+idempotent and safe to run from two processes at once: each applies its layer through
+`strata.diff.apply` into its own active snapshot, and the loser of the final commit discards its
+copy.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from functools import partial
-from typing import Literal
 
+from strata.diff.apply import apply_to_snapshot, has_snapshot
+from strata.diff.chain import INIT_PREFIX, SNAPSHOT_PREFIX, chain_ids, layer_key
 from strata.digest import Digest
-from strata.errors import Conflict, FormatError, NotFound, StrataError
-from strata.image.chain import INIT_PREFIX, SNAPSHOT_PREFIX, chain_ids, layer_key
+from strata.errors import Conflict, FormatError, StrataError
 from strata.image.scratch import owned_name
 from strata.image.store import Image, ImageStore
 from strata.snapshot import Kind, Snapshotter
 from strata.store.leases import held
 
-log = logging.getLogger(__name__)
-
-__all__ = ["INIT_PREFIX", "SNAPSHOT_PREFIX", "chain_ids", "layer_key", "unpack"]
+__all__ = ["collect_snapshots", "unpack"]
 
 
 def unpack(images: ImageStore, snapshotter: Snapshotter, image: Image) -> str | None:
@@ -46,18 +44,10 @@ def unpack(images: ImageStore, snapshotter: Snapshotter, image: Image) -> str | 
         manifest.layers, diff_ids, chain_ids(diff_ids), strict=True
     ):
         key = layer_key(chain_id)
-        if not _exists(snapshotter, key):
+        if not has_snapshot(snapshotter, key):
             _extract(images, snapshotter, layer.digest, diff_id, key, parent)
         parent = key
     return parent
-
-
-def _exists(snapshotter: Snapshotter, key: str) -> bool:
-    try:
-        snapshotter.stat(key)
-    except NotFound:
-        return False
-    return True
 
 
 def _extract(
@@ -68,38 +58,16 @@ def _extract(
     key: str,
     parent: str | None,
 ) -> None:
-    # The applier and the compression libraries load only when a layer must be extracted:
-    # a warm `strata run` never pays for them.
-    from strata.layer.apply import apply_layer
-    from strata.layer.compression import DEFAULT_DECOMPRESS_LIMIT
-
-    active = owned_name("extract")  # a killed extraction's is debris at once
-    snapshotter.prepare(active, parent)
-    try:
-        mode: Literal["overlay", "delete"] = (
-            "overlay" if snapshotter.diff_kind == "overlay" else "delete"
+    with images.content.open(blob) as src:
+        apply_to_snapshot(
+            snapshotter,
+            src,
+            key=key,
+            parent=parent,
+            active=owned_name("extract"),  # a killed extraction's is debris at once
+            diff_id=diff_id,
+            source=f"layer {blob}",
         )
-        with images.content.open(blob) as src:
-            apply_layer(
-                src,
-                snapshotter.upper(active),
-                whiteouts=mode,
-                source=f"layer {blob}",
-                limit=DEFAULT_DECOMPRESS_LIMIT,
-                # Snapshots are shared by chain ID, which rests on the config's diff IDs: a
-                # layer that is not what its image claims must never become one.
-                diff_id=diff_id,
-            )
-        try:
-            snapshotter.commit(key, active)
-        except Conflict:
-            # Another process unpacked the same stack first; theirs is as good as ours.
-            log.debug("snapshot %s already committed by another process", key)
-            snapshotter.remove(active)
-    except BaseException:
-        if _exists(snapshotter, active):
-            snapshotter.remove(active)
-        raise
 
 
 def collect_snapshots(images: ImageStore, snapshotter: Snapshotter) -> int:

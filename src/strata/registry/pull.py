@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from strata.diff.apply import has_snapshot
+from strata.diff.chain import chain_ids, layer_key
 from strata.digest import Digest
 from strata.errors import (
     DigestMismatch,
@@ -29,7 +31,6 @@ from strata.errors import (
     StrataError,
     TooLarge,
 )
-from strata.image.chain import chain_ids, layer_key
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.oci.config import ImageConfig, parse_config
 from strata.oci.descriptor import Descriptor, Platform, matches
@@ -45,7 +46,7 @@ from strata.oci.mediatypes import (
     layer_compression,
 )
 from strata.oci.reference import Reference
-from strata.registry.extract import LayerFacts, check_diff_id, extract_layer, snapshot_exists
+from strata.registry.extract import LayerFacts, check_diff_id, extract_layer
 from strata.registry.platforms import select_manifest
 from strata.registry.progress import (
     ALREADY_EXISTS,
@@ -321,7 +322,7 @@ class _Pull:
             plan: list[tuple[bool, bool]] = []
             for i, desc in enumerate(descs):
                 verified = (k := known.get(desc.digest)) is not None and k.diff_id == diff_ids[i]
-                extracted = snapshotter is None or snapshot_exists(snapshotter, keys[i])
+                extracted = snapshotter is None or has_snapshot(snapshotter, keys[i])
                 have = self.content.exists(desc.digest)
                 plan.append((verified, extracted))
                 if have and verified and extracted:

@@ -1,9 +1,7 @@
 """A container's writable layer as an image layer: ``commit``, ``diff`` and ``export``.
 
-For the overlay snapshotter the container's upper dir *is* its change set: it is written as a
-layer tar directly (whiteouts and opaque dirs become their OCI forms). For the copying
-snapshotter the container's tree is compared with its parent's. Either way the tar is
-canonical, so the same changes give the same diff ID.
+The container's snapshot is compared with its parent by `strata.diff.compare`, the one differ
+(a build's steps use it too): the tar is canonical, so the same changes give the same diff ID.
 """
 
 from __future__ import annotations
@@ -18,13 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from strata.diff.compare import compare_snapshot
 from strata.errors import NoSpace, StrataError
 from strata.image.changes import apply_changes
 from strata.image.create import store_image
 from strata.image.hold import hold_image
 from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import Image, ImageLayer
-from strata.layer.diff import write_tar_from_dirs, write_tar_from_upper
 from strata.layer.entry import display_name
 from strata.layer.generate import write_tar_from_dir
 from strata.layer.stats import LayerStats
@@ -34,7 +32,6 @@ from strata.oci.mediatypes import OCI_LAYER
 from strata.oci.reference import Reference
 from strata.runtime.containers import Container
 from strata.runtime.lifecycle import Containers
-from strata.snapshot import Snapshotter
 from strata.snapshot.mount import mount_all, unmount
 from strata.store.space import no_space
 
@@ -44,28 +41,7 @@ OPAQUE = ".wh..wh..opq"
 
 def write_container_layer(service: Containers, container: Container, out: BinaryIO) -> LayerStats:
     """Write the container's changes to ``out`` as a canonical layer tar."""
-    return write_snapshot_tar(service.snapshotter, container.snapshot, out, _scratch(service))
-
-
-def write_snapshot_tar(
-    snapshotter: Snapshotter,
-    key: str,
-    out: BinaryIO,
-    scratch: Path,
-    *,
-    clamp_mtime: int | None = None,
-) -> LayerStats:
-    """Write what active snapshot ``key`` changed to ``out`` as a canonical layer tar.
-
-    (A build step's snapshot too: `strata.build.images` writes its layers with this.)
-    """
-    upper = snapshotter.upper(key)
-    if snapshotter.diff_kind == "overlay":
-        return write_tar_from_upper(upper, out, clamp_mtime=clamp_mtime)
-    parent = snapshotter.stat(key).parent
-    with tempfile.TemporaryDirectory(dir=scratch, prefix=owned_prefix("empty")) as empty:
-        lower = snapshotter.upper(parent) if parent else Path(empty)
-        return write_tar_from_dirs(lower, upper, out, clamp_mtime=clamp_mtime)
+    return compare_snapshot(service.snapshotter, container.snapshot, out, _scratch(service))
 
 
 def committed_config(

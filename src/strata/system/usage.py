@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 
 from strata.content.ingest import DATA, acquire
+from strata.diff.chain import INIT_PREFIX, chain_ids, layer_key
 from strata.errors import Locked, StrataError
-from strata.image.chain import INIT_PREFIX, chain_ids, layer_key
 from strata.snapshot import Kind
 from strata.system.context import CheckContext
 
