@@ -12,6 +12,7 @@ from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.oci.reference import parse_reference
 from strata.runtime.containers import ContainerStore, State
+from strata.runtime.imageusers import image_users
 from tests.cli.tarballs import rootfs_tar
 
 
@@ -72,14 +73,14 @@ def test_rmi_refuses_an_image_a_container_uses(images: ImageStore, image: Image)
     store = ContainerStore(images.db)
     cid = _container(images, image, "c")
     with pytest.raises(Conflict, match='unable to remove repository reference "app:1"'):
-        images.remove("app:1")
+        images.remove("app:1", users=image_users)
     # -f takes the name away but keeps the image the container stands on.
-    report = images.remove("app:1", force=True)
+    report = images.remove("app:1", users=image_users, force=True)
     assert report.untagged == ["app:1"] and report.deleted == []
     assert images.get(image.id.short)
-    assert images.prune(dangling_only=False).deleted == []
+    assert images.prune(users=image_users, dangling_only=False).deleted == []
     store.set_running(cid, 99)
     with pytest.raises(Conflict, match="cannot be forced"):
-        images.remove(image.id.short, force=True)
+        images.remove(image.id.short, users=image_users, force=True)
     store.delete(cid)
-    assert images.remove(image.id.short).deleted == [image.id]
+    assert images.remove(image.id.short, users=image_users).deleted == [image.id]
