@@ -21,12 +21,16 @@ import pytest
 import strata.build.cache as cache_module
 from strata.build.cache import RULES, BuildCache, CacheRecord, StepKey
 from strata.build.context.sums import explain_changes
+from strata.build.dockerfile.commands import Add, Copy
+from strata.build.dockerfile.instructions import parse_instructions
+from strata.build.dockerfile.parser import parse
 from strata.build.explain import (
     args_changes,
     explain_miss,
     short_id,
     short_text,
     stage_rebuilds,
+    unplannable,
 )
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
@@ -432,3 +436,36 @@ def test_short_texts() -> None:
         "build arg B no longer set (was x)",
         "build arg C set to ",
     ]
+
+
+def copying(line: str) -> Copy | Add:
+    """The COPY or ADD instruction of one Dockerfile line."""
+    (step,) = parse_instructions(parse(line + "\n"))
+    assert isinstance(step, Copy | Add)
+    return step
+
+
+def test_unplannable_in_a_dry_run() -> None:
+    def expand(text: str) -> str:
+        return text.replace("$STAGE", "builder").replace("$USER", "app")
+
+    dirty = {"builder": 3, "1": 5, "clean": None}
+    # A --from stage that rebuilds (named, by index, through an arg; matched case-blind and
+    # named as written).
+    for line, name in (
+        ("COPY --from=builder /a /a", "builder"),
+        ("COPY --from=$STAGE /a /a", "builder"),
+        ("COPY --from=Builder a b", "Builder"),
+    ):
+        said = unplannable(copying(line), expand, dirty, None)
+        assert said == f"depends on stage '{name}', which rebuilds (step 3)", line
+    said = unplannable(copying("COPY --from=1 /a /a"), expand, dirty, None)
+    assert said == "depends on stage '1', which rebuilds (step 5)"
+    assert unplannable(copying("COPY --from=clean /a /a"), expand, dirty, None) is None
+    assert unplannable(copying("COPY --from=debian /a /a"), expand, dirty, 2) is None
+    # A --chown by name needs the parent's /etc/passwd, which a step that would run changes.
+    for line in ("COPY --chown=app a /a", "ADD --chown=$USER:staff a /a", "COPY --chown=0:app a b"):
+        assert unplannable(copying(line), expand, dirty, 2) == "parent layer changed (step 2)"
+        assert unplannable(copying(line), expand, dirty, None) is None
+    assert unplannable(copying("COPY --chown=1000:1000 a /a"), expand, dirty, 2) is None
+    assert unplannable(copying("ADD a /a"), expand, dirty, 2) is None
