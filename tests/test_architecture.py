@@ -74,12 +74,6 @@ AUDITORS = {"system"}
 # Crossings the code makes today, each a finding for the next step of issue 11 (one reader and
 # one writer of the store). A listed crossing that disappears fails the test: shrink the list.
 KNOWN_CROSSINGS = {
-    # `run`'s fast path checks that an image's top layer is a committed snapshot by SQL instead of
-    # asking strata.snapshot (which would open the snapshotter it wants to skip).
-    ("image/quick.py", "snapshots"): "fast path reads snapshot rows",
-    # `rmi` refuses to remove an image a container uses: it joins containers (a row-6 package's
-    # table) in SQL, since image may not import strata.runtime.
-    ("image/remove.py", "containers"): "rmi's in-use check reads container rows",
     # Garbage collection keeps the compressed blobs a push made (strata.registry's record) while
     # an image has their layer: image, row 5, reads a row-6 table. Issue 11 moves gc out of
     # ImageStore; the record of compressions then belongs with it.

@@ -13,6 +13,7 @@ from strata.image.imports import import_rootfs
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.oci.reference import parse_reference
+from strata.runtime.imageusers import image_users
 from tests.cli.tarballs import rootfs_tar
 from tests.conftest import store_state
 
@@ -104,8 +105,8 @@ def test_remove_by_id_with_two_names_needs_force(images: ImageStore, tmp_path: P
     image_id = _import(images, rootfs_tar(tmp_path / "a.tar"), "a:1")
     images.tag(images.get("a:1"), parse_reference("a:2"))
     with pytest.raises(Conflict, match="must be forced"):
-        images.remove(image_id.short)
-    report = images.remove(image_id.short, force=True)
+        images.remove(image_id.short, users=image_users)
+    report = images.remove(image_id.short, users=image_users, force=True)
     assert sorted(report.untagged) == ["a:1", "a:2"]
     assert report.deleted == [image_id]
     assert report.reclaimed > 0

@@ -17,6 +17,7 @@ from strata.image.store import ImageLayer, ImageStore
 from strata.image.unpack import unpack
 from strata.oci.config import RootFS
 from strata.oci.reference import parse_reference
+from strata.runtime.imageusers import image_users
 from strata.snapshot import Kind
 from strata.snapshot.select import default_snapshotter
 from tests.cli.tarballs import rootfs_tar
@@ -90,8 +91,8 @@ def test_gc_removes_the_layers_of_removed_images_only(store_root: Path, tmp_path
     top_one = unpack(images, snapshotter, images.get("one"))
     top_two = unpack(images, snapshotter, images.get("two"))
     base = snapshotter.stat(top_one).parent
-    images.remove("one")
+    images.remove("one", users=image_users)
     keys = {s.key for s in snapshotter.walk()}
     assert top_one not in keys and {top_two, base} <= keys  # the shared base stays
-    assert images.remove("two").deleted
+    assert images.remove("two", users=image_users).deleted
     assert list(snapshotter.walk()) == []

@@ -26,6 +26,7 @@ from strata.registry.compress import recorded_compressed
 from strata.registry.progress import LAYER_EXISTS, PUSHED
 from strata.registry.pull import MANIFEST_ACCEPT, pull
 from strata.registry.push import ManifestFormat, PushResult, push
+from strata.runtime.imageusers import image_users
 from tests.registry.conftest import Registry
 from tests.registry.fakes import layer_tar
 
@@ -262,5 +263,6 @@ def test_gc_keeps_the_compressed_blobs_of_live_layers(
     images.gc()
     # Still there: the next push sends them as they are.
     assert all(m is not None and images.content.exists(m.digest) for m in made)
-    images.remove(str(image.id), force=True)  # the layers' last image goes: so do they
+    # The layers' last image goes: so do they.
+    images.remove(str(image.id), users=image_users, force=True)
     assert not any(m is not None and images.content.exists(m.digest) for m in made)

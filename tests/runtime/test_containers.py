@@ -8,11 +8,14 @@ import pytest
 
 from strata.errors import Conflict, InvalidArgument, NotFound
 from strata.image.imports import import_rootfs
+from strata.image.remove import ImageUser
 from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.oci.reference import parse_reference
 from strata.runtime.containers import ContainerStore, State
+from strata.runtime.imageusers import image_users
 from tests.cli.tarballs import rootfs_tar
+from tests.randomimage import random_image, record_image
 
 
 @pytest.fixture
@@ -72,14 +75,40 @@ def test_rmi_refuses_an_image_a_container_uses(images: ImageStore, image: Image)
     store = ContainerStore(images.db)
     cid = _container(images, image, "c")
     with pytest.raises(Conflict, match='unable to remove repository reference "app:1"'):
-        images.remove("app:1")
+        images.remove("app:1", users=image_users)
     # -f takes the name away but keeps the image the container stands on.
-    report = images.remove("app:1", force=True)
+    report = images.remove("app:1", users=image_users, force=True)
     assert report.untagged == ["app:1"] and report.deleted == []
     assert images.get(image.id.short)
-    assert images.prune(dangling_only=False).deleted == []
+    assert images.prune(users=image_users, dangling_only=False).deleted == []
     store.set_running(cid, 99)
     with pytest.raises(Conflict, match="cannot be forced"):
-        images.remove(image.id.short, force=True)
+        images.remove(image.id.short, users=image_users, force=True)
     store.delete(cid)
-    assert images.remove(image.id.short).deleted == [image.id]
+    assert images.remove(image.id.short, users=image_users).deleted == [image.id]
+
+
+def test_image_users_sees_every_manifest_of_an_image(images: ImageStore) -> None:
+    # One config, two manifests (OCI and Docker schema 2): one image ID, as rmi sees it.
+    oci = record_image(images, random_image(1, seed=1), names=[parse_reference("oci:1")])
+    docker = record_image(images, random_image(1, seed=1, docker=True))
+    assert oci.id == docker.id and oci.manifest_digest != docker.manifest_digest
+    store = ContainerStore(images.db)
+    first = _container(images, docker, "first")
+    second = _container(images, oci, "second")
+    store.set_running(second, 99)
+    both = [str(oci.manifest_digest), str(docker.manifest_digest)]
+    with images.db.read() as conn:
+        assert image_users(conn, both) == [ImageUser(first, False), ImageUser(second, True)]
+        assert image_users(conn, both[:1]) == [ImageUser(second, True)]
+        assert image_users(conn, []) == []
+    # A container on the Docker manifest holds the image that the OCI one is removed by.
+    with pytest.raises(Conflict, match=f"being used by running container {second[:12]}"):
+        images.remove(oci.id.short, users=image_users, force=True)
+    store.delete(second)
+    with pytest.raises(Conflict, match=f"being used by stopped container {first[:12]}"):
+        images.remove(oci.id.short, users=image_users)
+    store.delete(first)
+    report = images.remove(oci.id.short, users=image_users, force=True)
+    assert report.untagged == ["oci:1"] and report.deleted == [oci.id]
+    assert images.all() == []

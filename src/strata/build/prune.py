@@ -6,6 +6,7 @@ from strata.build.cache import BuildCache
 from strata.errors import Conflict, NotFound
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
+from strata.runtime.imageusers import image_users
 
 
 def prune_build_cache(root: StoreRoot) -> tuple[list[str], int]:
@@ -20,7 +21,7 @@ def prune_build_cache(root: StoreRoot) -> tuple[list[str], int]:
         if not image.intermediate or image.tags or image.repo_digests:
             continue
         try:
-            report = images.remove(str(image.id), force=False, prune=False)
+            report = images.remove(str(image.id), users=image_users, force=False, prune=False)
         except (Conflict, NotFound):
             continue  # a container stands on it, or a sibling went first
         removed.extend(str(d) for d in report.deleted)

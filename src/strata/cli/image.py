@@ -212,11 +212,13 @@ def tag_cmd(app: App, source: str, target: str) -> None:
 @pass_app
 def rm_cmd(app: App, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
+    from strata.runtime.imageusers import image_users
+
     store = app.images()
     failed = fatal = False
     for name in names:  # as Docker: each name in turn, whatever happened to the one before
         try:
-            report = store.remove(name, force=force, prune=not no_prune)
+            report = store.remove(name, users=image_users, force=force, prune=not no_prune)
         except StrataError as exc:
             click.echo(f"Error: {exc}", err=True)
             failed = True
@@ -252,7 +254,9 @@ def prune_cmd(app: App, prune_all: bool, force: bool) -> None:
         f"WARNING! This will remove {what}.\nAre you sure you want to continue?", default=False
     ):
         return
-    report = app.images().prune(dangling_only=not prune_all)
+    from strata.runtime.imageusers import image_users
+
+    report = app.images().prune(users=image_users, dangling_only=not prune_all)
     if report.untagged or report.deleted:
         click.echo("Deleted Images:")
         for untagged in report.untagged:

@@ -1,10 +1,11 @@
 """Find an already unpacked image by its plain name, reading the store directly.
 
 ``strata run`` of an image that was run before has everything on disk: this answers "which
-manifest, which config, which top snapshot" with two queries and one small JSON read, without
-loading the OCI model or the reference grammar. Anything it is unsure of (a reference with a
-registry, a digest, an ID, an image not unpacked yet, a config with odd types) returns None and
-the caller takes the full path, which also gives the proper errors.
+manifest, which config, which top snapshot" with two queries (the second asked of
+`strata.snapshot.metadata`) and one small JSON read, without loading the OCI model or the
+reference grammar. Anything it is unsure of (a reference with a registry, a digest, an ID, an
+image not unpacked yet, a config with odd types) returns None and the caller takes the full path,
+which also gives the proper errors.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.diff.chain import chain_id_strings, layer_key
+from strata.snapshot.metadata import is_committed
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -79,12 +81,8 @@ def find_unpacked(root: Path, conn: sqlite3.Connection, text: str) -> UnpackedIm
     if not isinstance(config, dict):
         return None
     top = layer_key(chain_id_strings(diff_ids)[-1]) if diff_ids else None
-    if top is not None:
-        found = conn.execute(
-            "SELECT 1 FROM snapshots WHERE key = ? AND kind = 'committed'", (top,)
-        ).fetchone()
-        if found is None:
-            return None
+    if top is not None and not is_committed(conn, top):
+        return None
     return UnpackedImage(manifest_digest, config, top)
 
 

@@ -5,12 +5,18 @@ image (moby's ``isSingleReference``: at most one tag, all names in one repositor
 ``-f`` when the image has several names or a stopped container uses it, and cannot be removed
 while a running container uses it. Unlike Docker, ``-f`` never deletes an image a container
 still stands on: its layers are the container's lower layers, so only its names go.
+
+Containers are a higher package's records (`strata.runtime`), so the caller says who uses an image:
+an `ImageUsers` check, asked inside the removal's own transaction so that a container recorded
+concurrently either is seen here or finds the image gone when it records itself.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from strata.digest import Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference
@@ -21,8 +27,28 @@ if TYPE_CHECKING:
     from strata.image.store import Image, ImageStore
 
 
+@dataclass(frozen=True, slots=True)
+class ImageUser:
+    """A container made from an image: what Docker's removal rules need to know of it."""
+
+    container_id: str
+    running: bool
+
+
+class ImageUsers(Protocol):
+    """The containers made from any of ``manifest_digests``, oldest first.
+
+    Asked with the removal's connection, inside its write transaction: it must read through
+    ``conn`` and neither commit nor write.
+    """
+
+    def __call__(
+        self, conn: sqlite3.Connection, manifest_digests: Sequence[str], /
+    ) -> list[ImageUser]: ...
+
+
 def remove_image(
-    store: ImageStore, text: str, *, force: bool = False, prune: bool = True
+    store: ImageStore, text: str, *, users: ImageUsers, force: bool = False, prune: bool = True
 ) -> RemoveReport:
     """``docker rmi``: untag a name, or delete an image by ID; then collect its blobs.
 
@@ -33,12 +59,14 @@ def remove_image(
     report = RemoveReport()
     by_name = _names_tag(text, image)
     with store.db.transaction(reclaim=True, what=f"removing image {text}") as conn:
-        users = _container_users(conn, image.config_digest)
-        running = [cid for cid, state in users if state == "running"]
         siblings = _rows_with_config(conn, image.config_digest)
         if not siblings:
             # Removed by another command since the lookup: nothing of it is left to remove.
             raise ImageNotFound(f"No such image: {text}")
+        # Every container on an image with this ID (any of its manifests) counts.
+        found = users(conn, siblings)
+        in_use = [user.container_id for user in found]
+        running = [user.container_id for user in found if user.running]
         names = [
             row["name"]
             for row in conn.execute(
@@ -50,10 +78,10 @@ def remove_image(
         if by_name is not None:
             # Docker's rule: a name is taken away at once unless it is the image's only
             # reference and a container uses the image (it would be left dangling).
-            if users and not force and _single_reference(conn, names, siblings):
+            if in_use and not force and _single_reference(conn, names, siblings):
                 raise Conflict(
                     f'conflict: unable to remove repository reference "{text}" (must'
-                    f" force) - container {users[0][0][:12]} is using its referenced image"
+                    f" force) - container {in_use[0][:12]} is using its referenced image"
                     f" {image.id.short}"
                 )
             conn.execute("DELETE FROM tags WHERE name = ?", (str(by_name),))
@@ -71,15 +99,15 @@ def remove_image(
                     f"conflict: unable to delete {image.id.short} (must be forced) - image"
                     " is referenced in multiple repositories"
                 )
-            if users and not force:
+            if in_use and not force:
                 raise Conflict(
                     f"conflict: unable to delete {image.id.short} (must be forced) - image"
-                    f" is being used by stopped container {users[0][0][:12]}"
+                    f" is being used by stopped container {in_use[0][:12]}"
                 )
             for name in names:
                 conn.execute("DELETE FROM tags WHERE name = ?", (name,))
                 report.untagged.append(parse_reference(name).familiar)
-        if users:
+        if in_use:
             # Docker keeps an image that containers use: -f only takes its names away.
             return report
         for digest in _rows_with_config(conn, image.config_digest):
@@ -90,17 +118,23 @@ def remove_image(
     return report
 
 
-def prune_images(store: ImageStore, *, dangling_only: bool = True) -> RemoveReport:
+def prune_images(
+    store: ImageStore, *, users: ImageUsers, dangling_only: bool = True
+) -> RemoveReport:
     """``docker image prune``: delete untagged images (all unused ones with ``-a``)."""
     report = RemoveReport()
     images = store.all()
     with store.db.read() as conn:
-        used = {i.config_digest for i in images if _container_users(conn, i.config_digest)}
+        used = {
+            i.config_digest for i in images if users(conn, _rows_with_config(conn, i.config_digest))
+        }
     for image in images:
         if (dangling_only and (image.tags or image.intermediate)) or image.config_digest in used:
             continue
         try:
-            removed = remove_image(store, str(image.manifest_digest), force=True, prune=False)
+            removed = remove_image(
+                store, str(image.manifest_digest), users=users, force=True, prune=False
+            )
         except (ImageNotFound, Conflict):
             # Removed meanwhile, or a container started on it since the listing: as Docker's
             # prune, skip it rather than fail the whole prune over a race.
@@ -109,18 +143,6 @@ def prune_images(store: ImageStore, *, dangling_only: bool = True) -> RemoveRepo
         report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
     report.reclaimed = store.gc().reclaimed
     return report
-
-
-def _container_users(conn: sqlite3.Connection, config_digest: Digest) -> list[tuple[str, str]]:
-    """(container ID, state) of every container made from an image with this ID."""
-    return [
-        (r["id"], r["state"])
-        for r in conn.execute(
-            "SELECT c.id, c.state FROM containers c JOIN images i ON c.image ="
-            " i.manifest_digest WHERE i.config_digest = ? ORDER BY c.created",
-            (str(config_digest),),
-        )
-    ]
 
 
 def _single_reference(conn: sqlite3.Connection, names: list[str], manifests: list[str]) -> bool:

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from strata.digest import SHA256, SHA512, Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference, StrataError
@@ -24,6 +25,9 @@ from strata.oci.manifest import Index, Manifest, parse_manifest
 from strata.oci.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from strata.oci.reference import Reference, looks_like_id, parse_reference
 from strata.store.leases import Lease, held
+
+if TYPE_CHECKING:
+    from strata.image.remove import ImageUsers
 
 # gc drops every ingest no live process writes (a writer holds its lock for its whole life), so a
 # killed command's partial write goes at the next prune, not a day later.
@@ -399,17 +403,22 @@ class ImageStore:
             )
         return tagged
 
-    def remove(self, text: str, *, force: bool = False, prune: bool = True) -> RemoveReport:
-        """``docker rmi``: untag a name, or delete an image by ID (see `strata.image.remove`)."""
+    def remove(
+        self, text: str, *, users: ImageUsers, force: bool = False, prune: bool = True
+    ) -> RemoveReport:
+        """``docker rmi``: untag a name, or delete an image by ID (see `strata.image.remove`).
+
+        ``users`` says which containers use an image (`strata.runtime.imageusers.image_users`).
+        """
         from strata.image.remove import remove_image
 
-        return remove_image(self, text, force=force, prune=prune)
+        return remove_image(self, text, users=users, force=force, prune=prune)
 
-    def prune(self, *, dangling_only: bool = True) -> RemoveReport:
+    def prune(self, *, users: ImageUsers, dangling_only: bool = True) -> RemoveReport:
         """``docker image prune``: delete untagged images (all unused ones with ``-a``)."""
         from strata.image.remove import prune_images
 
-        return prune_images(self, dangling_only=dangling_only)
+        return prune_images(self, users=users, dangling_only=dangling_only)
 
     def gc(self) -> GcReport:
         """Delete every blob no image references and no lease holds; drop stale ingests.

@@ -25,6 +25,7 @@ __all__ = [
     "get",
     "ids",
     "insert",
+    "is_committed",
     "lineage",
     "next_id",
     "now",
@@ -123,6 +124,15 @@ def get(conn: sqlite3.Connection, key: str) -> Row | None:
     """The row of ``key``, or None."""
     raw = _run(conn, f"SELECT {_COLUMNS} FROM snapshots WHERE key = ?", (key,)).fetchone()
     return None if raw is None else _row(raw)
+
+
+def is_committed(conn: sqlite3.Connection, key: str) -> bool:
+    """Whether ``key`` is a committed snapshot: one indexed query, for ``run``'s fast path
+    (`strata.image.quick`), which must not open a snapshotter to ask."""
+    found = _run(
+        conn, "SELECT 1 FROM snapshots WHERE key = ? AND kind = ?", (key, str(Kind.COMMITTED))
+    ).fetchone()
+    return found is not None
 
 
 def lineage(conn: sqlite3.Connection, key: str) -> list[Row]:
