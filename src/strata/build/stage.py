@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from strata.build.dockerfile.commands import (
+from strata.build.healthcheck import healthcheck_text
+from strata.dockerfile.commands import (
     Arg,
     Cmd,
     Entrypoint,
@@ -30,8 +31,7 @@ from strata.build.dockerfile.commands import (
     Volume,
     Workdir,
 )
-from strata.build.dockerfile.shell import ShellLex
-from strata.build.healthcheck import healthcheck_text
+from strata.dockerfile.shell import ShellLex
 from strata.errors import BuildError
 from strata.oci.config import ImageConfig
 from strata.runtime.options import DEFAULT_PATH

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from strata.build.dockerfile.ast import Heredoc, Node
+from strata.dockerfile.ast import Heredoc, Node
 
 __all__ = [
     "Add",
