@@ -248,16 +248,7 @@ def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, s
         new = replace(config, stop_signal=sig)
         text = f"STOPSIGNAL {sig}"
     elif isinstance(step, Healthcheck):
-        check: dict[str, Any] = {"Test": list(step.test)}
-        for field_name, number in (
-            ("Interval", step.interval),
-            ("Timeout", step.timeout),
-            ("StartPeriod", step.start_period),
-            ("StartInterval", step.start_interval),
-            ("Retries", step.retries),
-        ):
-            if number:
-                check[field_name] = number
+        check = step.config()
         new = replace(config, healthcheck=check)
         text = healthcheck_text(check)
     elif isinstance(step, Onbuild):
