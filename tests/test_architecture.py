@@ -34,6 +34,7 @@ ROWS = {
     "gofmt": 1,  # Go's quoting and duration text: pure functions, like digest
     "jsonload": 1,  # bounded JSON decoding for every reader of outside input
     "oci": 2,
+    "dockerfile": 2,  # the Dockerfile language: parser, shell words, typed instructions; pure
     "store": 3,
     "content": 3,
     "layer": 3,

@@ -18,10 +18,6 @@ from typing import Any
 from strata.build.batch import StepBatch
 from strata.build.cache import BuildCache, StepKey
 from strata.build.context.files import read_build_file
-from strata.build.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage, Workdir
-from strata.build.dockerfile.instructions import parse_stages
-from strata.build.dockerfile.parser import parse
-from strata.build.dockerfile.shell import ShellLex
 from strata.build.events import BuildEvents, BuildOptions, BuildResult
 from strata.build.explain import explain_miss, stage_rebuilds, unplannable
 from strata.build.hold import BuildHold
@@ -30,6 +26,10 @@ from strata.build.platforms import check_stages
 from strata.build.stage import METADATA, StageState, apply_metadata, begin_stage
 from strata.build.steps import StepRunner
 from strata.diff.chain import chain_ids, layer_key
+from strata.dockerfile.commands import Add, Copy, From, Instruction, Run, Stage, Workdir
+from strata.dockerfile.instructions import parse_stages
+from strata.dockerfile.parser import parse
+from strata.dockerfile.shell import ShellLex
 from strata.errors import BuildError, DockerfileError, ImageNotFound
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
@@ -170,8 +170,8 @@ class _Run:
         triggers = base_config.config.on_build
         if triggers:
             self.b.events.triggers(len(triggers))
-            from strata.build.dockerfile.instructions import parse_instruction
-            from strata.build.dockerfile.parser import parse as parse_text
+            from strata.dockerfile.instructions import parse_instruction
+            from strata.dockerfile.parser import parse as parse_text
 
             for trigger in triggers:
                 node = parse_text(trigger, filename="ONBUILD").nodes[0]

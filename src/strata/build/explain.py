@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from strata.build.cache import BuildCache, StepKey
-from strata.build.dockerfile.commands import Add, Copy
+from strata.dockerfile.commands import Add, Copy
 
 _MAX_TEXT = 60
 

@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from strata.build.dockerfile.commands import Stage
-from strata.build.dockerfile.shell import ShellLex
+from strata.dockerfile.commands import Stage
+from strata.dockerfile.shell import ShellLex
 from strata.errors import BuildError
 from strata.oci.descriptor import Platform, matches
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from strata.build.dockerfile.commands import (
+from strata.build.healthcheck import healthcheck_text
+from strata.dockerfile.commands import (
     Arg,
     Cmd,
     Entrypoint,
@@ -30,8 +31,7 @@ from strata.build.dockerfile.commands import (
     Volume,
     Workdir,
 )
-from strata.build.dockerfile.shell import ShellLex
-from strata.build.healthcheck import healthcheck_text
+from strata.dockerfile.shell import ShellLex
 from strata.errors import BuildError
 from strata.oci.config import ImageConfig
 from strata.runtime.options import DEFAULT_PATH
@@ -248,16 +248,7 @@ def apply_metadata(state: StageState, step: Instruction) -> tuple[ImageConfig, s
         new = replace(config, stop_signal=sig)
         text = f"STOPSIGNAL {sig}"
     elif isinstance(step, Healthcheck):
-        check: dict[str, Any] = {"Test": list(step.test)}
-        for field_name, number in (
-            ("Interval", step.interval),
-            ("Timeout", step.timeout),
-            ("StartPeriod", step.start_period),
-            ("StartInterval", step.start_interval),
-            ("Retries", step.retries),
-        ):
-            if number:
-                check[field_name] = number
+        check = step.config()
         new = replace(config, healthcheck=check)
         text = healthcheck_text(check)
     elif isinstance(step, Onbuild):

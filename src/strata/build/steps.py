@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strata.build.context.hashcache import HashCache
-from strata.build.dockerfile.commands import Add, Copy, Run
-from strata.build.dockerfile.shell import ShellLex
 from strata.build.events import BuildOptions
 from strata.build.images import (
     StepImage,
@@ -32,6 +30,8 @@ from strata.build.images import (
 from strata.build.run import RunRequest, clean_mount_points, run_container
 from strata.build.stage import StageState
 from strata.diff.compare import lower_tree
+from strata.dockerfile.commands import Add, Copy, Run
+from strata.dockerfile.shell import ShellLex
 from strata.errors import BuildError, NotFound, StepFailed, StrataError
 from strata.image.scratch import owned_name, owned_prefix
 from strata.image.store import ImageLayer

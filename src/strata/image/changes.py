@@ -1,187 +1,191 @@
 """Dockerfile-syntax config changes (``import -c``, ``commit -c``), applied to an image config.
 
-Docker accepts these instructions in ``--change``: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD,
-USER, VOLUME, WORKDIR. Values are expanded against the image's environment the way the Dockerfile
-dispatcher does for ENV, LABEL, EXPOSE, USER, VOLUME and WORKDIR (not for CMD/ENTRYPOINT, which
-the shell expands at run time).
+As moby's ``BuildFromConfig`` does: each change is parsed by the Dockerfile parser
+(`strata.dockerfile`), checked against the instructions a change may use, typed, and dispatched
+against the config, with words expanded by the Dockerfile's shell-word rules against the
+config's Env as it stands before each instruction (ENV, LABEL, EXPOSE, USER, VOLUME, WORKDIR;
+not CMD/ENTRYPOINT, which the shell expands at run time). The instructions allowed are those
+Docker 20.10 accepts: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, USER, VOLUME,
+WORKDIR.
+
+moby joins all changes with newlines into one Dockerfile; each change is parsed on its own here,
+so that an error names the change it is in. They differ only for a change that ends in a line
+continuation or holds a parser directive, which would then reach into the next change.
 """
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from strata.errors import InvalidArgument
+from strata.dockerfile.commands import (
+    Cmd,
+    Entrypoint,
+    Env,
+    Expose,
+    Healthcheck,
+    Instruction,
+    Label,
+    Onbuild,
+    User,
+    Volume,
+    Workdir,
+)
+from strata.dockerfile.instructions import parse_instruction
+from strata.dockerfile.parser import parse
+from strata.dockerfile.shell import ShellLex
+from strata.errors import DockerfileError, InvalidArgument
 from strata.oci.config import ContainerConfig, ImageConfig
 
-ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR")
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+ALLOWED = (
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+)
+# The Dockerfile's own shell, which Docker uses for a shell-form CMD or ENTRYPOINT change even
+# when the image has a SHELL: a change is not a build step.
+_SHELL = ("/bin/sh", "-c")
+# The parser's errors start ``change:LINE: `` (or ``change: ``); the change itself is named in
+# the message instead.
+_NAME = "change"
+_WHERE = re.compile(rf"^{_NAME}(?::\d+)?: ")
+
+
+@dataclass
+class _State:
+    """The config being changed, and whether a CMD was set by an earlier change of this call
+    (then a later ENTRYPOINT keeps it, as in a Dockerfile stage: moby's ``cmdSet``)."""
+
+    container: ContainerConfig
+    cmd_set: bool = False
 
 
 def apply_changes(config: ImageConfig, changes: Iterable[str]) -> ImageConfig:
     """Return ``config`` with every change applied in order; `InvalidArgument` on a bad one."""
-    container = config.config
+    state = _State(config.config)
     for change in changes:
-        container = apply_change(container, change)
-    return replace(config, config=container)
+        _apply(state, change)
+    return replace(config, config=state.container)
 
 
 def apply_change(container: ContainerConfig, change: str) -> ContainerConfig:
-    keyword, _, rest = change.strip().partition(" ")
-    if not keyword:
+    """``container`` with the one change applied; `InvalidArgument` if it is bad."""
+    state = _State(container)
+    _apply(state, change)
+    return state.container
+
+
+def _apply(state: _State, change: str) -> None:
+    if not change.strip():
         raise InvalidArgument(f"invalid change {change!r}: empty")
-    instruction = keyword.upper()
-    rest = rest.strip()
-    if instruction not in ALLOWED:
-        raise InvalidArgument(
-            f"invalid change {change!r}: {keyword} is not a valid change command"
-            f" (use one of {', '.join(ALLOWED)})"
-        )
-    if not rest:
-        raise InvalidArgument(f"invalid change {change!r}: {instruction} requires an argument")
-    env = _env_map(container.env)
-    if instruction in ("CMD", "ENTRYPOINT"):
-        command = _command(rest)
-        if instruction == "CMD":
-            return replace(container, cmd=command)
-        # A new ENTRYPOINT resets CMD, as in a Dockerfile.
-        return replace(container, entrypoint=command, cmd=None)
-    if instruction == "ENV":
-        pairs = _pairs(rest, change, allow_legacy=True, env=env)
-        merged = dict(env)
-        for key, value in pairs:
-            merged[key] = value
-        order = [k for k in env] + [k for k, _ in pairs if k not in env]
-        return replace(container, env=tuple(f"{k}={merged[k]}" for k in dict.fromkeys(order)))
-    if instruction == "LABEL":
-        labels = dict(container.labels)
-        labels.update(_pairs(rest, change, allow_legacy=True, env=env))
-        return replace(container, labels=labels)
-    if instruction == "EXPOSE":
-        ports = list(container.exposed_ports)
-        for word in _words(_expand(rest, env), change):
-            for port in _ports(word, change):
-                if port not in ports:
-                    ports.append(port)
-        return replace(container, exposed_ports=tuple(ports))
-    if instruction == "USER":
-        return replace(container, user=_expand(rest, env))
-    if instruction == "WORKDIR":
-        path = _expand(rest, env)
-        base = container.working_dir or "/"
-        return replace(container, working_dir=posixpath.normpath(posixpath.join(base, path)))
-    if instruction == "VOLUME":
-        volumes = list(container.volumes)
-        for volume in _list_or_words(_expand(rest, env), change):
-            if not volume:
-                raise InvalidArgument(
-                    f"invalid change {change!r}: VOLUME specified can not be empty"
-                )
-            if volume not in volumes:
-                volumes.append(volume)
-        return replace(container, volumes=tuple(volumes))
-    # ONBUILD: stored as written, run when the image is used as a base.
-    trigger = rest.split(None, 1)[0].upper()
-    if trigger in ("ONBUILD", "FROM", "MAINTAINER"):
-        raise InvalidArgument(
-            f"invalid change {change!r}: {trigger} isn't allowed as an ONBUILD trigger"
-        )
-    return replace(container, on_build=(*container.on_build, rest))
-
-
-def _json_strings(rest: str) -> list[str] | None:
-    """``rest`` as a JSON array of strings (Dockerfile exec form), or None if it is not one."""
-    if not rest.startswith("["):
-        return None
     try:
-        parsed = json.loads(rest)
-    except ValueError:
-        return None
-    if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
-        return parsed
-    return None
+        dockerfile = parse(change, filename=_NAME)
+    except DockerfileError as err:
+        raise _invalid(change, err) from None
+    for node in dockerfile.nodes:
+        if node.value.upper() not in ALLOWED:
+            raise InvalidArgument(
+                f"invalid change {change!r}: {node.keyword} is not a valid change command"
+                f" (use one of {', '.join(ALLOWED)})"
+            )
+    lex = ShellLex(dockerfile.escape)
+    for node in dockerfile.nodes:
+        # Docker takes ``CMD`` alone as an empty shell command; refuse it as an unfinished change.
+        if node.value in ("cmd", "entrypoint") and not node.args and not node.json_form:
+            raise InvalidArgument(
+                f"invalid change {change!r}: {node.value.upper()} requires an argument"
+            )
+        try:
+            instruction = parse_instruction(node, filename=_NAME)
+            _dispatch(state, instruction, lex, change)
+        except DockerfileError as err:
+            raise _invalid(change, err) from None
 
 
-def _command(rest: str) -> tuple[str, ...]:
-    """Exec form if ``rest`` is a JSON array of strings, else shell form under /bin/sh -c."""
-    exec_form = _json_strings(rest)
-    return tuple(exec_form) if exec_form is not None else ("/bin/sh", "-c", rest)
+def _invalid(change: str, err: DockerfileError) -> InvalidArgument:
+    return InvalidArgument(f"invalid change {change!r}: {_WHERE.sub('', str(err), count=1)}")
 
 
-def _env_map(env: Iterable[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for entry in env:
-        key, _, value = entry.partition("=")
-        out[key] = value
-    return out
+def _dispatch(state: _State, step: Instruction, lex: ShellLex, change: str) -> None:
+    """Apply the typed instruction ``step`` to ``state``, as moby's dispatchers do."""
+    container = state.container
+    env = dict(entry.partition("=")[::2] for entry in container.env)
 
+    def expand(word: str) -> str:
+        return lex.process_word(word, env)
 
-def _expand(text: str, env: Mapping[str, str]) -> str:
-    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), text)
-
-
-def _words(text: str, change: str) -> list[str]:
-    """Split on unquoted whitespace, removing quotes and backslash escapes (Dockerfile rules)."""
-    words: list[str] = []
-    current: list[str] = []
-    in_word = False
-    quote = ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == "\\" and quote == '"' and i + 1 < len(text):
-                i += 1
-                current.append(text[i])
+    if isinstance(step, Cmd):
+        state.container = replace(container, cmd=_command(step.command, step.shell_form))
+        state.cmd_set = True
+    elif isinstance(step, Entrypoint):
+        entrypoint = _command(step.command, step.shell_form)
+        cmd = container.cmd if state.cmd_set else None
+        state.container = replace(container, entrypoint=entrypoint, cmd=cmd)
+    elif isinstance(step, Env):
+        entries = list(container.env)
+        for key, value in step.pairs:
+            name = expand(key)
+            entry = f"{name}={expand(value)}"
+            # The first entry of that name is replaced in place; a new name goes last.
+            for i, old in enumerate(entries):
+                if old.partition("=")[0] == name:
+                    entries[i] = entry
+                    break
             else:
-                current.append(ch)
-        elif ch in "\"'":
-            quote = ch
-            in_word = True
-        elif ch == "\\" and i + 1 < len(text):
-            i += 1
-            current.append(text[i])
-            in_word = True
-        elif ch.isspace():
-            if in_word:
-                words.append("".join(current))
-                current, in_word = [], False
-        else:
-            current.append(ch)
-            in_word = True
-        i += 1
-    if quote:
-        raise InvalidArgument(f"invalid change {change!r}: unterminated quote")
-    if in_word:
-        words.append("".join(current))
-    return words
+                entries.append(entry)
+        state.container = replace(container, env=tuple(entries))
+    elif isinstance(step, Label):
+        labels = dict(container.labels)
+        labels.update((expand(key), expand(value)) for key, value in step.pairs)
+        state.container = replace(container, labels=labels)
+    elif isinstance(step, Expose):
+        ports = list(container.exposed_ports)
+        for raw in step.ports:
+            for word in lex.process_words(raw, env):
+                ports.extend(_ports(word, change))
+        state.container = replace(container, exposed_ports=tuple(ports))
+    elif isinstance(step, User):
+        state.container = replace(container, user=expand(step.user))
+    elif isinstance(step, Workdir):
+        path = _clean(posixpath.join(container.working_dir or "/", expand(step.path)))
+        state.container = replace(container, working_dir=path)
+    elif isinstance(step, Volume):
+        volumes = list(container.volumes)
+        for raw in step.paths:
+            volume = expand(raw)
+            if not volume:
+                raise DockerfileError("VOLUME specified can not be an empty string")
+            volumes.append(volume)
+        state.container = replace(container, volumes=tuple(volumes))
+    elif isinstance(step, Healthcheck):
+        state.container = replace(container, healthcheck=step.config())
+    elif isinstance(step, Onbuild):
+        # Stored as written; it runs when the image is used as a base.
+        state.container = replace(container, on_build=(*container.on_build, step.expression))
+    else:  # pragma: no cover - `_apply` lets only the ALLOWED instructions through
+        raise DockerfileError(f"{step.node.keyword} is not a valid change command")
 
 
-def _pairs(
-    rest: str, change: str, *, allow_legacy: bool, env: Mapping[str, str]
-) -> list[tuple[str, str]]:
-    first = rest.split(None, 1)[0]
-    if "=" not in first and allow_legacy:
-        # Legacy form: ``ENV KEY value with spaces``.
-        parts = rest.split(None, 1)
-        if len(parts) < 2:
-            raise InvalidArgument(f"invalid change {change!r}: {first} needs a value")
-        return [(parts[0], _expand(parts[1].strip(), env))]
-    pairs: list[tuple[str, str]] = []
-    for word in _words(rest, change):
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"invalid change {change!r}: {word!r} is not KEY=VALUE")
-        pairs.append((key, _expand(value, env)))
-    return pairs
+def _command(command: tuple[str, ...], shell_form: bool) -> tuple[str, ...]:
+    return (*_SHELL, *command) if shell_form else command
+
+
+def _clean(path: str) -> str:
+    """Go's ``filepath.Clean`` of an absolute path (posixpath keeps a leading ``//``)."""
+    return "/" + posixpath.normpath(path).lstrip("/")
 
 
 def _ports(word: str, change: str) -> list[str]:
+    """The ports of one EXPOSE word (``80``, ``53/udp``, ``8000-8001``), as ``port/proto``."""
     port, _, proto = word.partition("/")
     proto = (proto or "tcp").lower()
     if proto not in ("tcp", "udp", "sctp"):
@@ -193,8 +197,3 @@ def _ports(word: str, change: str) -> list[str]:
     if not 0 < low <= high <= 65535:
         raise InvalidArgument(f"invalid change {change!r}: invalid port range {word!r}")
     return [f"{p}/{proto}" for p in range(low, high + 1)]
-
-
-def _list_or_words(rest: str, change: str) -> list[str]:
-    listed = _json_strings(rest)
-    return listed if listed is not None else _words(rest, change)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from strata.build.dockerfile.ast import Heredoc, Node
-from strata.build.dockerfile.dump import dump, go_quote
-from strata.build.dockerfile.heredoc import HeredocError, heredocs_in_line, parse_heredoc
-from strata.build.dockerfile.parser import parse
+from strata.dockerfile.ast import Heredoc, Node
+from strata.dockerfile.dump import dump, go_quote
+from strata.dockerfile.heredoc import HeredocError, heredocs_in_line, parse_heredoc
+from strata.dockerfile.parser import parse
 from strata.errors import DockerfileError
 
 

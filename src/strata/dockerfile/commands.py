@@ -7,9 +7,9 @@ until the builder expands them. `instructions` builds these from the parsed node
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from strata.build.dockerfile.ast import Heredoc, Node
+from strata.dockerfile.ast import Heredoc, Node
 
 __all__ = [
     "Add",
@@ -191,6 +191,20 @@ class Healthcheck:
     def disabled(self) -> bool:
         """``HEALTHCHECK NONE``: turn off any check inherited from the base image."""
         return self.test == ("NONE",)
+
+    def config(self) -> dict[str, Any]:
+        """The image config's ``Healthcheck`` object: ``Test``, and each duration or count set."""
+        check: dict[str, Any] = {"Test": list(self.test)}
+        for name, number in (
+            ("Interval", self.interval),
+            ("Timeout", self.timeout),
+            ("StartPeriod", self.start_period),
+            ("StartInterval", self.start_interval),
+            ("Retries", self.retries),
+        ):
+            if number:
+                check[name] = number
+        return check
 
 
 @dataclass(frozen=True, slots=True)

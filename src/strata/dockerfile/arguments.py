@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 
-from strata.build.dockerfile.ast import Node
-from strata.build.dockerfile.heredoc import GO_SPACE
+from strata.dockerfile.ast import Node
+from strata.dockerfile.heredoc import GO_SPACE
 from strata.gofmt import go_quote
 
 __all__ = ["ArgumentError", "node_from_line"]

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from strata.build.dockerfile.shell import ShellLex, WordExpansion
-from strata.build.dockerfile.shell_pattern import Glob
+from strata.dockerfile.shell import ShellLex, WordExpansion
+from strata.dockerfile.shell_pattern import Glob
 from strata.errors import DockerfileError
 from strata.gofmt import go_quote
 

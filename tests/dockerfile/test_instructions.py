@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from strata.build.dockerfile.ast import Heredoc
-from strata.build.dockerfile.flags import FlagError, parse_duration, parse_flags, suggest
-from strata.build.dockerfile.instructions import (
+from strata.dockerfile.ast import Heredoc
+from strata.dockerfile.flags import FlagError, parse_duration, parse_flags, suggest
+from strata.dockerfile.instructions import (
     Add,
     Arg,
     Cmd,
@@ -30,7 +30,7 @@ from strata.build.dockerfile.instructions import (
     parse_instructions,
     parse_stages,
 )
-from strata.build.dockerfile.parser import parse
+from strata.dockerfile.parser import parse
 from strata.errors import DockerfileError
 
 

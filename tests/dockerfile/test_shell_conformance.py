@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from strata.build.dockerfile.shell import ShellLex
+from strata.dockerfile.shell import ShellLex
 from strata.errors import DockerfileError
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "conformance" / "buildkit-shell"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "buildkit-shell"
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from strata.build.dockerfile.ast import Heredoc
+from strata.dockerfile.ast import Heredoc
 
 # Go's unicode.IsSpace: ASCII and Latin-1 spaces plus the Unicode White_Space property
 # (Python's str.isspace also counts \x1c-\x1f, which Go does not).

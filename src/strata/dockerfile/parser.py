@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from strata.build.dockerfile.arguments import ArgumentError, node_from_line
-from strata.build.dockerfile.ast import Directive, Dockerfile, Heredoc, Node, ParseWarning
-from strata.build.dockerfile.heredoc import GO_SPACE, HeredocError, heredocs_in_line
+from strata.dockerfile.arguments import ArgumentError, node_from_line
+from strata.dockerfile.ast import Directive, Dockerfile, Heredoc, Node, ParseWarning
+from strata.dockerfile.heredoc import GO_SPACE, HeredocError, heredocs_in_line
 from strata.errors import DockerfileError
 
 __all__ = ["parse"]

@@ -6,8 +6,8 @@ this parser proves it reads Dockerfiles the way BuildKit does.
 
 from __future__ import annotations
 
-from strata.build.dockerfile.ast import Dockerfile, Node
-from strata.build.dockerfile.heredoc import GO_SPACE
+from strata.dockerfile.ast import Dockerfile, Node
+from strata.dockerfile.heredoc import GO_SPACE
 from strata.gofmt import go_quote
 
 __all__ = ["dump", "dump_node"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from strata.build.dockerfile.ast import Dockerfile, Heredoc, Node
-from strata.build.dockerfile.commands import (
+from strata.dockerfile.ast import Dockerfile, Heredoc, Node
+from strata.dockerfile.commands import (
     Add,
     Arg,
     Cmd,
@@ -34,9 +34,9 @@ from strata.build.dockerfile.commands import (
     Volume,
     Workdir,
 )
-from strata.build.dockerfile.flags import FlagError, FlagKind, Flags, parse_duration, parse_flags
-from strata.build.dockerfile.flags import suggest as _suggest
-from strata.build.dockerfile.heredoc import GO_SPACE, HeredocError, parse_heredoc
+from strata.dockerfile.flags import FlagError, FlagKind, Flags, parse_duration, parse_flags
+from strata.dockerfile.flags import suggest as _suggest
+from strata.dockerfile.heredoc import GO_SPACE, HeredocError, parse_heredoc
 from strata.errors import DockerfileError
 from strata.gofmt import go_quote
 

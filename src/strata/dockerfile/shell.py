@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from strata.build.dockerfile.shell_pattern import replace, trim_prefix, trim_suffix
+from strata.dockerfile.shell_pattern import replace, trim_prefix, trim_suffix
 from strata.errors import DockerfileError
 from strata.gofmt import go_quote
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from strata.build.dockerfile.dump import dump
-from strata.build.dockerfile.parser import parse
+from strata.dockerfile.dump import dump
+from strata.dockerfile.parser import parse
 from strata.errors import DockerfileError
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / ".." / "shared" / "conformance"
+CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 CASES = CONFORMANCE / "buildkit-parser-testfiles"
 NEGATIVE = CONFORMANCE / "buildkit-parser-testfiles-negative"
 

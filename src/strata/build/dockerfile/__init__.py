@@ -1,1 +1,0 @@
-"""The Dockerfile language: parser into a typed AST (BuildKit's dump format) and shell words."""
