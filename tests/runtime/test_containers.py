@@ -11,6 +11,7 @@ from strata.image.imports import import_rootfs
 from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.oci.reference import parse_reference
+from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import ContainerStore, State
 from tests.cli.tarballs import rootfs_tar
 
@@ -35,7 +36,7 @@ def _container(images: ImageStore, image: Image, name: str | None) -> str:
         image_ref="app:1",
         snapshot="container-x",
         runtime="runc",
-        config={"cmd": ["true"]},
+        config=ContainerConfig(args=("true",), cmd=("true",)),
     ).id
 
 
@@ -83,3 +84,31 @@ def test_rmi_refuses_an_image_a_container_uses(images: ImageStore, image: Image)
         images.remove(image.id.short, force=True)
     store.delete(cid)
     assert images.remove(image.id.short).deleted == [image.id]
+
+
+def test_a_record_in_todays_json_reads_typed(images: ImageStore, image: Image) -> None:
+    from tests.runtime.test_config import TODAY
+
+    store = ContainerStore(images.db)
+    cid = _container(images, image, "old")
+    with images.db.transaction() as conn:
+        conn.execute("UPDATE containers SET config = ? WHERE id = ?", (TODAY, cid))
+    config = store.get(cid).config
+    assert (config.args, config.volumes, config.tty, config.tied) == (
+        ("bash",),
+        ("/srv:/data",),
+        True,
+        True,
+    )
+    # And a new record is written in the same form.
+    other = store.create(
+        name="new",
+        image=str(image.manifest_digest),
+        image_ref="app:1",
+        snapshot="container-y",
+        runtime="runc",
+        config=config,
+    )
+    with images.db.read() as conn:
+        row = conn.execute("SELECT config FROM containers WHERE id = ?", (other.id,)).fetchone()
+    assert row["config"] == TODAY

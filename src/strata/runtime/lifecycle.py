@@ -37,8 +37,8 @@ from strata.errors import (
 )
 from strata.image.quick import image_recorded
 from strata.runtime.backend import INHERIT, ProcessIO, RuntimeBackend, Status
+from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import Container, ContainerStore, State
-from strata.runtime.guard import TIED_LABEL
 from strata.runtime.options import (
     Attach,
     ProcessDefaults,
@@ -219,26 +219,26 @@ class Containers:
                 snapshot=key,
                 runtime=backend.name,
                 container_id=cid,
-                config={
-                    "args": list(args),
-                    "entrypoint": list(entrypoint) if entrypoint is not None else None,
-                    "cmd": list(cmd) if cmd is not None else None,
-                    "env": list(env),
-                    "cwd": options.workdir or config.working_dir or "/",
-                    "user": options.user if options.user is not None else config.user or "",
+                config=ContainerConfig(
+                    args=args,
+                    entrypoint=entrypoint,
+                    cmd=cmd,
+                    env=env,
+                    cwd=options.workdir or config.working_dir or "/",
+                    user=options.user if options.user is not None else config.user or "",
                     # Docker's: the host's name on an explicit --network host, else the
                     # short ID ("default", the host's network here too: see _prepare).
-                    "hostname": options.hostname
+                    hostname=options.hostname
                     or (default_hostname(cid, Network.HOST) if options.network == "host" else ""),
-                    "network": "host" if options.network == "default" else options.network,
-                    "network_mode": options.network,  # as typed: inspect's HostConfig
-                    "volumes": list(options.volumes),
-                    "tty": options.tty,
-                    "interactive": options.interactive,
-                    "autoremove": options.autoremove,
-                    "stop_signal": config.stop_signal or "",
-                    "labels": dict(options.labels),
-                },
+                    network="host" if options.network == "default" else options.network,
+                    network_mode=options.network,  # as typed: inspect's HostConfig
+                    volumes=tuple(options.volumes),
+                    tty=options.tty,
+                    interactive=options.interactive,
+                    autoremove=options.autoremove,
+                    stop_signal=config.stop_signal or "",
+                    labels=dict(options.labels),
+                ),
                 requires=_still_recorded(manifest_digest, image_ref) if image_required else None,
             )
         except BaseException:
@@ -278,11 +278,11 @@ class Containers:
         directory = self.directory(container)
         rootfs = directory / "rootfs"
         rootfs.mkdir(parents=True, exist_ok=True)
-        network = Network(cfg["network"])
+        network = Network(cfg.network)
         # Each container its own name unless create_on chose one (the host's for an explicit
         # --network host, as Docker's); the default network is the host's too:
         # the prompt says which container a shell is in, as in the walkthroughs.
-        hostname = cfg["hostname"] or container.short_id
+        hostname = cfg.hostname or container.short_id
         etc = write_etc_files(directory, hostname=hostname, network=network)
         hosts = etc.hosts.read_text()
         if hostname not in hosts.split():
@@ -291,20 +291,20 @@ class Containers:
             unmount(rootfs, detach=True)
         mount_all(self.snapshotter.mounts(container.snapshot), rootfs)
         try:
-            tty = bool(cfg["tty"])
+            tty = cfg.tty
             spec = RunSpec(
                 rootfs=rootfs,
                 process=ProcessSpec(
-                    args=tuple(cfg["args"]),
-                    env=process_vars(cfg["env"]),
-                    cwd=cfg["cwd"],
-                    user=cfg["user"],
+                    args=cfg.args,
+                    env=process_vars(cfg.env),
+                    cwd=cfg.cwd,
+                    user=cfg.user,
                     terminal=tty,
                     console_size=console_size if tty else None,
                 ),
                 hostname=hostname,
                 network=network,
-                mounts=tuple(parse_volume(v) for v in cfg["volumes"]),
+                mounts=tuple(parse_volume(v) for v in cfg.volumes),
                 etc=etc,
             )
             write_bundle(directory, spec, container_id=container.id)
@@ -352,7 +352,7 @@ class Containers:
             return code
         finally:
             try:
-                if container.config.get("autoremove"):
+                if container.config.autoremove:
                     self._purge(container)
             finally:
                 lock.release()
@@ -374,18 +374,18 @@ class Containers:
             self._autoremove(container)
             lock.release()
             raise
-        if cfg["tty"]:
+        if cfg.tty:
             stdin = StdinMode.NULL
         elif attach is not None and attach.stdin:
             stdin = StdinMode.CLIENT
         else:
-            stdin = StdinMode.HOLD if cfg["interactive"] else StdinMode.NULL
+            stdin = StdinMode.HOLD if cfg.interactive else StdinMode.NULL
         directory = self.directory(container)
         plan = MonitorPlan(
             container_id=container.id,
             bundle=directory,
             log=self.log_path(container),
-            tty=bool(cfg["tty"]),
+            tty=cfg.tty,
             stdin=stdin,
             attach=attach is not None,
         )
@@ -445,7 +445,7 @@ class Containers:
             for container in containers:
                 if container.snapshot in keys:
                     continue
-                if container.config.get("labels", {}).get(TIED_LABEL) == "true":
+                if container.config.tied:
                     continue
                 try:
                     self.snapshotter.stat(container.snapshot)
@@ -494,7 +494,7 @@ class Containers:
 
     def _reconcile(self, container: Container) -> Container | None:
         """A running record with no owner (the caller holds the lock)."""
-        if container.config.get("labels", {}).get(TIED_LABEL) == "true":
+        if container.config.tied:
             self._purge(container)  # a build step's: it means nothing without its build
             return None
         status = self._runtime_status(container)
@@ -504,13 +504,13 @@ class Containers:
             self.backend(container.runtime).delete(container.id, force=True)
         self._unmount(container)
         self.records.set_exited_if_running(container.id, LOST_EXIT_CODE)
-        if container.config.get("autoremove"):
+        if container.config.autoremove:
             self._purge(container)
             return None
         return self.records.lookup(container.id)
 
     def _autoremove(self, container: Container) -> None:
-        if container.config.get("autoremove"):
+        if container.config.autoremove:
             with contextlib.suppress(StrataError):
                 self._purge(container)
 
@@ -556,7 +556,7 @@ class Containers:
         if current.state is not State.RUNNING:
             return
         if sig is None:
-            sig = parse_signal(current.config.get("stop_signal") or "SIGTERM")
+            sig = parse_signal(current.config.stop_signal or "SIGTERM")
         timeout = STOP_TIMEOUT if timeout is None else timeout
         with contextlib.suppress(Conflict):
             self._signal(current, sig)
