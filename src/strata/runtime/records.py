@@ -275,6 +275,7 @@ class ContainerRecords:
                 with lock:
                     current = self.records.lookup(container.id)
                     if current is None or current.id != container.id:
+                        _clear_leftover(self.directory(container))
                         continue
                     self.purge(current)
                     finished = True
@@ -366,7 +367,8 @@ class ContainerRecords:
             time.sleep(POLL)
         with lock:
             latest = self.records.lookup(current.id)
-            if latest is None:
+            if latest is None:  # its owner removed it meanwhile (a run --rm)
+                _clear_leftover(directory)
                 return
             alive = latest.state is State.RUNNING and self.runtime_status(latest) in (
                 Status.RUNNING,
@@ -404,6 +406,17 @@ class ContainerRecords:
         # directory's owner lock, so removing the directory first could leave it behind.
         self.records.delete(container.id)
         shutil.rmtree(self.directory(container), ignore_errors=True)
+
+
+def _clear_leftover(directory: Path) -> None:
+    """Remove what is left of a removed container's directory, with its owner lock held.
+
+    A removal deletes the record, then the directory; a probe of the lock meanwhile (ours,
+    waiting for the owner to let go) opens ``owner.lock`` with O_CREAT and may recreate it
+    after the removal's ``rmtree`` emptied the directory, which then stays. Once the record is
+    gone nobody else creates anything there, so what is left is this probe's.
+    """
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _still_recorded(manifest_digest: str, image_ref: str) -> Callable[[sqlite3.Connection], None]:
