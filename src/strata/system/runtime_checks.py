@@ -1,7 +1,7 @@
 """Containers against their owners and runtime, and mounts under the root.
 
 A record says ``running`` only while an owner holds its lock or the runtime still runs it
-(`strata.runtime.lifecycle`); anything else is a crash's leftover, which the container service's
+(`strata.runtime.records`); anything else is a crash's leftover, which the container service's
 own reconciliation repairs (recorded as exited 255, unmounted, ``--rm`` honoured). A mount under
 the root belongs to a live container, or to a command mounting a snapshot that still exists;
 one on a container that is not running, or on a snapshot that is gone, is stale.
