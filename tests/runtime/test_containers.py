@@ -12,6 +12,7 @@ from strata.image.remove import ImageUser
 from strata.image.root import StoreRoot
 from strata.image.store import Image, ImageStore
 from strata.oci.reference import parse_reference
+from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import ContainerStore, State
 from strata.runtime.imageusers import image_users
 from tests.cli.tarballs import rootfs_tar
@@ -38,7 +39,7 @@ def _container(images: ImageStore, image: Image, name: str | None) -> str:
         image_ref="app:1",
         snapshot="container-x",
         runtime="runc",
-        config={"cmd": ["true"]},
+        config=ContainerConfig(args=("true",), cmd=("true",)),
     ).id
 
 
@@ -112,3 +113,31 @@ def test_image_users_sees_every_manifest_of_an_image(images: ImageStore) -> None
     report = images.remove(oci.id.short, users=image_users, force=True)
     assert report.untagged == ["oci:1"] and report.deleted == [oci.id]
     assert images.all() == []
+
+
+def test_a_record_in_todays_json_reads_typed(images: ImageStore, image: Image) -> None:
+    from tests.runtime.test_config import TODAY
+
+    store = ContainerStore(images.db)
+    cid = _container(images, image, "old")
+    with images.db.transaction() as conn:
+        conn.execute("UPDATE containers SET config = ? WHERE id = ?", (TODAY, cid))
+    config = store.get(cid).config
+    assert (config.args, config.volumes, config.tty, config.tied) == (
+        ("bash",),
+        ("/srv:/data",),
+        True,
+        True,
+    )
+    # And a new record is written in the same form.
+    other = store.create(
+        name="new",
+        image=str(image.manifest_digest),
+        image_ref="app:1",
+        snapshot="container-y",
+        runtime="runc",
+        config=config,
+    )
+    with images.db.read() as conn:
+        row = conn.execute("SELECT config FROM containers WHERE id = ?", (other.id,)).fetchone()
+    assert row["config"] == TODAY

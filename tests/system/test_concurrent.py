@@ -87,8 +87,8 @@ def test_repairs_take_nothing_from_running_commands(
     assert not failures, "\n".join(failures)
     # Nothing a live command held was taken for debris. One finding is real debris, not a
     # false alarm: a lookup (``ps``, or this check) that read a container's record just before
-    # Containers._purge deleted it may recreate ``owner.lock`` after the directory is gone, so
-    # the directory outlives its record. _purge deletes the record first, which leaves only
+    # ContainerRecords.purge deleted it may recreate ``owner.lock`` after the directory is gone, so
+    # the directory outlives its record. purge deletes the record first, which leaves only
     # that narrow window; closing it needs the lookup to take the lock without creating it.
     leftover = "no container record names it"
     unexplained = [r for r in reports if not all(leftover in line for line in _problems(r))]

@@ -116,7 +116,7 @@ def _attached(service: Containers, container: Container, interactive: bool) -> N
     from strata.runtime.options import Attach
     from strata.runtime.process import SignalRelay, forward_signals
 
-    tty = bool(container.config["tty"])
+    tty = container.config.tty
     attach = Attach(stdin=interactive, console_size=console_size() if tty else None)
     relay = SignalRelay()
     with forward_signals(relay):  # from before the start: a signal meanwhile is kept, not lost
@@ -201,7 +201,7 @@ def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, 
                 f"container {containers[0]} is already running; attaching to a running"
                 " container is not supported"
             )
-        check_terminal(bool(container.config["tty"]), interactive)
+        check_terminal(container.config.tty, interactive)
         _attached(service, container, interactive)
 
     def start(name: str) -> str:
@@ -270,7 +270,7 @@ def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | Non
         if c is None or (not show_all and c.state is not State.RUNNING):
             continue
         # Docker's rendering: arguments with a space in single quotes.
-        command = " ".join(f"'{a}'" if " " in a else a for a in c.config.get("args", []))
+        command = " ".join(f"'{a}'" if " " in a else a for a in c.config.args)
         rows.append(
             {
                 "ID": c.id if no_trunc else c.short_id,

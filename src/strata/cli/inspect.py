@@ -22,8 +22,8 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
     container = ContainerStore(app.store().db).lookup(text)
     if container is None:
         return None
-    cfg = dict(container.config)
-    args = list(cfg.get("args") or [])
+    cfg = container.config
+    args = list(cfg.args)
     return {
         "Id": container.id,
         "Created": container.created,
@@ -41,20 +41,20 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Name": f"/{container.name}",
         "Driver": "overlay",
         "HostConfig": {
-            "NetworkMode": cfg.get("network_mode") or cfg.get("network", "host"),
-            "Binds": list(cfg.get("volumes") or []),
+            "NetworkMode": cfg.network_mode or cfg.network,
+            "Binds": list(cfg.volumes),
             "Runtime": container.runtime,
         },
         "Config": {
-            "Hostname": cfg.get("hostname") or container.id[:12],
-            "User": cfg.get("user", ""),
-            "Tty": bool(cfg.get("tty")),
-            "OpenStdin": bool(cfg.get("interactive")),
-            "Env": list(cfg.get("env") or []),
-            "Cmd": cfg.get("cmd"),
-            "Entrypoint": cfg.get("entrypoint"),
+            "Hostname": cfg.hostname or container.id[:12],
+            "User": cfg.user,
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.interactive,
+            "Env": list(cfg.env),
+            "Cmd": list(cfg.cmd) if cfg.cmd is not None else None,
+            "Entrypoint": list(cfg.entrypoint) if cfg.entrypoint is not None else None,
             "Image": container.image_ref,
-            "WorkingDir": cfg.get("cwd", ""),
+            "WorkingDir": cfg.cwd,
         },
     }
 

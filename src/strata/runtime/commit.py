@@ -49,15 +49,15 @@ def committed_config(
 ) -> ImageConfig:
     """The new image's config: the image's, with the container's environment (as Docker
     commits it) and the ``-c`` changes applied on top."""
-    env = tuple(container.config.get("env") or config.config.env)
+    env = container.config.env or config.config.env
     merged = replace(config, config=replace(config.config, env=env))
     # The container's own ENTRYPOINT and CMD (given at run, or the image's) are what Docker
     # commits.
-    if container.config.get("entrypoint") is not None:
-        entrypoint = tuple(container.config["entrypoint"]) or None
+    if container.config.entrypoint is not None:
+        entrypoint = container.config.entrypoint or None
         merged = replace(merged, config=replace(merged.config, entrypoint=entrypoint))
-    if container.config.get("cmd") is not None:
-        cmd = tuple(container.config["cmd"]) or None
+    if container.config.cmd is not None:
+        cmd = container.config.cmd or None
         merged = replace(merged, config=replace(merged.config, cmd=cmd))
     return apply_changes(merged, changes)
 
@@ -130,7 +130,7 @@ def commit_container(
                 *config.history,
                 History(
                     created=now,
-                    created_by=" ".join(container.config.get("args", [])),
+                    created_by=" ".join(container.config.args),
                     author=author or None,
                     comment=message or None,
                 ),

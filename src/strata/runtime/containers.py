@@ -10,13 +10,13 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from strata.errors import Conflict, InvalidArgument, NotFound
+from strata.runtime.config import ContainerConfig
 from strata.store.db import Database
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -50,7 +50,7 @@ class Container:
     image_ref: str  # what the user named
     snapshot: str
     runtime: str
-    config: Mapping[str, Any]
+    config: ContainerConfig
     state: State
     pid: int
     exit_code: int | None
@@ -88,7 +88,7 @@ class ContainerStore:
         image_ref: str,
         snapshot: str,
         runtime: str,
-        config: Mapping[str, Any],
+        config: ContainerConfig,
         container_id: str | None = None,
         requires: Callable[[sqlite3.Connection], None] | None = None,
     ) -> Container:
@@ -121,7 +121,7 @@ class ContainerStore:
                     image_ref,
                     snapshot,
                     runtime,
-                    json.dumps(config),
+                    json.dumps(config.to_json()),
                     State.CREATED.value,
                     now(),
                 ),
@@ -233,7 +233,7 @@ def _from_row(row: sqlite3.Row) -> Container:
         image_ref=row["image_ref"],
         snapshot=row["snapshot"],
         runtime=row["runtime"],
-        config=json.loads(row["config"]),
+        config=ContainerConfig.from_json(json.loads(row["config"])),
         state=State(row["state"]),
         pid=int(row["pid"]),
         exit_code=row["exit_code"],

@@ -19,7 +19,7 @@ The forked guard runs no code of the build: it closes every descriptor it inheri
 build's output pipes, SQLite, the owner locks) before waiting, and execs a fresh interpreter for
 the cleanup, so locks other threads held at the fork cannot bite. If the guard is killed too,
 the container's record says it is tied, and the next command that looks at it removes it
-(:meth:`strata.runtime.lifecycle.Containers.refresh`).
+(:meth:`strata.runtime.records.ContainerRecords.refresh`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Containers against their owners and runtime, and mounts under the root.
 
 A record says ``running`` only while an owner holds its lock or the runtime still runs it
-(`strata.runtime.lifecycle`); anything else is a crash's leftover, which the container service's
+(`strata.runtime.records`); anything else is a crash's leftover, which the container service's
 own reconciliation repairs (recorded as exited 255, unmounted, ``--rm`` honoured). A mount under
 the root belongs to a live container, or to a command mounting a snapshot that still exists;
 one on a container that is not running, or on a snapshot that is gone, is stale.
@@ -20,7 +20,6 @@ from strata.errors import NotFound, StrataError
 from strata.image.scratch import SCRATCH, owner_gone, owner_of
 from strata.runtime.backend import Status
 from strata.runtime.containers import Container, State
-from strata.runtime.guard import TIED_LABEL
 from strata.runtime.owner import OwnerLock, owner_alive
 from strata.snapshot.mount import mount_points, unmount
 from strata.system.context import CheckContext
@@ -72,7 +71,7 @@ def _dead(ctx: CheckContext, container: Container) -> bool:
 
 
 def _tied(container: Container) -> bool:
-    return bool(container.config.get("labels", {}).get(TIED_LABEL) == "true")
+    return container.config.tied
 
 
 def _age(stamp: str) -> float:

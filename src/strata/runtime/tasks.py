@@ -1,0 +1,299 @@
+"""Running a container's process: start, run, signal, stop, wait, exec.
+
+A start mounts the container's snapshot under ``containers/<id>/rootfs``, writes the bundle
+there, and hands the container to an *owner*: the process that waits for its exit, records it
+and unmounts. The owner is either the ``run`` command itself (``run --rm`` in the foreground: the
+fastest path, the container inherits our stdio) or a monitor (:mod:`.monitor`: ``-d``,
+``start``, an attached ``run``, with a json-file log). The records the owner keeps, and their
+reconciliation when it dies, are :mod:`.records`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from strata.errors import Conflict, ContainerNotFound, StrataError
+from strata.runtime.backend import INHERIT, ProcessIO, Status
+from strata.runtime.containers import Container, State
+from strata.runtime.options import Attach, parse_signal, process_vars
+from strata.runtime.owner import OwnerLock
+from strata.runtime.records import POLL, ContainerRecords
+from strata.runtime.spec import (
+    Network,
+    ProcessSpec,
+    RunSpec,
+    parse_volume,
+    write_bundle,
+    write_etc_files,
+)
+from strata.snapshot.mount import mount_all, unmount
+
+if TYPE_CHECKING:
+    from strata.runtime.execution import ExecOptions
+    from strata.runtime.monitor import MonitorLink
+
+STOP_TIMEOUT = 10.0
+KILL_WAIT = 30.0  # how long SIGKILL may take to show (the owner records the exit)
+CLAIM_WAIT = 5.0  # a previous owner finishing its cleanup
+
+
+class Tasks:
+    """The running of the containers `ContainerRecords` keeps."""
+
+    def __init__(self, containers: ContainerRecords) -> None:
+        self.containers = containers
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def _claim(self, container: Container) -> OwnerLock:
+        """Become the container's owner: its lock, and its record marked running."""
+        current = self.containers.refresh(container)
+        if current is None:
+            raise ContainerNotFound(f"No such container: {container.id}")
+        if current.state is State.RUNNING:
+            raise Conflict(f"container {container.id} is already running")
+        directory = self.containers.directory(current)
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = OwnerLock.acquire(directory, CLAIM_WAIT)
+        if lock is None:
+            raise Conflict(f"container {container.id} is busy (another command owns it)")
+        try:
+            if not self.containers.records.claim(current.id):
+                current = self.containers.records.lookup(current.id)
+                if current is None:
+                    raise ContainerNotFound(f"No such container: {container.id}")
+                raise Conflict(f"container {container.id} is already running")
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def _prepare(self, container: Container, console_size: tuple[int, int] | None) -> None:
+        """Mount the rootfs and write the bundle (config.json, /etc files) for a start."""
+        cfg = container.config
+        directory = self.containers.directory(container)
+        rootfs = directory / "rootfs"
+        rootfs.mkdir(parents=True, exist_ok=True)
+        network = Network(cfg.network)
+        # Each container its own name unless create_on chose one (the host's for an explicit
+        # --network host, as Docker's); the default network is the host's too:
+        # the prompt says which container a shell is in, as in the walkthroughs.
+        hostname = cfg.hostname or container.short_id
+        etc = write_etc_files(directory, hostname=hostname, network=network)
+        hosts = etc.hosts.read_text()
+        if hostname not in hosts.split():
+            etc.hosts.write_text(f"{hosts}127.0.1.1\t{hostname}\n")
+        if rootfs.is_mount():
+            unmount(rootfs, detach=True)
+        mount_all(self.containers.snapshotter.mounts(container.snapshot), rootfs)
+        try:
+            spec = RunSpec(
+                rootfs=rootfs,
+                process=ProcessSpec(
+                    args=cfg.args,
+                    env=process_vars(cfg.env),
+                    cwd=cfg.cwd,
+                    user=cfg.user,
+                    terminal=cfg.tty,
+                    console_size=console_size if cfg.tty else None,
+                ),
+                hostname=hostname,
+                network=network,
+                mounts=tuple(parse_volume(v) for v in cfg.volumes),
+                etc=etc,
+            )
+            write_bundle(directory, spec, container_id=container.id)
+        except BaseException:
+            unmount(rootfs, detach=True)
+            raise
+
+    def _failed(self, container: Container, error: BaseException) -> None:
+        """A start that did not happen: unmounted, back to ``created`` with Docker's code."""
+        self.containers.unmount_rootfs(container)
+        code = error.exit_code if isinstance(error, StrataError) else 125
+        self.containers.records.set_failed(container.id, code)
+
+    def _exited(self, container: Container, code: int) -> None:
+        self.containers.unmount_rootfs(container)
+        self.containers.records.set_exited(container.id, code)
+
+    def run(
+        self,
+        container: Container,
+        *,
+        stdio: ProcessIO = INHERIT,
+        console_size: tuple[int, int] | None = None,
+    ) -> int:
+        """Run in the foreground in this process, stdio inherited; the exit code.
+
+        No monitor and no log: the path of ``run --rm``, where nobody can read a log later.
+        """
+        lock = self._claim(container)
+        try:
+            try:
+                self._prepare(container, console_size)
+                backend = self.containers.backend(container.runtime)
+                directory = self.containers.directory(container)
+                code = backend.run(container.id, directory, stdio=stdio)
+            except BaseException as exc:
+                self._failed(container, exc)
+                raise
+            self._exited(container, code)
+            return code
+        finally:
+            try:
+                if container.config.autoremove:
+                    self.containers.purge(container)
+            finally:
+                lock.release()
+
+    def start(self, container: Container, *, attach: Attach | None = None) -> MonitorLink | None:
+        """Start the container under a monitor; return once it runs.
+
+        With ``attach`` the monitor copies the output to our stdout/stderr too, and the link to
+        it is returned (see :func:`strata.runtime.attach.attach_client`); else None.
+        """
+        from strata.runtime.monitor import MonitorPlan, StdinMode, launch
+
+        lock = self._claim(container)
+        cfg = container.config
+        try:
+            self._prepare(container, attach.console_size if attach else None)
+        except BaseException as exc:
+            self._failed(container, exc)
+            self.containers.autoremove(container)
+            lock.release()
+            raise
+        if cfg.tty:
+            stdin = StdinMode.NULL
+        elif attach is not None and attach.stdin:
+            stdin = StdinMode.CLIENT
+        else:
+            stdin = StdinMode.HOLD if cfg.interactive else StdinMode.NULL
+        directory = self.containers.directory(container)
+        plan = MonitorPlan(
+            container_id=container.id,
+            bundle=directory,
+            log=self.containers.log_path(container),
+            tty=cfg.tty,
+            stdin=stdin,
+            attach=attach is not None,
+        )
+        backend = self.containers.backend(container.runtime)
+        self.containers.close_store()  # the monitor must not share our SQLite connection
+        try:
+            link = launch(plan, backend, _Hooks(self, container), keep=(lock.fd,))
+        except BaseException:
+            lock.release()
+            with contextlib.suppress(StrataError):
+                self.containers.refresh(container)  # the monitor died before it could clean up
+            raise
+        lock.release()  # the monitor holds it now
+        if attach is None:
+            link.close()
+            return None
+        return link
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _wait_not_running(self, container: Container, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            current = self.containers.refresh(container)
+            if current is None or current.state is not State.RUNNING:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL)
+
+    def _signal(self, container: Container, sig: int) -> None:
+        try:
+            self.containers.backend(container.runtime).kill(container.id, sig)
+        except (Conflict, ContainerNotFound):
+            raise Conflict(f"Container {container.id} is not running") from None
+
+    def kill(self, container: Container, sig: int = signal.SIGKILL) -> None:
+        """``docker kill``: signal the init (Conflict if not running); SIGKILL waits for it."""
+        current = self.containers.refresh(container)
+        if current is None:
+            raise ContainerNotFound(f"No such container: {container.id}")
+        if current.state is not State.RUNNING:
+            raise Conflict(f"Container {container.id} is not running")
+        self._signal(current, sig)
+        if sig == signal.SIGKILL:
+            self._wait_not_running(current, KILL_WAIT)
+
+    def stop(
+        self, container: Container, *, timeout: float | None = None, sig: int | None = None
+    ) -> None:
+        """``docker stop``: the stop signal, then SIGKILL after ``timeout`` (negative: never).
+
+        A container that is not running is left as it is, without error (as Docker).
+        """
+        current = self.containers.refresh(container)
+        if current is None:
+            raise ContainerNotFound(f"No such container: {container.id}")
+        if current.state is not State.RUNNING:
+            return
+        if sig is None:
+            sig = parse_signal(current.config.stop_signal or "SIGTERM")
+        timeout = STOP_TIMEOUT if timeout is None else timeout
+        with contextlib.suppress(Conflict):
+            self._signal(current, sig)
+        if self._wait_not_running(current, None if timeout < 0 else timeout):
+            return
+        with contextlib.suppress(Conflict):
+            self._signal(current, signal.SIGKILL)
+        if not self._wait_not_running(current, KILL_WAIT):
+            raise Conflict(f"container {container.id} did not stop")
+
+    def wait(self, container: Container) -> int:
+        """``docker wait``: block until the container is not running; its exit code."""
+        while True:
+            current = self.containers.refresh(container)
+            if current is None:
+                raise ContainerNotFound(f"No such container: {container.id}")
+            if current.state is not State.RUNNING:
+                return current.exit_code or 0
+            time.sleep(POLL * 2.5)
+
+    # -- exec -----------------------------------------------------------------------------------
+
+    def exec(
+        self, container: Container, options: ExecOptions, *, stdio: ProcessIO = INHERIT
+    ) -> int:
+        """``docker exec``: run a process in the running container; its exit status."""
+        from strata.runtime.execution import run_exec
+
+        current = self.containers.refresh(container)
+        if current is None:
+            raise ContainerNotFound(f"No such container: {container.id}")
+        backend = self.containers.backend(current.runtime)
+        running = current.state is State.RUNNING
+        if not running or self.containers.runtime_status(current) is not Status.RUNNING:
+            raise Conflict(f"Container {container.id} is not running")
+        directory = self.containers.directory(current)
+        return run_exec(backend, current.id, directory, directory / "rootfs", options, stdio=stdio)
+
+
+class _Hooks:
+    """What the monitor does at each step, for one container (runs in the monitor)."""
+
+    def __init__(self, tasks: Tasks, container: Container) -> None:
+        self.tasks, self.container = tasks, container
+
+    def started(self, pid: int) -> None:
+        self.tasks.containers.records.set_running(self.container.id, pid)
+
+    def failed(self, error: StrataError) -> None:
+        self.tasks._failed(self.container, error)
+        self.tasks.containers.autoremove(self.container)
+
+    def exited(self, code: int) -> None:
+        self.tasks._exited(self.container, code)
+
+    def done(self) -> None:
+        self.tasks.containers.autoremove(self.container)
