@@ -121,3 +121,23 @@ def test_inspect_finds_a_container_before_an_image_of_its_name(
         assert missing.returncode == 1
         assert missing.stderr.strip().endswith("No such object: Abc")
     assert kinds == ["container\n", "container\n"]
+
+
+@pytest.mark.parametrize("flags", [[], ["-e", "A=1"]], ids=["no-env", "env"])
+def test_container_env_and_its_commit_add_no_path(
+    strata: Strata, docker: Docker, base: str, flags: list[str]
+) -> None:
+    # The base has no Env: Docker gives the process a default PATH but records none, neither in
+    # the container's config nor in an image committed from it.
+    name = f"envparity{os.getpid()}-{len(flags)}"
+    committed = f"{base}-env{len(flags)}"
+    envs = []
+    for tool in (strata, docker):
+        tool("create", "--name", name, *flags, base)
+        container_env = tool("inspect", "-f", "{{json .Config.Env}}", name).stdout
+        tool("commit", name, committed)
+        image_env = tool("image", "inspect", "-f", "{{json .Config.Env}}", committed).stdout
+        envs.append((container_env, image_env))
+        tool("rm", name)
+        tool("rmi", committed)
+    assert envs[0] == envs[1]

@@ -50,7 +50,7 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "User": cfg.user,
             "Tty": cfg.tty,
             "OpenStdin": cfg.interactive,
-            "Env": list(cfg.env),
+            "Env": list(cfg.env) or None,  # Docker: null when the image and -e give none
             "Cmd": list(cfg.cmd) if cfg.cmd is not None else None,
             "Entrypoint": list(cfg.entrypoint) if cfg.entrypoint is not None else None,
             "Image": container.image_ref,

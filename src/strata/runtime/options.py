@@ -126,7 +126,10 @@ def pass_host_env(entries: Sequence[str], host: Mapping[str, str]) -> tuple[str,
 
 
 def process_env(config: ProcessDefaults, extra: Sequence[str]) -> tuple[str, ...]:
-    """The image's env, then ``-e`` values; PATH defaults as Docker's.
+    """The image's env, then ``-e`` values, as Docker records them (``inspect``'s ``Config.Env``).
+
+    No default PATH is added here: Docker gives the process one (`strata.runtime.spec`) but
+    records none, so neither the container nor an image committed from it gains a PATH.
 
     A bare ``NAME`` (no ``=``) unsets NAME, the image's value too, as Docker's daemon does; it
     stays in the list as Docker lists it (``inspect``'s ``Config.Env``), and `process_vars`
@@ -140,7 +143,6 @@ def process_env(config: ProcessDefaults, extra: Sequence[str]) -> tuple[str, ...
         if not sep:
             merged.pop(key, None)  # listed last, as Docker appends what it cannot merge
         merged[key] = value if sep else None
-    merged.setdefault("PATH", DEFAULT_PATH)
     return tuple(k if v is None else f"{k}={v}" for k, v in merged.items())
 
 
