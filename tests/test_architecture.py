@@ -80,9 +80,8 @@ KNOWN_CROSSINGS = {
     # table) in SQL, since image may not import strata.runtime.
     ("image/remove.py", "containers"): "rmi's in-use check reads container rows",
     # Garbage collection keeps the compressed blobs a push made (strata.registry's record) while
-    # an image has their layer: image, row 4, reads a row-5 table. Issue 11 moves gc out of
-    # ImageStore; the record of compressions then belongs with it.
-    ("image/store.py", "layer_compressions"): "gc keeps pushed compressions alive",
+    # an image has their layer: image reads a table of the row below it (gc, in its own module).
+    ("image/gc.py", "layer_compressions"): "gc keeps pushed compressions alive",
     # pull skips layers it already has by reading the layers table instead of asking ImageStore.
     ("registry/pull.py", "layers"): "pull reads layer rows to skip known blobs",
 }

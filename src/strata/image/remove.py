@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from strata.digest import Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference
+from strata.image.gc import collect
 from strata.image.store import RemoveReport, _marks
 from strata.oci.reference import Reference, parse_reference
 
@@ -86,7 +87,7 @@ def remove_image(
             conn.execute("DELETE FROM images WHERE manifest_digest = ?", (digest,))
         report.deleted.append(image.config_digest)
     if prune:
-        report.reclaimed = store.gc().reclaimed
+        report.reclaimed = collect(store).reclaimed
     return report
 
 
@@ -107,7 +108,7 @@ def prune_images(store: ImageStore, *, dangling_only: bool = True) -> RemoveRepo
             continue
         report.untagged.extend(removed.untagged)
         report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
-    report.reclaimed = store.gc().reclaimed
+    report.reclaimed = collect(store).reclaimed
     return report
 
 

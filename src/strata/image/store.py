@@ -2,7 +2,7 @@
 
 An image is a manifest in the content store; its ID is its config digest, as in Docker. Tags map a
 full reference (``docker.io/library/debian:bookworm``) to a manifest digest. Blobs are never
-deleted by the operation that stops using them but by `ImageStore.gc`, which keeps everything an
+deleted by the operation that stops using them but by `strata.image.gc`, which keeps everything
 image references or a lease holds.
 """
 
@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from strata.digest import SHA256, SHA512, Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference, StrataError
+from strata.image.gc import live_blobs
 from strata.image.root import StoreRoot
 from strata.oci.config import ImageConfig, parse_config
 from strata.oci.manifest import Index, Manifest, parse_manifest
@@ -25,9 +26,6 @@ from strata.oci.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from strata.oci.reference import Reference, looks_like_id, parse_reference
 from strata.store.leases import Lease, held
 
-# gc drops every ingest no live process writes (a writer holds its lock for its whole life), so a
-# killed command's partial write goes at the next prune, not a day later.
-INGEST_MAX_AGE = 0.0
 # Docker resolves an ID from any unambiguous prefix, after trying the text as a name.
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 # The digest algorithms an image's manifest and config can have (those the content store keeps).
@@ -68,16 +66,6 @@ class Image:
     def id(self) -> Digest:
         """The image ID: the config digest, as Docker has it."""
         return self.config_digest
-
-
-@dataclass(frozen=True, slots=True)
-class GcReport:
-    """What a garbage collection removed."""
-
-    blobs: int = 0
-    reclaimed: int = 0
-    ingests: int = 0
-    snapshots: int = 0
 
 
 @dataclass(slots=True)
@@ -411,74 +399,11 @@ class ImageStore:
 
         return prune_images(self, dangling_only=dangling_only)
 
-    def gc(self) -> GcReport:
-        """Delete every blob no image references and no lease holds; drop stale ingests.
-
-        Mark and sweep run inside one write transaction, so a writer that has leased a blob
-        (it leases before it writes) can never lose it to a concurrent collection.
-        """
-        blobs = reclaimed = 0
-        with self.db.transaction(reclaim=True, what="collecting unused blobs") as conn:
-            live = self._live_blobs(conn) | held(conn, "blob")
-            for info in self.content.walk():
-                if str(info.digest) in live:
-                    continue
-                if self.content.delete(info.digest):
-                    blobs += 1
-                    reclaimed += info.size
-            recorded = {r[0] for r in conn.execute("SELECT digest FROM layers")}
-            conn.executemany(
-                "DELETE FROM layers WHERE digest = ?", [(d,) for d in sorted(recorded - live)]
-            )
-        ingests = self.content.clean_ingests(older_than=INGEST_MAX_AGE)
-        return GcReport(blobs, reclaimed, ingests, self._collect_snapshots())
-
     # -- internals -------------------------------------------------------------------------
-
-    def _collect_snapshots(self) -> int:
-        """Extracted layers of images that are gone (only where something was ever unpacked)."""
-        if not (self.root.path / "snapshots").is_dir():
-            return 0
-        from strata.image.unpack import collect_snapshots
-        from strata.snapshot.select import default_snapshotter
-
-        return collect_snapshots(self, default_snapshotter(self.root.path, self.db))
-
-    def _live_blobs(self, conn: sqlite3.Connection) -> set[str]:
-        live: set[str] = set()
-        for row in conn.execute("SELECT manifest_digest, media_type FROM images"):
-            digest = Digest.parse(row["manifest_digest"])
-            live.add(str(digest))
-            try:
-                data = self.content.read_bytes(digest, limit=MAX_MANIFEST_SIZE)
-                parsed = parse_manifest(
-                    data, row["media_type"], source=f"manifest {digest}", allow_empty_layers=True
-                )
-            except StrataError:
-                continue  # a missing or broken manifest keeps nothing else alive
-            if isinstance(parsed, Manifest):
-                live.add(str(parsed.config.digest))
-                live.update(str(d.digest) for d in parsed.layers)
-            else:
-                live.update(str(d.digest) for d in parsed.manifests)
-        # A push keeps the compressed form it made of a layer (strata.registry records it), so
-        # the next push neither compresses again nor changes a digest: it lives while some
-        # image still has that layer.
-        diff_ids = {r[0] for r in conn.execute("SELECT diff_id FROM layers WHERE digest IN"
-                                                 " (SELECT value FROM json_each(?))",
-                                                 (json.dumps(sorted(live)),))}  # fmt: skip
-        if diff_ids:
-            rows = conn.execute(
-                "SELECT digest FROM layer_compressions WHERE diff_id IN"
-                " (SELECT value FROM json_each(?))",
-                (json.dumps(sorted(diff_ids)),),
-            )
-            live.update(r[0] for r in rows)
-        return live
 
     def _discard_new(self, blobs_before: set[Digest], ingests_before: set[str]) -> None:
         with self.db.transaction(reclaim=True) as conn:
-            live = self._live_blobs(conn) | held(conn, "blob")
+            live = live_blobs(self.content, conn) | held(conn, "blob")
             for info in self.content.walk():
                 if info.digest not in blobs_before and str(info.digest) not in live:
                     self.content.delete(info.digest)
