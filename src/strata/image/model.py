@@ -225,6 +225,7 @@ class ContentImage:
         self._raw_manifest: bytes | None = None
         self._manifest: Manifest | None = manifest
         self._config: ImageConfig | None = config
+        self._layers: tuple[Layer, ...] | None = None
 
     @property
     def media_type(self) -> str:
@@ -261,6 +262,11 @@ class ContentImage:
             return self._config
 
     def layers(self) -> Sequence[Layer]:
+        if self._layers is None:
+            self._layers = self._read_layers()
+        return self._layers
+
+    def _read_layers(self) -> tuple[Layer, ...]:
         manifest = self.manifest()
         known = self._facts(manifest) if self._facts is not None else {}
         diff_ids: Sequence[Digest] = ()
@@ -275,7 +281,7 @@ class ContentImage:
         for i, desc in enumerate(manifest.layers):
             facts = known.get(desc.digest) or LayerInfo(diff_ids[i])
             out.append(BlobLayer(self._content, desc, facts))
-        return out
+        return tuple(out)
 
 
 class MemoryImage:
