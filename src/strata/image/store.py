@@ -65,7 +65,7 @@ class Image:
     added: str
     tags: tuple[Reference, ...] = ()
     repo_digests: tuple[str, ...] = ()
-    intermediate: bool = False  # made by a build step (see `add`)
+    intermediate: bool = False  # made by a build step (see `write`)
 
     @property
     def id(self) -> Digest:
