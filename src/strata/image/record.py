@@ -18,6 +18,7 @@ from strata.digest import Digest
 from strata.image.model import Image as ModelImage
 from strata.image.model import Layer, copy_stream
 from strata.image.store import Image, ImageLayer, now_rfc3339
+from strata.layer.compression import open_decompressed
 from strata.oci.mediatypes import OCI_MANIFEST
 from strata.oci.reference import Reference
 
@@ -126,8 +127,6 @@ def _recorded(images: ImageStore, layer: Layer) -> ImageLayer:
     size = layer.uncompressed_size
     if size is None:
         with images.content.open(layer.digest) as f:
-            from strata.layer.compression import open_decompressed
-
             stream = open_decompressed(f, source=f"layer {layer.digest}")
             try:
                 size = copy_stream(stream, lambda _: None)
