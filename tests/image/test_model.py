@@ -1,4 +1,5 @@
-"""The image model: a stored image read lazily, in-memory images and layers made on demand."""
+"""The image model: a stored image read lazily, an archive's image, in-memory images and
+layers made on demand."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pytest
 
 from strata.content.local import LocalContentStore
 from strata.digest import Digest
-from strata.image.model import ContentImage, Image, Layer, MemoryImage
+from strata.image.archive import read_archive
+from strata.image.archive.formats import ArchiveFormat
+from strata.image.archive.save import save_images
+from strata.image.model import ContentImage, Image, Layer, MemoryImage, archive_image
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.oci.mediatypes import OCI_LAYER, OCI_MANIFEST
@@ -97,3 +101,17 @@ def test_a_memory_image_encodes_its_manifest(images: ImageStore, tmp_path: Path)
     assert image.raw_manifest() == base.raw_manifest()
     assert image.digest() == base.digest()
     assert [d.digest for d in image.manifest().layers] == [la.digest for la in base.layers()]
+
+
+def test_an_archive_image_is_the_image_saved(images: ImageStore, tmp_path: Path) -> None:
+    stored = imported(images, tmp_path)
+    tar = tmp_path / "saved.tar"
+    save_images(images, ["base:1"], lambda: tar.open("wb"), format=ArchiveFormat.DOCKER)
+    other = ImageStore(StoreRoot(tmp_path / "other"))
+    (loaded,) = read_archive(tar, other.content, name=str(tar))
+    image = archive_image(other.content, loaded)
+    assert image.config_digest() == stored.id
+    assert [la.diff_id for la in image.layers()] == [la.diff_id for la in images.layers(stored)]
+    assert image.layers()[0].uncompressed_size == images.layers(stored)[0].size
+    written = other.write(image)
+    assert (written.id, written.size) == (stored.id, stored.size)
