@@ -9,6 +9,7 @@ import pytest
 
 from strata.digest import Digest
 from strata.errors import Conflict, ImageNotFound, StrataError
+from strata.image.gc import collect
 from strata.image.imports import import_rootfs
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
@@ -121,12 +122,12 @@ def test_gc_keeps_what_images_and_leases_hold(images: ImageStore, tmp_path: Path
     with images.root.lease() as lease:
         lease.add("blob", str(Digest.of(leased)))
         images.content.put_bytes(leased)
-        report = images.gc()
+        report = collect(images)
         assert report.blobs == 1
         assert not images.content.exists(orphan)
         assert images.content.exists(Digest.of(leased))
     assert before <= {b.digest for b in images.content.walk()}
-    images.gc()
+    collect(images)
     assert {b.digest for b in images.content.walk()} == before
 
 
@@ -152,7 +153,7 @@ def _import_in_process(root: str, tar: str, name: str) -> None:
 def _gc_in_process(root: str, rounds: int) -> None:
     images = ImageStore(StoreRoot(Path(root)))
     for _ in range(rounds):
-        images.gc()
+        collect(images)
 
 
 def test_concurrent_imports_and_gc_lose_nothing(store_root: Path, tmp_path: Path) -> None:

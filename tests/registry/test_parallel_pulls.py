@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from strata.content.local import LocalContentStore
+from strata.image.gc import collect
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.oci.reference import parse_reference
@@ -170,7 +171,7 @@ class _RemoveOnFirstLook:
                 other = ImageStore(other_root)
                 other.remove(self.alias)
                 other.prune()
-                other.gc()
+                collect(other)
 
     def start(self, layer: str, text: str, total: int | None) -> None:
         return

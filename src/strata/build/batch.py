@@ -20,7 +20,9 @@ from strata.build.cache import BuildCache, StepKey
 from strata.build.configjson import ConfigEncoder
 from strata.build.hold import BuildHold
 from strata.digest import Digest
-from strata.image.create import ImageBlobs, NewImage, add_images
+from strata.image.create import ImageBlobs, NewImage, blob_layer
+from strata.image.model import MemoryImage
+from strata.image.record import WriteRequest
 from strata.image.store import ImageLayer, ImageStore
 from strata.oci.config import ImageConfig
 
@@ -38,7 +40,7 @@ class StepBatch:
         self.hold = hold
         self.cache = cache
         self.encoder = ConfigEncoder()
-        self._images: list[tuple[NewImage, ImageBlobs]] = []
+        self._images: list[WriteRequest] = []
         self._records: list[_Record] = []
         self._used: list[str] = []  # cache records hit, to mark used
         self._bytes = 0
@@ -55,9 +57,13 @@ class StepBatch:
             size = self._blob_sizes[layer.blob] = self.images.content.info(layer.blob).size
         return size
 
-    def add(self, new: NewImage, blobs: ImageBlobs) -> None:
-        """Queue a step's image (its blobs are written by the next `flush`)."""
-        self._images.append((new, blobs))
+    def add(self, new: NewImage, blobs: ImageBlobs, config: ImageConfig) -> None:
+        """Queue a step's image, ``config`` encoded as ``blobs`` (written by the next `flush`)."""
+        layers = [blob_layer(self.images, la, self.blob_size(la)) for la in new.layers]
+        image = MemoryImage(config, layers, raw_config=blobs.config, raw_manifest=blobs.manifest)
+        self._images.append(
+            WriteRequest(image, new.names, intermediate=new.intermediate, parent=new.parent)
+        )
         self._bytes += len(blobs.config) + len(blobs.manifest)
 
     def record(self, key: StepKey, image: str, sources: Mapping[str, Any] | None) -> None:
@@ -75,16 +81,10 @@ class StepBatch:
         if not self._images and not self._records and not self._used:
             return
         queued, records, used = self._images, self._records, self._used
-        blobs: dict[Digest, bytes] = {}
-        for _, encoded in queued:
-            blobs[encoded.config_digest] = encoded.config
-            blobs[encoded.manifest_digest] = encoded.manifest
-        self.hold.add("blob", (str(d) for d in blobs))
-        self.images.content.put_many([(data, digest) for digest, data in blobs.items()])
 
         def also(conn: sqlite3.Connection) -> None:
             BuildCache.write(conn, records)
             BuildCache.mark_used(conn, used)
 
-        add_images(self.images, [new for new, _ in queued], also=also)
+        self.images.write_many(queued, hold=lambda keys: self.hold.add("blob", keys), also=also)
         self._images, self._records, self._used, self._bytes = [], [], [], 0

@@ -149,7 +149,7 @@ def store_step(
             intermediate=True,
             parent=parent_id,
         )
-        batch.add(new, blobs)
+        batch.add(new, blobs, new_config)
         return StepImage(new.image(now_rfc3339()), new_config, layers, next_top, parent_id)
     if lease is None:
         with images.root.lease() as own:

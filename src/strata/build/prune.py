@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from strata.build.cache import BuildCache
 from strata.errors import Conflict, NotFound
+from strata.image.gc import collect
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.runtime.imageusers import image_users
@@ -25,4 +26,4 @@ def prune_build_cache(root: StoreRoot) -> tuple[list[str], int]:
         except (Conflict, NotFound):
             continue  # a container stands on it, or a sibling went first
         removed.extend(str(d) for d in report.deleted)
-    return removed, images.gc().reclaimed
+    return removed, collect(images).reclaimed

@@ -7,8 +7,8 @@ from typing import BinaryIO
 
 from strata.errors import NoSpace
 from strata.image.archive import read_archive
-from strata.image.store import Image, ImageLayer, ImageStore
-from strata.oci.mediatypes import OCI_MANIFEST
+from strata.image.model import archive_image
+from strata.image.store import Image, ImageStore
 from strata.oci.reference import Reference, parse_reference
 
 
@@ -27,16 +27,6 @@ def load_images(
             raise NoSpace(f"loading {name}: {err}", written=err.written) from None
         for item in loaded:
             refs = [parse_reference(n) for n in item.names]
-            image = images.add(
-                manifest_digest=item.manifest_digest,
-                media_type=item.manifest.media_type or OCI_MANIFEST,
-                config_digest=item.config_digest,
-                config=item.config,
-                layers=[
-                    ImageLayer(layer.blob, layer.media_type, layer.diff_id, layer.size)
-                    for layer in item.layers
-                ],
-                names=refs,
-            )
+            image = images.write(archive_image(images.content, item), names=refs, lease=lease)
             loaded_images.append((image, refs))
     return loaded_images

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from strata.digest import Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference
+from strata.image.gc import collect
 from strata.image.store import RemoveReport, _marks
 from strata.oci.reference import Reference, parse_reference
 
@@ -114,7 +115,7 @@ def remove_image(
             conn.execute("DELETE FROM images WHERE manifest_digest = ?", (digest,))
         report.deleted.append(image.config_digest)
     if prune:
-        report.reclaimed = store.gc().reclaimed
+        report.reclaimed = collect(store).reclaimed
     return report
 
 
@@ -141,7 +142,7 @@ def prune_images(
             continue
         report.untagged.extend(removed.untagged)
         report.deleted.extend(d for d in removed.deleted if d not in report.deleted)
-    report.reclaimed = store.gc().reclaimed
+    report.reclaimed = collect(store).reclaimed
     return report
 
 

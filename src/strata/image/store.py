@@ -2,7 +2,7 @@
 
 An image is a manifest in the content store; its ID is its config digest, as in Docker. Tags map a
 full reference (``docker.io/library/debian:bookworm``) to a manifest digest. Blobs are never
-deleted by the operation that stops using them but by `ImageStore.gc`, which keeps everything an
+deleted by the operation that stops using them but by `strata.image.gc`, which keeps everything
 image references or a lease holds.
 """
 
@@ -12,13 +12,15 @@ import contextlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from strata.digest import SHA256, SHA512, Digest
 from strata.errors import Conflict, ImageNotFound, InvalidReference, StrataError
+from strata.image import model
+from strata.image.gc import live_blobs
 from strata.image.root import StoreRoot
 from strata.oci.config import ImageConfig, parse_config
 from strata.oci.manifest import Index, Manifest, parse_manifest
@@ -27,11 +29,9 @@ from strata.oci.reference import Reference, looks_like_id, parse_reference
 from strata.store.leases import Lease, held
 
 if TYPE_CHECKING:
+    from strata.image.record import Hold, WriteRequest
     from strata.image.remove import ImageUsers
 
-# gc drops every ingest no live process writes (a writer holds its lock for its whole life), so a
-# killed command's partial write goes at the next prune, not a day later.
-INGEST_MAX_AGE = 0.0
 # Docker resolves an ID from any unambiguous prefix, after trying the text as a name.
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 # The digest algorithms an image's manifest and config can have (those the content store keeps).
@@ -66,22 +66,12 @@ class Image:
     added: str
     tags: tuple[Reference, ...] = ()
     repo_digests: tuple[str, ...] = ()
-    intermediate: bool = False  # made by a build step (see `add`)
+    intermediate: bool = False  # made by a build step (see `write`)
 
     @property
     def id(self) -> Digest:
         """The image ID: the config digest, as Docker has it."""
         return self.config_digest
-
-
-@dataclass(frozen=True, slots=True)
-class GcReport:
-    """What a garbage collection removed."""
-
-    blobs: int = 0
-    reclaimed: int = 0
-    ingests: int = 0
-    snapshots: int = 0
 
 
 @dataclass(slots=True)
@@ -197,7 +187,9 @@ class ImageStore:
 
     def layers(self, image: Image) -> list[ImageLayer]:
         """The image's layers, bottom first, with diff IDs and uncompressed sizes."""
-        manifest = self.manifest(image)
+        return self._layers_of(image, self.manifest(image))
+
+    def _layers_of(self, image: Image, manifest: Manifest) -> list[ImageLayer]:
         with self.db.read() as conn:
             rows = {
                 r["digest"]: r
@@ -247,73 +239,72 @@ class ImageStore:
                     self._discard_new(blobs_before, ingests_before)
                 raise
 
-    def add(
+    def write(
         self,
+        image: model.Image,
         *,
-        manifest_digest: Digest,
-        media_type: str,
-        config_digest: Digest,
-        config: ImageConfig,
-        layers: Sequence[ImageLayer],
         names: Iterable[Reference] = (),
         repo_digests: Iterable[Reference] = (),
         intermediate: bool = False,
         parent: Digest | None = None,
+        lease: Lease | None = None,
     ) -> Image:
-        """Record an image whose blobs are already in the content store, and point names at it.
+        """The one way an image enters the store: the blobs of ``image`` the store lacks are
+        streamed in (under ``lease``, else an `operation` of its own, which leaves nothing if it
+        fails), then its rows are recorded and ``names`` pointed at it, in one transaction.
 
         An ``intermediate`` image (a build step's) is hidden by ``image ls`` unless ``-a`` and
         left alone by ``image prune``: the build cache holds it until ``builder prune``.
-
-        One transaction: the image appears with all its names, or not at all. A name that pointed
-        at another image moves, leaving that image dangling (``<none>``) as Docker does.
+        The image appears with all its names, or not at all. A name that pointed at another
+        image moves, leaving that image dangling (``<none>``) as Docker does.
         """
-        layers = self._sized(layers)
-        size = sum(layer.shown_size for layer in layers)
-        added = now_rfc3339()
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO images"
-                " (manifest_digest, config_digest, media_type, created, size, added, intermediate,"
-                " parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(manifest_digest),
-                    str(config_digest),
-                    media_type,
-                    config.created,
-                    size,
-                    added,
-                    int(intermediate),
-                    str(parent) if parent is not None else None,
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO layers (digest, diff_id, size, media_type, content_size)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET content_size ="
-                " COALESCE(layers.content_size, excluded.content_size)",
-                [
-                    (str(lay.blob), str(lay.diff_id), lay.size, lay.media_type, lay.content_size)
-                    for lay in layers
-                ],
-            )
-            for name in names:
-                tagged = name.with_default_tag()
-                conn.execute(
-                    "INSERT OR REPLACE INTO tags (name, manifest_digest, updated) VALUES (?, ?, ?)",
-                    (str(tagged), str(manifest_digest), added),
-                )
-            for ref in repo_digests:
-                # The digest the name was pulled by (an index's) when it is not the manifest's.
-                named = str(ref.digest) if ref.digest not in (None, manifest_digest) else None
-                conn.execute(
-                    "INSERT OR REPLACE INTO repo_digests (repository, manifest_digest, digest)"
-                    " VALUES (?, ?, ?)",
-                    (ref.name, str(manifest_digest), named),
-                )
-        image = self.by_manifest(manifest_digest)
-        if image is None:
-            raise ImageNotFound(f"No such image: {manifest_digest}")
-        return image
+        from strata.image.record import WriteRequest
+
+        request = WriteRequest(
+            image, tuple(names), tuple(repo_digests), intermediate=intermediate, parent=parent
+        )
+        self.write_many([request], lease=lease)
+        found = self.by_manifest(image.digest())
+        if found is None:
+            raise ImageNotFound(f"No such image: {image.digest()}")
+        return found
+
+    def write_many(
+        self,
+        requests: Sequence[WriteRequest],
+        *,
+        lease: Lease | None = None,
+        hold: Hold | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> list[Image]:
+        """`write` for many images: their missing blobs, then all their rows (and ``also``'s)
+        in ONE transaction. Blobs are held by ``hold`` (a build's), else ``lease``, else an
+        `operation` of the call's own. The images are returned as recorded, not read back."""
+        from strata.image.record import write_images
+
+        if hold is not None:
+            return write_images(self, requests, hold, also=also)
+        if lease is not None:
+            return write_images(self, requests, _blob_hold(lease), also=also)
+        with self.operation() as own:
+            return write_images(self, requests, _blob_hold(own), also=also)
+
+    def open(self, image: Image) -> model.Image:
+        """``image`` as a model image, read from the store only when asked."""
+
+        def facts(manifest: Manifest) -> dict[Digest, model.LayerInfo]:
+            return {
+                la.blob: model.LayerInfo(la.diff_id, la.size, la.content_size)
+                for la in self._layers_of(image, manifest)
+            }
+
+        return model.ContentImage(
+            self.content,
+            image.manifest_digest,
+            image.media_type,
+            config_digest=image.config_digest,
+            facts=facts,
+        )
 
     def _sized(self, layers: Sequence[ImageLayer]) -> list[ImageLayer]:
         """``layers`` each with Docker's size: as recorded before, else counted from the blob
@@ -420,74 +411,11 @@ class ImageStore:
 
         return prune_images(self, users=users, dangling_only=dangling_only)
 
-    def gc(self) -> GcReport:
-        """Delete every blob no image references and no lease holds; drop stale ingests.
-
-        Mark and sweep run inside one write transaction, so a writer that has leased a blob
-        (it leases before it writes) can never lose it to a concurrent collection.
-        """
-        blobs = reclaimed = 0
-        with self.db.transaction(reclaim=True, what="collecting unused blobs") as conn:
-            live = self._live_blobs(conn) | held(conn, "blob")
-            for info in self.content.walk():
-                if str(info.digest) in live:
-                    continue
-                if self.content.delete(info.digest):
-                    blobs += 1
-                    reclaimed += info.size
-            recorded = {r[0] for r in conn.execute("SELECT digest FROM layers")}
-            conn.executemany(
-                "DELETE FROM layers WHERE digest = ?", [(d,) for d in sorted(recorded - live)]
-            )
-        ingests = self.content.clean_ingests(older_than=INGEST_MAX_AGE)
-        return GcReport(blobs, reclaimed, ingests, self._collect_snapshots())
-
     # -- internals -------------------------------------------------------------------------
-
-    def _collect_snapshots(self) -> int:
-        """Extracted layers of images that are gone (only where something was ever unpacked)."""
-        if not (self.root.path / "snapshots").is_dir():
-            return 0
-        from strata.image.unpack import collect_snapshots
-        from strata.snapshot.select import default_snapshotter
-
-        return collect_snapshots(self, default_snapshotter(self.root.path, self.db))
-
-    def _live_blobs(self, conn: sqlite3.Connection) -> set[str]:
-        live: set[str] = set()
-        for row in conn.execute("SELECT manifest_digest, media_type FROM images"):
-            digest = Digest.parse(row["manifest_digest"])
-            live.add(str(digest))
-            try:
-                data = self.content.read_bytes(digest, limit=MAX_MANIFEST_SIZE)
-                parsed = parse_manifest(
-                    data, row["media_type"], source=f"manifest {digest}", allow_empty_layers=True
-                )
-            except StrataError:
-                continue  # a missing or broken manifest keeps nothing else alive
-            if isinstance(parsed, Manifest):
-                live.add(str(parsed.config.digest))
-                live.update(str(d.digest) for d in parsed.layers)
-            else:
-                live.update(str(d.digest) for d in parsed.manifests)
-        # A push keeps the compressed form it made of a layer (strata.registry records it), so
-        # the next push neither compresses again nor changes a digest: it lives while some
-        # image still has that layer.
-        diff_ids = {r[0] for r in conn.execute("SELECT diff_id FROM layers WHERE digest IN"
-                                                 " (SELECT value FROM json_each(?))",
-                                                 (json.dumps(sorted(live)),))}  # fmt: skip
-        if diff_ids:
-            rows = conn.execute(
-                "SELECT digest FROM layer_compressions WHERE diff_id IN"
-                " (SELECT value FROM json_each(?))",
-                (json.dumps(sorted(diff_ids)),),
-            )
-            live.update(r[0] for r in rows)
-        return live
 
     def _discard_new(self, blobs_before: set[Digest], ingests_before: set[str]) -> None:
         with self.db.transaction(reclaim=True) as conn:
-            live = self._live_blobs(conn) | held(conn, "blob")
+            live = live_blobs(self.content, conn) | held(conn, "blob")
             for info in self.content.walk():
                 if info.digest not in blobs_before and str(info.digest) not in live:
                     self.content.delete(info.digest)
@@ -555,6 +483,10 @@ def _image_from_row(
         repo_digests=tuple(sorted(repo_digests.get(row["manifest_digest"], []))),
         intermediate=bool(row["intermediate"]),
     )
+
+
+def _blob_hold(lease: Lease) -> Hold:
+    return lambda keys: lease.add_all("blob", keys)
 
 
 def _marks(count: int) -> str:

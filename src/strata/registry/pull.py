@@ -31,6 +31,7 @@ from strata.errors import (
     StrataError,
     TooLarge,
 )
+from strata.image.model import ContentImage, LayerInfo
 from strata.image.store import Image, ImageLayer, ImageStore
 from strata.oci.config import ImageConfig, parse_config
 from strata.oci.descriptor import Descriptor, Platform, matches
@@ -247,14 +248,22 @@ class _Pull:
                 self.ref.domain,
                 self.repo,
             )
-            image = self.images.add(
-                manifest_digest=resolved.digest,
-                media_type=resolved.media_type,
+            # Every blob is present now: the write records the image and copies nothing.
+            facts = {la.blob: LayerInfo(la.diff_id, la.size, la.content_size) for la in layers}
+            stored = ContentImage(
+                self.content,
+                resolved.digest,
+                resolved.media_type,
                 config_digest=manifest.config.digest,
                 config=config,
-                layers=layers,
+                manifest=manifest,
+                facts=lambda _: facts,
+            )
+            image = self.images.write(
+                stored,
                 names=[self.ref] if self.ref.digest is None else [],
                 repo_digests=[self.ref.without_tag_or_digest().with_digest(resolved.top)],
+                lease=lease,
             )
         return PullResult(self.ref, resolved.top, image, False)
 
