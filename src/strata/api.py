@@ -381,14 +381,16 @@ def push(
     from strata.oci.reference import parse_reference
     from strata.registry.push import push as push_image
 
+    source = str(image)
     if reference is None:
         if isinstance(image, Image):
             raise InvalidArgument("push: an image handle needs a reference to push to")
-        reference = image
+        reference = source
     ref = parse_reference(reference)
     store = _images(root)
-    source = str(image) if isinstance(image, Image) else None
-    if source is None and ref.digest is None and store.lookup(str(ref.with_default_tag())) is None:
+    if source != reference:
+        store.get(source)  # No such image: SOURCE
+    elif ref.digest is None and store.lookup(str(ref.with_default_tag())) is None:
         # Docker's check, before any registry is contacted (and no login is asked for).
         raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
     with _client(ref.domain, insecure) as client:
@@ -396,7 +398,7 @@ def push(
             store,
             client,
             ref,
-            source=source if source is not None else reference,
+            source=source,
             manifest_format=format,
             compression=compression,
             jobs=jobs,
