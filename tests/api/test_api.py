@@ -17,7 +17,7 @@ import pytest
 
 import strata
 from strata.api import Container, HistoryEntry, Image, Progress, RunResult
-from strata.errors import ImageNotFound, InvalidArgument, NotFound, StrataError
+from strata.errors import ImageNotFound, InvalidArgument, NotFound, StepFailed, StrataError
 from tests.api.conftest import BASE
 from tests.registry.conftest import Registry, registry  # noqa: F401 (a fixture)
 
@@ -131,9 +131,11 @@ def test_build_reports_steps_and_output(debian_root: Path, tmp_path: Path) -> No
     again: list[Progress] = []
     assert strata.build(context, root=debian_root, progress=again.append).id == new.id
     assert [e.kind for e in again].count("cache-hit") == 2
-    (context / "Dockerfile").write_text("FROM scratch\nRUN false\n")
-    with pytest.raises(StrataError):
-        strata.build(context, root=debian_root)
+    (context / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo failing; exit 3\n")
+    failed: list[Progress] = []
+    with pytest.raises(StepFailed):
+        strata.build(context, root=debian_root, progress=failed.append)
+    assert b"failing\n" in b"".join(e.data for e in failed)
 
 
 def test_save_and_load_round_trip(debian_root: Path, tmp_path: Path) -> None:
