@@ -1,0 +1,130 @@
+"""`images`, `history`, `save` and `load`: the images in the store, and archives of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from strata.api.progress import Progress, ProgressCallback, emitter
+from strata.api.values import HistoryEntry, Image, Root, image_store, image_value
+from strata.errors import InvalidArgument, NotFound
+
+__all__ = ["history", "images", "load", "save"]
+
+
+def images(*, all: bool = False, root: Root = None) -> list[Image]:
+    """The stored images, newest first; ``all`` includes build steps' untagged images."""
+    store = image_store(root)
+    found = store.all()
+    if not all:
+        found = [i for i in found if i.tags or i.repo_digests or not i.intermediate]
+    return [image_value(i, store.root.path) for i in found]
+
+
+def history(image: Image | str, *, root: Root = None) -> list[HistoryEntry]:
+    """The steps ``image`` was made by, newest first, as ``strata history``."""
+    from strata.image.history import history as history_rows
+
+    store = image_store(image.root if isinstance(image, Image) and root is None else root)
+    found = store.get(str(image))
+    rows = history_rows(store, found, ancestors=store.ancestors(found))
+    entries = []
+    for row in rows:
+        named = store.lookup(str(row.id)) if row.id is not None else None
+        entries.append(
+            HistoryEntry(
+                id=str(row.id) if row.id is not None else None,
+                created=row.created,
+                created_by=row.created_by,
+                size=row.size,
+                comment=row.comment,
+                tags=tuple(t.familiar for t in named.tags) if named else (),
+                empty_layer=row.empty_layer,
+            )
+        )
+    return entries
+
+
+def save(
+    images: Image | str | Sequence[Image | str],
+    output: str | os.PathLike[str] | BinaryIO,
+    *,
+    format: Literal["docker-archive", "oci-archive"] = "docker-archive",
+    root: Root = None,
+) -> None:
+    """Write ``images`` as one archive to ``output``: a path (written beside it and renamed
+    into place once complete) or a binary stream. A name adds its tag to the archive."""
+    from strata.image.archive import ArchiveFormat
+    from strata.image.archive.save import save_images
+
+    chosen = [images] if isinstance(images, Image | str) else list(images)
+    names = [str(i) for i in chosen]
+    if not names:
+        raise InvalidArgument("save: no image given")
+    if isinstance(output, str | os.PathLike):
+        target = Path(output)
+
+        def opener() -> contextlib.AbstractContextManager[BinaryIO]:
+            return _replacing(target)
+
+    else:
+        stream = output
+
+        def opener() -> contextlib.AbstractContextManager[BinaryIO]:
+            return contextlib.nullcontext(stream)
+
+    save_images(image_store(root), names, opener, format=ArchiveFormat(format))
+
+
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[BinaryIO]:
+    """A file beside ``target``, renamed over it when the block ends without an error."""
+    from strata.store.space import is_no_space, no_space
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and is_no_space(exc):
+            raise no_space(f"writing {target}", exc) from None
+        raise
+
+
+def load(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    root: Root = None,
+    progress: ProgressCallback | None = None,
+) -> list[Image]:
+    """Load every image of an archive (docker-archive, oci-archive; a path may also be an OCI
+    layout directory); the images, each reported as a ``loaded`` event with its name (one
+    per name; an unnamed image once, with no text)."""
+    from strata.image.load import load_images
+
+    store = image_store(root)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.exists():
+            raise NotFound(f"{os.fspath(source)}: no such file or directory")
+        loaded = load_images(store, path, name=os.fspath(source))
+    else:
+        loaded = load_images(store, source, name=getattr(source, "name", "-"))
+    emit = emitter(progress)
+    result = []
+    for found, refs in loaded:
+        for text in [ref.familiar for ref in refs] or [""]:
+            emit(Progress("loaded", str(found.id), text=text))
+        # Read back: the names it has now (a name loaded later in the archive moves a tag).
+        result.append(
+            image_value(store.by_manifest(found.manifest_digest) or found, store.root.path)
+        )
+    return result
