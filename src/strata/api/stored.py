@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -13,7 +13,9 @@ from strata.api.progress import Progress, ProgressCallback, emitter
 from strata.api.values import HistoryEntry, Image, Root, image_store, image_value
 from strata.errors import InvalidArgument, NotFound
 
-__all__ = ["history", "images", "load", "save"]
+__all__ = ["Opener", "history", "images", "load", "save"]
+
+Opener = Callable[[], contextlib.AbstractContextManager[BinaryIO]]
 
 
 def images(*, all: bool = False, root: Root = None) -> list[Image]:
@@ -51,13 +53,15 @@ def history(image: Image | str, *, root: Root = None) -> list[HistoryEntry]:
 
 def save(
     images: Image | str | Sequence[Image | str],
-    output: str | os.PathLike[str] | BinaryIO,
+    output: str | os.PathLike[str] | BinaryIO | Opener,
     *,
     format: Literal["docker-archive", "oci-archive"] = "docker-archive",
     root: Root = None,
 ) -> None:
     """Write ``images`` as one archive to ``output``: a path (written beside it and renamed
-    into place once complete) or a binary stream. A name adds its tag to the archive."""
+    into place once complete), a binary stream, or a callable that opens one (called once,
+    when every image is held, so a missing image fails before anything is opened). A name
+    adds its tag to the archive."""
     from strata.image.archive import ArchiveFormat
     from strata.image.archive.save import save_images
 
@@ -71,6 +75,8 @@ def save(
         def opener() -> contextlib.AbstractContextManager[BinaryIO]:
             return _replacing(target)
 
+    elif callable(output):
+        opener = output
     else:
         stream = output
 
@@ -102,12 +108,14 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
 def load(
     source: str | os.PathLike[str] | BinaryIO,
     *,
+    name: str | None = None,
     root: Root = None,
     progress: ProgressCallback | None = None,
 ) -> list[Image]:
     """Load every image of an archive (docker-archive, oci-archive; a path may also be an OCI
     layout directory); the images, each reported as a ``loaded`` event with its name (one
-    per name; an unnamed image once, with no text)."""
+    per name; an unnamed image once, with no text). ``name`` is how errors name the source
+    (default: the path, or ``-`` for a stream)."""
     from strata.image.load import load_images
 
     store = image_store(root)
@@ -115,9 +123,9 @@ def load(
         path = Path(source)
         if not path.exists():
             raise NotFound(f"{os.fspath(source)}: no such file or directory")
-        loaded = load_images(store, path, name=os.fspath(source))
+        loaded = load_images(store, path, name=name or os.fspath(source))
     else:
-        loaded = load_images(store, source, name=getattr(source, "name", "-"))
+        loaded = load_images(store, source, name=name or "-")
     emit = emitter(progress)
     result = []
     for found, refs in loaded:

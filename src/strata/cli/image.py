@@ -7,8 +7,7 @@ import json
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, cast
 
 import click
 
@@ -403,11 +402,11 @@ def bootstrap_cmd(
 @pass_app
 def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    from strata.api import save
     from strata.cli.output import archive_output
-    from strata.image.archive import ArchiveFormat
-    from strata.image.archive.save import save_images
 
-    save_images(app.images(), names, lambda: archive_output(output), format=ArchiveFormat(fmt))
+    kind = cast('Literal["docker-archive", "oci-archive"]', fmt)
+    save(list(names), lambda: archive_output(output), format=kind, root=app.store().path)
 
 
 @image_group.command("load")
@@ -422,25 +421,20 @@ def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> 
 @pass_app
 def load_cmd(app: App, source: str, quiet: bool) -> None:
     """Load images from a tar archive (docker-archive or oci-archive) or STDIN."""
-    from strata.image.load import load_images
+    from strata.api import Progress, load
 
-    store = app.images()
-    if source == "-":
-        if sys.stdin.isatty():
-            raise InvalidArgument(
-                "requested load from stdin, but stdin is empty (use -i FILE or redirect)"
-            )
-        loaded = load_images(store, sys.stdin.buffer, name="-")
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise NotFound(f"{source}: no such file or directory")
-        loaded = load_images(store, path, name=source)
+    if source == "-" and sys.stdin.isatty():
+        raise InvalidArgument(
+            "requested load from stdin, but stdin is empty (use -i FILE or redirect)"
+        )
+    said: list[Progress] = []
+    load(
+        sys.stdin.buffer if source == "-" else source,
+        name=source,
+        root=app.store().path,
+        progress=said.append,
+    )
     if quiet:
         return
-    for image, refs in loaded:
-        if refs:
-            for ref in refs:
-                click.echo(f"Loaded image: {ref.familiar}")
-        else:
-            click.echo(f"Loaded image ID: {image.id}")
+    for event in said:  # said once the whole archive is in: a failed load names nothing
+        click.echo(f"Loaded image: {event.text}" if event.text else f"Loaded image ID: {event.id}")
