@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import IO, Literal
@@ -52,6 +51,8 @@ def run(
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
     ``progress``.
     """
+    import tempfile
+
     from strata.runtime.backend import ProcessIO
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions

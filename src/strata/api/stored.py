@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -89,6 +88,8 @@ def save(
 @contextlib.contextmanager
 def _replacing(target: Path) -> Iterator[BinaryIO]:
     """A file beside ``target``, renamed over it when the block ends without an error."""
+    import tempfile
+
     from strata.store.space import is_no_space, no_space
 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Literal, cast
 
 import click
 
+from strata import api
 from strata.cli.build import build_cmd
 from strata.cli.context import App, pass_app
 from strata.cli.format import (
@@ -24,8 +25,6 @@ from strata.cli.history import history_cmd
 from strata.cli.refmatch import reference_filter
 from strata.cli.registry import pull_cmd, push_cmd
 from strata.errors import InvalidArgument, NotFound, StrataError
-from strata.image.store import Image
-from strata.oci.config import parse_time
 from strata.oci.reference import parse_reference
 
 
@@ -43,14 +42,14 @@ image_group.add_command(pull_cmd)
 # -- ls -------------------------------------------------------------------------------------
 
 
-def _ls_rows(images: list[Image]) -> list[dict[str, Any]]:
+def _ls_rows(images: list[api.Image]) -> list[dict[str, Any]]:
     """One row per (image, tag) as ``docker image ls``; untagged images as ``<none>``."""
     rows: list[dict[str, Any]] = []
     now = datetime.now(UTC)
     for image in images:
-        created = parse_time(image.created) if image.created else None
+        created = image.created
         base = {
-            "ID": image.id.short,
+            "ID": image.short_id,
             "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if created else "",
             "CreatedSince": ago(created, now),
             "Size": human_size(image.size),
@@ -61,12 +60,12 @@ def _ls_rows(images: list[Image]) -> list[dict[str, Any]]:
         }
         digests = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in image.repo_digests}
         if image.tags:
-            for tag in image.tags:
-                repo = parse_reference(tag.name).familiar_name
+            for name in image.tags:
+                tag = parse_reference(name)
                 rows.append(
                     {
                         **base,
-                        "Repository": repo,
+                        "Repository": tag.familiar_name,
                         "Tag": tag.tag or "<none>",
                         "Digest": digests.get(tag.name, "<none>"),
                     }
@@ -114,12 +113,10 @@ def ls_cmd(
     repository: str | None,
 ) -> None:
     """List images."""
-    images = app.images().all()
-    if not show_all:  # build steps' images, as Docker hides them
-        images = [i for i in images if i.tags or i.repo_digests or not i.intermediate]
+    images = api.images(all=show_all, root=app.store().path)
     rows = _ls_rows(images)
     if no_trunc:
-        full = {i.id.short: str(i.id) for i in images}
+        full = {i.short_id: i.id for i in images}
         for row in rows:
             row["ID"] = full[row["ID"]]
     rows = _filter_rows(rows, filters, repository)
