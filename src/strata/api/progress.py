@@ -18,12 +18,14 @@ __all__ = [
 ]
 
 ProgressKind = Literal[
-    # pull, push: a message; a layer's status; a transfer starts; bytes moved; a layer is done
+    # pull, push: a message; a layer's status; a transfer starts; bytes moved; a layer is done;
+    # and last, the digest a pull's name resolved to
     "header",
     "status",
     "start",
     "advance",
     "done",
+    "pulled",
     # build: the context's size; a step; ONBUILD triggers; the cache's verdict; a RUN step's
     # container and its output; the step's image; an explained step (``explain=True``)
     "context",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from strata.api.progress import ProgressCallback, TransferProgress, emitter
+from strata.api.progress import Progress, ProgressCallback, TransferProgress, emitter
 from strata.api.values import Image, Pushed, Root, image_store, image_value
 from strata.errors import ImageNotFound, InvalidArgument
 
 if TYPE_CHECKING:
     from strata.registry.client import RegistryClient
 
-__all__ = ["pull", "push"]
+__all__ = ["NEW", "UP_TO_DATE", "pull", "push"]
+
+# The text of a pull's last event, ``pulled``: whether the store had the image already.
+UP_TO_DATE: Final = "up to date"
+NEW: Final = "downloaded"
 
 
 def _client(domain: str, insecure: bool | None) -> RegistryClient:
@@ -43,6 +47,7 @@ def pull(
 
     ref = parse_reference(name)
     wanted = Platform.parse(platform) if platform else None
+    emit = emitter(progress)
     store = image_store(root)
     with _client(ref.domain, insecure) as client:
         result = pull_image(
@@ -52,8 +57,9 @@ def pull(
             platform=wanted,
             jobs=jobs,
             unpack=unpack,
-            events=TransferProgress(emitter(progress)),
+            events=TransferProgress(emit),
         )
+    emit(Progress("pulled", str(result.digest), text=UP_TO_DATE if result.up_to_date else NEW))
     return image_value(result.image, store.root.path)
 
 
