@@ -12,7 +12,7 @@ that name what they stand for, and that every function takes where a name is tak
 stands for its ID, so a tag moved meanwhile does not change what it means).
 """
 
-from strata.api.building import build
+from strata.api.building import build, explain
 from strata.api.progress import Progress, ProgressCallback, ProgressKind
 from strata.api.running import commit, containers, run
 from strata.api.stored import history, images, load, save
@@ -31,6 +31,7 @@ __all__ = [
     "build",
     "commit",
     "containers",
+    "explain",
     "history",
     "images",
     "load",
