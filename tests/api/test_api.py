@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import strata
+import strata.api
 from strata.api import Container, HistoryEntry, Image, Progress, RunResult
 from strata.errors import ImageNotFound, InvalidArgument, NotFound, StepFailed, StrataError
 from tests.api.conftest import BASE
@@ -61,6 +62,12 @@ def test_images_and_history_are_typed(debian_root: Path) -> None:
     assert entries[0].id == image.id and entries[0].tags == (BASE,) and entries[0].size > 0
     with pytest.raises(ImageNotFound):
         strata.history("no/such:image", root=debian_root)
+    quick = strata.history(image, sizes=False, root=debian_root)
+    assert [e.size for e in quick] == [0] * len(entries)
+    detailed = strata.history(image, files=2, root=debian_root)
+    layer = next(e for e in detailed if not e.empty_layer)
+    assert layer.files is not None and layer.files.added.count > 0
+    assert len(layer.files.added.largest) == 2
 
 
 def test_run_captures_output_and_exit_code(debian_root: Path) -> None:
@@ -131,6 +138,9 @@ def test_build_reports_steps_and_output(debian_root: Path, tmp_path: Path) -> No
     again: list[Progress] = []
     assert strata.build(context, root=debian_root, progress=again.append).id == new.id
     assert [e.kind for e in again].count("cache-hit") == 2
+    plan: list[Progress] = []
+    strata.api.explain(context, root=debian_root, progress=plan.append)
+    assert [e.kind for e in plan if e.kind.startswith("plan")] == ["plan-hit"] * 2  # after FROM
     (context / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo failing; exit 3\n")
     failed: list[Progress] = []
     with pytest.raises(StepFailed):

@@ -26,16 +26,38 @@ def images(*, all: bool = False, root: Root = None) -> list[Image]:
     return [image_value(i, store.root.path) for i in found]
 
 
-def history(image: Image | str, *, root: Root = None) -> list[HistoryEntry]:
-    """The steps ``image`` was made by, newest first, as ``strata history``."""
+def history(
+    image: Image | str,
+    *,
+    sizes: bool = True,
+    files: int | None = None,
+    root: Root = None,
+) -> list[HistoryEntry]:
+    """The steps ``image`` was made by, newest first, as ``strata history``.
+
+    ``sizes=False`` leaves every size 0 and reads no layer (a layer's size is counted once,
+    then remembered); ``files=N`` reads every layer once and gives each layer's entry its
+    ``files``, with the ``N`` largest changes of each kind.
+    """
+    from strata.image.history import files_by_layer
     from strata.image.history import history as history_rows
 
+    if files is not None and files < 1:
+        raise InvalidArgument(f"invalid files {files}: must be at least 1")
     store = image_store(image.root if isinstance(image, Image) and root is None else root)
     found = store.get(str(image))
-    rows = history_rows(store, found, ancestors=store.ancestors(found))
+    per_layer = []
+    counted = None
+    if files is not None:
+        per_layer = list(files_by_layer(store, store.layers(found), top=files))
+        counted = [layer.content_size for layer in per_layer]  # each layer is read only once
+    elif not sizes:
+        counted = [0] * len(store.layers(found))
+    rows = history_rows(store, found, sizes=counted, ancestors=store.ancestors(found))
     entries = []
     for row in rows:
         named = store.lookup(str(row.id)) if row.id is not None else None
+        index = row.layer_index
         entries.append(
             HistoryEntry(
                 id=str(row.id) if row.id is not None else None,
@@ -45,6 +67,8 @@ def history(image: Image | str, *, root: Root = None) -> list[HistoryEntry]:
                 comment=row.comment,
                 tags=tuple(t.familiar for t in named.tags) if named else (),
                 empty_layer=row.empty_layer,
+                author=row.author,
+                files=per_layer[index] if per_layer and index is not None else None,
             )
         )
     return entries

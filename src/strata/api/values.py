@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from strata.image.history import LayerFiles
     from strata.image.root import StoreRoot
     from strata.image.store import Image as StoredImage
     from strata.image.store import ImageStore
@@ -39,7 +40,9 @@ class HistoryEntry:
 
     ``id`` is the ID of the local image made of the steps up to this one (the image's own on
     the top entry), None where Docker shows ``<missing>``; ``size`` is the bytes of the files
-    the step's layer holds, 0 for a step that made none.
+    the step's layer holds, 0 for a step that made none. ``files`` (asked for with ``files=``)
+    says what the layer did to the files below it: the largest added, changed and deleted,
+    and the bytes of lower layers it hides.
     """
 
     id: str | None
@@ -49,6 +52,12 @@ class HistoryEntry:
     comment: str
     tags: tuple[str, ...] = ()
     empty_layer: bool = False
+    author: str = ""
+    files: LayerFiles | None = None
+
+    @property
+    def short_id(self) -> str | None:
+        return self.id.removeprefix("sha256:")[:12] if self.id is not None else None
 
 
 @dataclass(frozen=True, slots=True)
