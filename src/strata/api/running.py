@@ -66,12 +66,14 @@ def run(
 
         if pull == "always" or ImageStore(where).lookup(image) is None:
             pull_image(image, root=where.path, progress=progress)
-    pairs = env.items() if isinstance(env, Mapping) else ()
+    variables = (
+        tuple(f"{k}={v}" for k, v in env.items()) if isinstance(env, Mapping) else tuple(env)
+    )
     options = RunOptions(
         name=name,
         command=tuple(command or ()),
         entrypoint=entrypoint,
-        env=(*(f"{k}={v}" for k, v in pairs), *(() if isinstance(env, Mapping) else env)),
+        env=variables,
         workdir=workdir,
         user=user,
         hostname=hostname,
