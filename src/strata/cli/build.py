@@ -13,12 +13,15 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strata.cli.context import App, pass_app
 from strata.errors import InvalidArgument, StrataError
+
+if TYPE_CHECKING:
+    from strata.api import Progress
 
 
 class ClassicPrinter:
@@ -40,6 +43,30 @@ class ClassicPrinter:
             self.at_line_start = True
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
+
+    def show(self, event: Progress) -> None:
+        """One of the API's build events, printed."""
+        kind = event.kind
+        if kind == "context":
+            self.context(event.current)
+        elif kind == "step":
+            self.step(event.current, event.total or 0, event.text)
+        elif kind == "triggers":
+            self.triggers(event.current)
+        elif kind == "cache-hit":
+            self.cache_hit()
+        elif kind == "cache-miss":
+            self.cache_miss(event.text)
+        elif kind == "running":
+            self.running(event.id)
+        elif kind == "output":
+            self.output(event.data)
+        elif kind == "removed":
+            self.removed(event.id)
+        elif kind == "image":
+            self.image(event.id)
+        elif kind in ("plan-hit", "plan-miss"):
+            self.plan(event.current, "", kind == "plan-hit", event.text)
 
     def context(self, size: int) -> None:
         from strata.build.context.scan import human_size_precise
@@ -200,8 +227,8 @@ def build_cmd(
     path: str,
 ) -> None:
     """Build an image from a Dockerfile."""
-    from strata.build.events import BuildOptions
-    from strata.build.executor import Builder
+    from strata import api
+    from strata.oci.reference import parse_reference
 
     if platform:  # never a silently wrong image: Docker 20.10 makes one
         from strata.build.platforms import check_platform
@@ -209,22 +236,23 @@ def build_cmd(
         check_platform(platform, "--platform")
     if path == "-":
         raise InvalidArgument("building from a Dockerfile on stdin is not supported; give a path")
-    context = Path(path)
-    options = BuildOptions(
-        context=context,
-        dockerfile=Path(dockerfile) if dockerfile else None,
-        tags=tags,
-        build_args=_build_args(build_args),
-        target=target,
-        no_cache=no_cache,
-        network=network,
-        epoch=_epoch(timestamp),
-        runtime=runtime,
-        explain=explain,
-    )
+    common: dict[str, Any] = {
+        "dockerfile": dockerfile or None,
+        "build_args": _build_args(build_args),
+        "target": target,
+        "no_cache": no_cache,
+        "network": network,
+        "timestamp": _epoch(timestamp),
+        "runtime": runtime,
+        "root": app.store().path,
+    }
     printer = ClassicPrinter(quiet)
     try:
-        result = Builder(app.store(), printer).build(options)
+        if explain:
+            api.explain(path, progress=printer.show, **common)
+            image = None
+        else:
+            image = api.build(path, tags=tags, progress=printer.show, **common)
     except StrataError:
         printer.close()
         if quiet and printer.buffer:
@@ -232,14 +260,14 @@ def build_cmd(
             sys.stdout.flush()
         raise
     printer.close()
-    if result is None:
+    if image is None:
         return
     if quiet:
-        click.echo(result.image_id)
+        click.echo(image.id)
         return
-    click.echo(f"Successfully built {result.image_id.removeprefix('sha256:')[:12]}")
-    for tag in result.tags:
-        click.echo(f"Successfully tagged {tag}")
+    click.echo(f"Successfully built {image.short_id}")
+    for tag in tags:
+        click.echo(f"Successfully tagged {parse_reference(tag).with_default_tag().familiar}")
 
 
 @click.group("builder")

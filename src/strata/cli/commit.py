@@ -37,17 +37,18 @@ def commit_cmd(
     reference: str | None,
 ) -> None:
     """Create a new image from a container's changes."""
-    from strata.oci.reference import parse_reference
-    from strata.runtime.commit import commit_container
-    from strata.runtime.lifecycle import Containers
+    from strata.api import commit
 
-    ref = parse_reference(reference) if reference else None
-    service = Containers(app.store())
-    record = service.records.get(container)
-    image = commit_container(
-        service, record, ref=ref, message=message, author=author, changes=changes, pause=pause
+    image = commit(
+        container,
+        reference,
+        message=message,
+        author=author,
+        changes=changes,
+        pause=pause,
+        root=app.store().path,
     )
-    click.echo(str(image.id))
+    click.echo(image.id)
 
 
 @click.command("diff")

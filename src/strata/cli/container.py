@@ -28,6 +28,7 @@ from strata.errors import ContainerError, InvalidArgument, NotFound
 from strata.oci.config import parse_time
 
 if TYPE_CHECKING:
+    from strata import api
     from strata.runtime.containers import Container
     from strata.runtime.lifecycle import Containers
     from strata.runtime.monitor import MonitorLink
@@ -239,13 +240,11 @@ def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None
     for_each(names, remove, "failed to remove containers")
 
 
-def _status(container: Container, now: datetime) -> str:
-    from strata.runtime.containers import State
-
-    if container.state is State.RUNNING:
+def _status(container: api.Container, now: datetime) -> str:
+    if container.state == "running":
         since = ago(parse_time(container.started or container.created), now)
         return f"Up {since.removesuffix(' ago')}"
-    if container.state is State.EXITED:
+    if container.state == "exited":
         when = ago(parse_time(container.finished or container.created), now)
         return f"Exited ({container.exit_code}) {when}"
     return "Created"
@@ -259,18 +258,13 @@ def _status(container: Container, now: datetime) -> str:
 @pass_app
 def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
     """List containers (running ones; all with -a)."""
-    from strata.runtime.containers import State
-    from strata.runtime.lifecycle import Containers
+    from strata import api
 
-    service = Containers(app.store())
     now = datetime.now(UTC)
     rows = []
-    for record in service.records.all():
-        c = service.refresh(record) if record.state is State.RUNNING else record
-        if c is None or (not show_all and c.state is not State.RUNNING):
-            continue
+    for c in api.containers(all=show_all, root=app.store().path):
         # Docker's rendering: arguments with a space in single quotes.
-        command = " ".join(f"'{a}'" if " " in a else a for a in c.config.args)
+        command = " ".join(f"'{a}'" if " " in a else a for a in c.command)
         rows.append(
             {
                 "ID": c.id if no_trunc else c.short_id,
@@ -281,7 +275,7 @@ def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | Non
                 "Status": _status(c, now),
                 "Ports": "",
                 "Names": c.name,
-                "State": c.state.value,
+                "State": c.state,
             }
         )
     if quiet:

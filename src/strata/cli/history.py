@@ -17,7 +17,8 @@ from strata.cli.format import COLUMNS, ago, check_template, format_rows, human_s
 from strata.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from strata.image.history import FileGroup, HistoryRow, LayerFiles
+    from strata.api import HistoryEntry
+    from strata.image.history import FileGroup, LayerFiles
 
 CREATED_BY_WIDTH: Final = 45
 # Docker prints CREATED as N/A for no time and for times before 2000 (made-up times, such as
@@ -117,7 +118,8 @@ def history_cmd(
     drops as DIR/*), then "hides X from lower layers": bytes of lower layers that the layer
     overwrites or deletes, which the image still ships but no container can see.
     """
-    from strata.image.history import DEFAULT_TOP, files_by_layer, history
+    from strata.api import history
+    from strata.image.history import DEFAULT_TOP
 
     count = _top(top, files)
     # Docker trims spaces around --format; empty is its default table.
@@ -130,16 +132,12 @@ def history_cmd(
         _check_template(fmt)
     if files and (templated or (quiet and table_format)):
         raise InvalidArgument("--files shows the table or --format json, not -q or a template")
-    store = app.images()
-    found = store.get(image)
-    per_layer: list[LayerFiles] = []
-    sizes = None
-    if files:
-        per_layer = list(files_by_layer(store, store.layers(found), top=count or DEFAULT_TOP))
-        sizes = [layer.content_size for layer in per_layer]  # each layer is read only once
-    elif quiet and table_format:
-        sizes = [0] * len(store.layers(found))  # IDs only: no need to read the layers
-    rows = history(store, found, sizes=sizes, ancestors=store.ancestors(found))
+    rows = history(
+        image,
+        sizes=not (quiet and table_format),  # IDs only: no need to read the layers
+        files=(count or DEFAULT_TOP) if files else None,
+        root=app.store().path,
+    )
     now = datetime.now(UTC)
     items = [_item(row, trunc=not no_trunc, human=human, now=now) for row in rows]
     if table_format and quiet:
@@ -148,11 +146,11 @@ def history_cmd(
     elif fmt == "json":
         for row, item in zip(rows, items, strict=True):
             doc: dict[str, Any] = dict(item)
-            if files and row.layer_index is not None:
-                doc["Files"] = _files_json(per_layer[row.layer_index])
+            if row.files is not None:
+                doc["Files"] = _files_json(row.files)
             click.echo(_go_json(doc))
     elif table_format:
-        _print_table(rows, items, per_layer, human=human, show_files=files)
+        _print_table(rows, items, human=human, show_files=files)
     else:
         _print_template(fmt, items)
 
@@ -182,9 +180,9 @@ def _print_template(fmt: str, items: Sequence[Mapping[str, str]]) -> None:
     click.echo(format_rows(fmt, rows, "history"))
 
 
-def _item(row: HistoryRow, *, trunc: bool, human: bool, now: datetime) -> dict[str, str]:
+def _item(row: HistoryEntry, *, trunc: bool, human: bool, now: datetime) -> dict[str, str]:
     """Docker's fields for one row (``historyContext``): strings, as its templates see them."""
-    ident = "<missing>" if row.id is None else row.id.short if trunc else str(row.id)
+    ident = (row.short_id if trunc else row.id) or "<missing>"
     # Docker works from whole Unix seconds; an entry without a time is Go's zero time.
     seconds = math.floor(row.created.timestamp()) if row.created else None
     created_at = _ZERO_TIME if seconds is None else _rfc3339(seconds)
@@ -242,9 +240,8 @@ def _one_line(item: Mapping[str, str]) -> dict[str, str]:
 
 
 def _print_table(
-    rows: Sequence[HistoryRow],
+    rows: Sequence[HistoryEntry],
     items: Sequence[Mapping[str, str]],
-    per_layer: Sequence[LayerFiles],
     *,
     human: bool,
     show_files: bool,
@@ -260,9 +257,9 @@ def _print_table(
     out = [lines[0]]
     for row, line in zip(rows, lines[1:], strict=True):
         out.append(line)
-        if row.layer_index is not None:
-            out += _file_lines(per_layer[row.layer_index], size)
-    hidden = sum(files.hides for files in per_layer)
+        if row.files is not None:
+            out += _file_lines(row.files, size)
+    hidden = sum(row.files.hides for row in rows if row.files is not None)
     total = sum(row.size for row in rows)
     out += [
         "",

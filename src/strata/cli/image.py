@@ -7,11 +7,11 @@ import json
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal, cast
 
 import click
 
+from strata import api
 from strata.cli.build import build_cmd
 from strata.cli.context import App, pass_app
 from strata.cli.format import (
@@ -25,8 +25,6 @@ from strata.cli.history import history_cmd
 from strata.cli.refmatch import reference_filter
 from strata.cli.registry import pull_cmd, push_cmd
 from strata.errors import InvalidArgument, NotFound, StrataError
-from strata.image.store import Image
-from strata.oci.config import parse_time
 from strata.oci.reference import parse_reference
 
 
@@ -44,14 +42,14 @@ image_group.add_command(pull_cmd)
 # -- ls -------------------------------------------------------------------------------------
 
 
-def _ls_rows(images: list[Image]) -> list[dict[str, Any]]:
+def _ls_rows(images: list[api.Image]) -> list[dict[str, Any]]:
     """One row per (image, tag) as ``docker image ls``; untagged images as ``<none>``."""
     rows: list[dict[str, Any]] = []
     now = datetime.now(UTC)
     for image in images:
-        created = parse_time(image.created) if image.created else None
+        created = image.created
         base = {
-            "ID": image.id.short,
+            "ID": image.short_id,
             "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if created else "",
             "CreatedSince": ago(created, now),
             "Size": human_size(image.size),
@@ -62,12 +60,12 @@ def _ls_rows(images: list[Image]) -> list[dict[str, Any]]:
         }
         digests = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in image.repo_digests}
         if image.tags:
-            for tag in image.tags:
-                repo = parse_reference(tag.name).familiar_name
+            for name in image.tags:
+                tag = parse_reference(name)
                 rows.append(
                     {
                         **base,
-                        "Repository": repo,
+                        "Repository": tag.familiar_name,
                         "Tag": tag.tag or "<none>",
                         "Digest": digests.get(tag.name, "<none>"),
                     }
@@ -115,12 +113,10 @@ def ls_cmd(
     repository: str | None,
 ) -> None:
     """List images."""
-    images = app.images().all()
-    if not show_all:  # build steps' images, as Docker hides them
-        images = [i for i in images if i.tags or i.repo_digests or not i.intermediate]
+    images = api.images(all=show_all, root=app.store().path)
     rows = _ls_rows(images)
     if no_trunc:
-        full = {i.id.short: str(i.id) for i in images}
+        full = {i.short_id: i.id for i in images}
         for row in rows:
             row["ID"] = full[row["ID"]]
     rows = _filter_rows(rows, filters, repository)
@@ -407,11 +403,11 @@ def bootstrap_cmd(
 @pass_app
 def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    from strata.api import save
     from strata.cli.output import archive_output
-    from strata.image.archive import ArchiveFormat
-    from strata.image.archive.save import save_images
 
-    save_images(app.images(), names, lambda: archive_output(output), format=ArchiveFormat(fmt))
+    kind = cast('Literal["docker-archive", "oci-archive"]', fmt)
+    save(list(names), lambda: archive_output(output), format=kind, root=app.store().path)
 
 
 @image_group.command("load")
@@ -426,25 +422,20 @@ def save_cmd(app: App, output: str | None, fmt: str, names: tuple[str, ...]) -> 
 @pass_app
 def load_cmd(app: App, source: str, quiet: bool) -> None:
     """Load images from a tar archive (docker-archive or oci-archive) or STDIN."""
-    from strata.image.load import load_images
+    from strata.api import Progress, load
 
-    store = app.images()
-    if source == "-":
-        if sys.stdin.isatty():
-            raise InvalidArgument(
-                "requested load from stdin, but stdin is empty (use -i FILE or redirect)"
-            )
-        loaded = load_images(store, sys.stdin.buffer, name="-")
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise NotFound(f"{source}: no such file or directory")
-        loaded = load_images(store, path, name=source)
+    if source == "-" and sys.stdin.isatty():
+        raise InvalidArgument(
+            "requested load from stdin, but stdin is empty (use -i FILE or redirect)"
+        )
+    said: list[Progress] = []
+    load(
+        sys.stdin.buffer if source == "-" else source,
+        name=source,
+        root=app.store().path,
+        progress=said.append,
+    )
     if quiet:
         return
-    for image, refs in loaded:
-        if refs:
-            for ref in refs:
-                click.echo(f"Loaded image: {ref.familiar}")
-        else:
-            click.echo(f"Loaded image ID: {image.id}")
+    for event in said:  # said once the whole archive is in: a failed load names nothing
+        click.echo(f"Loaded image: {event.text}" if event.text else f"Loaded image ID: {event.id}")

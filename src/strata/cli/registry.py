@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from strata.cli.context import App, pass_app
-from strata.errors import ImageNotFound, InvalidArgument
+from strata.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from strata.oci.descriptor import Platform
+    from strata.api import Progress
     from strata.oci.reference import Reference
-    from strata.registry.client import RegistryClient
     from strata.registry.compress import LayerCompression
     from strata.registry.progress import TransferEvents
-    from strata.registry.pull import PullResult
     from strata.registry.push import ManifestFormat
 
 _INSECURE_HELP = "Use plain HTTP (or unverified TLS) for this registry (repeatable)."
@@ -140,16 +138,38 @@ def _events(quiet: bool, *, err: bool = False) -> Iterator[TransferEvents]:
 # -- shared -----------------------------------------------------------------------------------
 
 
-def _client(ref: Reference, insecure: tuple[str, ...]) -> RegistryClient:
-    from strata.registry.client import RegistryClient
-    from strata.registry.credentials import CredentialStore, hostname
+def _insecure(ref: Reference, insecure: tuple[str, ...]) -> bool | None:
+    """``--insecure-registry``: True for the registry ``ref`` names if listed, else the default."""
+    from strata.registry.credentials import hostname
 
     wanted = {hostname(name) for name in insecure}
-    return RegistryClient(
-        ref.domain,
-        insecure=True if ref.domain.lower() in wanted else None,
-        credentials=CredentialStore.load(),
-    )
+    return True if ref.domain.lower() in wanted else None
+
+
+def _relay(events: TransferEvents, last: list[Progress]) -> Callable[[Progress], None]:
+    """The API's progress events as calls on ``events``; ``pulled`` is kept in ``last``."""
+    lock = threading.Lock()
+    moved: dict[str, int] = {}
+
+    def relay(event: Progress) -> None:
+        kind = event.kind
+        if kind == "header":
+            events.header(event.text)
+        elif kind in ("status", "done"):
+            events.status(event.id, event.text, final=kind == "done")
+        elif kind == "start":
+            with lock:
+                moved[event.id] = 0
+            events.start(event.id, event.text, event.total)
+        elif kind == "advance":
+            with lock:
+                count = event.current - moved.get(event.id, 0)
+                moved[event.id] = event.current
+            events.advance(event.id, count)
+        elif kind == "pulled":
+            last.append(event)
+
+    return relay
 
 
 def _jobs(value: int) -> int:
@@ -182,17 +202,18 @@ def pull_cmd(
     from strata.oci.descriptor import Platform
     from strata.oci.reference import parse_reference
 
-    wanted = Platform.parse(platform) if platform else None
-    result = pull_image(
+    if platform:
+        Platform.parse(platform)  # a bad one fails before anything is said
+    reference = pull_image(
         app,
         parse_reference(name),
         quiet=quiet,
-        platform=wanted,
+        platform=platform,
         jobs=_jobs(jobs),
         insecure=insecure,
         unpack=not no_unpack,
     )
-    click.echo(str(result.reference))
+    click.echo(str(reference))
 
 
 def pull_image(
@@ -201,13 +222,15 @@ def pull_image(
     *,
     quiet: bool = False,
     err: bool = False,
-    platform: Platform | None = None,
+    platform: str | None = None,
     jobs: int = 3,
     insecure: tuple[str, ...] = (),
     unpack: bool = True,
-) -> PullResult:
-    """Pull ``ref`` with Docker's report (on stderr with ``err``, as ``run`` and ``create``)."""
-    from strata.registry.pull import pull
+) -> Reference:
+    """Pull ``ref`` with Docker's report (on stderr with ``err``, as ``run`` and ``create``);
+    the reference pulled (with its tag, ``latest`` by default)."""
+    from strata.api import pull
+    from strata.api.transfer import UP_TO_DATE
 
     def say(text: str) -> None:
         if not quiet:
@@ -215,20 +238,22 @@ def pull_image(
 
     if ref.tag is None and ref.digest is None:
         say("Using default tag: latest")
-    with _client(ref, insecure) as client, _events(quiet, err=err) as events:
-        result = pull(
-            app.images(),
-            client,
-            ref,
+    last: list[Progress] = []
+    with _events(quiet, err=err) as events:
+        pull(
+            str(ref),
             platform=platform,
             jobs=jobs,
+            insecure=_insecure(ref, insecure),
             unpack=unpack,
-            events=events,
+            root=app.store().path,
+            progress=_relay(events, last),
         )
-    say(f"Digest: {result.digest}")
-    what = "Image is up to date" if result.up_to_date else "Downloaded newer image"
-    say(f"Status: {what} for {result.reference.familiar}")
-    return result
+    say(f"Digest: {last[-1].id}")
+    what = "Image is up to date" if last[-1].text == UP_TO_DATE else "Downloaded newer image"
+    pulled = ref.with_default_tag()
+    say(f"Status: {what} for {pulled.familiar}")
+    return pulled
 
 
 # -- push -------------------------------------------------------------------------------------
@@ -263,33 +288,29 @@ def push_cmd(
     name: str,
 ) -> None:
     """Upload an image to a registry."""
+    from strata.api import push
     from strata.oci.reference import parse_reference
-    from strata.registry.push import push
 
     ref = parse_reference(name)
     if not quiet:
         if ref.tag is None and ref.digest is None:
             click.echo("Using default tag: latest")
         click.echo(f"The push refers to repository [{ref.name}]")
-    images = app.images()
-    if ref.digest is None and images.lookup(str(ref.with_default_tag())) is None:
-        # Docker's check, before any registry is contacted (and no login is asked for).
-        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
-    with _client(ref, insecure) as client, _events(quiet) as events:
-        result = push(
-            images,
-            client,
-            ref,
-            source=name,
-            manifest_format=cast("ManifestFormat | None", manifest_format),
+    with _events(quiet) as events:
+        pushed = push(
+            name,
+            format=cast("ManifestFormat | None", manifest_format),
             compression=cast("LayerCompression", compression),
             jobs=_jobs(jobs),
-            events=events,
+            insecure=_insecure(ref, insecure),
+            root=app.store().path,
+            progress=_relay(events, []),
         )
     if quiet:
-        click.echo(str(result.reference))
+        click.echo(pushed.reference)
     else:
-        click.echo(f"{result.reference.tag}: digest: {result.digest} size: {result.size}")
+        tag = parse_reference(pushed.reference).tag
+        click.echo(f"{tag}: digest: {pushed.digest} size: {pushed.size}")
 
 
 # -- login / logout ---------------------------------------------------------------------------
