@@ -43,7 +43,7 @@ ROWS = {
     "image": 5,
     "registry": 6,
     "runtime": 6,
-    "build": 7,
+    "builder": 7,
     "system": 7,  # store-wide check and repair: reads every package below it
     "api": 8,
     "cli": 9,
@@ -66,8 +66,8 @@ TABLE_OWNERS = {
     "lease_resources": "store",
     "snapshots": "snapshot",
     "containers": "runtime",
-    "build_cache": "build",
-    "build_lineage": "build",
+    "build_cache": "builder",
+    "build_lineage": "builder",
     "layer_compressions": "registry",
     "blob_sources": "registry",
 }
@@ -321,18 +321,18 @@ def _scan(module: str) -> list[Import]:
 
 SNIPPET_MODULES = {
     "strata",
-    "strata.build",
-    "strata.build.a",
-    "strata.build.b",
-    "strata.build.sub",
-    "strata.build.sub.c",
+    "strata.builder",
+    "strata.builder.a",
+    "strata.builder.b",
+    "strata.builder.sub",
+    "strata.builder.sub.c",
     "strata.image",
     "strata.image.store",
     "strata.jsonload",
 }
 
 
-def _targets(source: str, module: str = "strata.build.a", is_package: bool = False) -> set[str]:
+def _targets(source: str, module: str = "strata.builder.a", is_package: bool = False) -> set[str]:
     return {i.target for i in scan_imports(source, module, is_package, SNIPPET_MODULES)}
 
 
@@ -347,14 +347,14 @@ def _targets(source: str, module: str = "strata.build.a", is_package: bool = Fal
         ("from strata import image", "strata.image"),
         ("from strata import jsonload", "strata.jsonload"),
         ("from strata import __version__", "strata"),
-        ("from . import b", "strata.build.b"),
-        ("from .b import f", "strata.build.b"),
-        ("from .sub import c", "strata.build.sub.c"),
+        ("from . import b", "strata.builder.b"),
+        ("from .b import f", "strata.builder.b"),
+        ("from .sub import c", "strata.builder.sub.c"),
         ("from .. import image", "strata.image"),
         ("from ..image.store import ImageStore", "strata.image.store"),
         ("import importlib\nimportlib.import_module('strata.image.store')", "strata.image.store"),
         ("from importlib import import_module\nimport_module('strata.image')", "strata.image"),
-        ("import importlib\nimportlib.import_module('..image', 'strata.build')", "strata.image"),
+        ("import importlib\nimportlib.import_module('..image', 'strata.builder')", "strata.image"),
         ("__import__('strata.image.store')", "strata.image.store"),
         ("def f():\n    from strata.image import store", "strata.image.store"),
         ("if TYPE_CHECKING:\n    from strata.image.store import X", "strata.image.store"),
@@ -370,9 +370,11 @@ def test_scanner_sees_every_form_of_import(source: str, target: str) -> None:
 
 
 def test_scanner_resolves_relative_imports_in_a_package_init() -> None:
-    assert _targets("from . import a", "strata.build", is_package=True) == {"strata.build.a"}
+    assert _targets("from . import a", "strata.builder", is_package=True) == {"strata.builder.a"}
     # In a package's __init__, `.` is the package itself: `..` is its parent.
-    assert _targets("from .. import a", "strata.build.sub", is_package=True) == {"strata.build.a"}
+    assert _targets("from .. import a", "strata.builder.sub", is_package=True) == {
+        "strata.builder.a"
+    }
 
 
 def test_scanner_ignores_other_packages_and_prose() -> None:
@@ -382,20 +384,20 @@ def test_scanner_ignores_other_packages_and_prose() -> None:
 def test_scanner_marks_lazy_and_typing_only_imports() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
-        "import strata.build.b\n"
+        "import strata.builder.b\n"
         "if TYPE_CHECKING:\n"
         "    import strata.image\n"
         "else:\n"
         "    import strata.jsonload\n"
         "def f() -> None:\n"
-        "    import strata.build.sub\n"
+        "    import strata.builder.sub\n"
     )
-    found = {i.target: (i.lazy, i.typing_only) for i in scan_imports(source, "strata.build.a")}
+    found = {i.target: (i.lazy, i.typing_only) for i in scan_imports(source, "strata.builder.a")}
     assert found == {
-        "strata.build.b": (False, False),
+        "strata.builder.b": (False, False),
         "strata.image": (False, True),
         "strata.jsonload": (False, False),
-        "strata.build.sub": (True, False),
+        "strata.builder.sub": (True, False),
     }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.test_build import steps, verdicts
+from tests.builder.test_build import steps, verdicts
 from tests.conftest import Strata, debian_rootfs_tar
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]

@@ -12,7 +12,7 @@ from strata.api.values import Image, Root, image_value, store_root
 from strata.errors import ImageNotFound, InvalidArgument
 
 if TYPE_CHECKING:
-    from strata.build.events import BuildOptions, BuildResult
+    from strata.builder.events import BuildOptions, BuildResult
     from strata.image.root import StoreRoot
 
 __all__ = ["build", "explain"]
@@ -90,7 +90,7 @@ def _options(
     runtime: str | None,
     labels: Mapping[str, str] | None,
 ) -> BuildOptions:
-    from strata.build.events import BuildOptions
+    from strata.builder.events import BuildOptions
 
     if timestamp is not None and timestamp < 0:
         raise InvalidArgument(f"invalid timestamp {timestamp}: before 1970")
@@ -111,6 +111,6 @@ def _options(
 def _build(
     where: StoreRoot, options: BuildOptions, progress: ProgressCallback | None
 ) -> BuildResult | None:
-    from strata.build.executor import Builder
+    from strata.builder.executor import Builder
 
     return Builder(where, BuildProgress(emitter(progress))).build(options)

@@ -69,7 +69,7 @@ class ClassicPrinter:
             self.plan(event.current, "", kind == "plan-hit", event.text)
 
     def context(self, size: int) -> None:
-        from strata.build.context.scan import human_size_precise
+        from strata.builder.context.scan import human_size_precise
 
         self._line(f"Sending build context to Docker daemon  {human_size_precise(size)}")
 
@@ -231,7 +231,7 @@ def build_cmd(
     from strata.oci.reference import parse_reference
 
     if platform:  # never a silently wrong image: Docker 20.10 makes one
-        from strata.build.platforms import check_platform
+        from strata.builder.platforms import check_platform
 
         check_platform(platform, "--platform")
     if path == "-":
@@ -281,7 +281,7 @@ def builder_group() -> None:
 @pass_app
 def prune_cmd(app: App, prune_all: bool, force: bool) -> None:
     """Remove the build cache (and the intermediate images only it kept)."""
-    from strata.build.prune import prune_build_cache
+    from strata.builder.prune import prune_build_cache
 
     del prune_all
     if not force and not click.confirm(

@@ -4,7 +4,7 @@
 has ended anyone can tell the thing is debris, at once and for certain.
 
 The names are made here, below every package that makes such things (a snapshot `strata.diff`
-extracts into, a scratch directory of `strata.image`, `strata.runtime` or `strata.build`);
+extracts into, a scratch directory of `strata.image`, `strata.runtime` or `strata.builder`);
 finding and removing the dead ones is `strata.image.scratch`'s.
 """
 

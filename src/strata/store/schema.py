@@ -90,7 +90,7 @@ MIGRATIONS: Final[list[str]] = [
     """
     ALTER TABLE layers ADD COLUMN content_size INTEGER;
     """,
-    # 5: the build cache (strata.build.cache): a step's key -> the image it made, with what
+    # 5: the build cache (strata.builder.cache): a step's key -> the image it made, with what
     # the key was made of, so that a miss can be explained against the nearest earlier build.
     """
     -- An image a build step made: hidden by `image ls` (but -a) and kept by `image prune`.
