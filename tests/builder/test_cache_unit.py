@@ -21,9 +21,9 @@ import pytest
 import strata.builder.cache as cache_module
 from strata.builder.cache import RULES, BuildCache, CacheRecord, StepKey
 from strata.builder.context.sums import explain_changes
-from strata.builder.dockerfile.commands import Add, Copy
-from strata.builder.dockerfile.instructions import parse_instructions
-from strata.builder.dockerfile.parser import parse
+from strata.dockerfile.commands import Add, Copy
+from strata.dockerfile.instructions import parse_instructions
+from strata.dockerfile.parser import parse
 from strata.builder.explain import (
     args_changes,
     explain_miss,
