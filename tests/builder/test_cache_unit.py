@@ -21,9 +21,6 @@ import pytest
 import strata.builder.cache as cache_module
 from strata.builder.cache import RULES, BuildCache, CacheRecord, StepKey
 from strata.builder.context.sums import explain_changes
-from strata.dockerfile.commands import Add, Copy
-from strata.dockerfile.instructions import parse_instructions
-from strata.dockerfile.parser import parse
 from strata.builder.explain import (
     args_changes,
     explain_miss,
@@ -32,6 +29,9 @@ from strata.builder.explain import (
     stage_rebuilds,
     unplannable,
 )
+from strata.dockerfile.commands import Add, Copy
+from strata.dockerfile.instructions import parse_instructions
+from strata.dockerfile.parser import parse
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
 from strata.runtime.imageusers import image_users
