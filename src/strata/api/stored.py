@@ -96,7 +96,7 @@ def save(
         target = Path(output)
 
         def opener() -> contextlib.AbstractContextManager[BinaryIO]:
-            return _replacing(target)
+            return replacing(target)
 
     elif callable(output):
         opener = output
@@ -110,8 +110,9 @@ def save(
 
 
 @contextlib.contextmanager
-def _replacing(target: Path) -> Iterator[BinaryIO]:
-    """A file beside ``target``, renamed over it when the block ends without an error."""
+def replacing(target: Path) -> Iterator[BinaryIO]:
+    """A file beside ``target``, renamed over it when the block ends without an error (so a
+    failed write never leaves a partial file); a full disk is `strata.errors.NoSpace`."""
     import tempfile
 
     from strata.store.space import is_no_space, no_space

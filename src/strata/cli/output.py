@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -42,18 +40,10 @@ def archive_output(output: str | None) -> Iterator[BinaryIO]:
                 raise no_space(f"writing {target}", exc) from None
             raise
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and is_no_space(exc):
-            raise no_space(f"writing {target}", exc) from None
-        raise
+    from strata.api.stored import replacing
+
+    with replacing(target) as out:
+        yield out
 
 
 def _is_special(target: Path) -> bool:
