@@ -7,8 +7,8 @@ touches disk. The shapes follow the lazy image model (`strata.image.model`): a l
 digest, diff ID, media type and size and opens as a compressed or uncompressed stream; an image
 has its manifest, config and layers, their raw bytes and digests, and ``id`` (the config digest).
 
-`record_image` puts one into a real `ImageStore` (blobs, then rows), for tests that need the
-image recorded, as the build cache's foreign key does.
+A `RandomImage` is a `strata.image.model.Image`: `record_image` puts one into a real store through
+`ImageStore.write`, for tests that need the image recorded, as the build cache's foreign key does.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from strata.digest import Digest
 from strata.errors import NotFound
-from strata.image.store import Image, ImageLayer, ImageStore
+from strata.image.store import Image, ImageStore
 from strata.layer.entry import TarEntry
 from strata.layer.tarwriter import TarWriter
 from strata.oci.config import History, ImageConfig, RootFS
@@ -37,7 +37,6 @@ from strata.oci.mediatypes import (
     OCI_MANIFEST,
 )
 from strata.oci.reference import Reference
-from strata.store.leases import lease
 
 # Every timestamp of a random image: fixed, so its digests depend on the seed alone.
 CREATED = "2024-01-01T00:00:00Z"
@@ -68,6 +67,16 @@ class RandomLayer:
         """The size of the compressed blob."""
         return len(self.blob)
 
+    @property
+    def uncompressed_size(self) -> int:
+        """The size of the tar."""
+        return len(self.tar)
+
+    @property
+    def content_size(self) -> int:
+        """The bytes of the files the layer holds (what Docker's SIZE counts)."""
+        return sum(len(data) for data in self.files.values())
+
     def compressed(self) -> BinaryIO:
         """The blob as stored and sent."""
         return io.BytesIO(self.blob)
@@ -88,22 +97,26 @@ class RandomImage:
     _layers: tuple[RandomLayer, ...]
     _config: ImageConfig
     _manifest: Manifest
-    raw_config: bytes
-    raw_manifest: bytes
+    _raw_config: bytes
+    _raw_manifest: bytes
 
-    @property
     def digest(self) -> Digest:
         """The manifest digest."""
-        return Digest.of(self.raw_manifest)
+        return Digest.of(self._raw_manifest)
 
-    @property
     def config_digest(self) -> Digest:
-        return Digest.of(self.raw_config)
+        return Digest.of(self._raw_config)
+
+    def raw_config(self) -> bytes:
+        return self._raw_config
+
+    def raw_manifest(self) -> bytes:
+        return self._raw_manifest
 
     @property
     def id(self) -> Digest:
         """The image ID, as Docker shows it: the config digest."""
-        return self.config_digest
+        return self.config_digest()
 
     @property
     def media_type(self) -> str:
@@ -113,7 +126,7 @@ class RandomImage:
     @property
     def size(self) -> int:
         """The manifest's size in bytes."""
-        return len(self.raw_manifest)
+        return len(self._raw_manifest)
 
     def manifest(self) -> Manifest:
         return self._manifest
@@ -129,14 +142,14 @@ class RandomImage:
         for layer in self._layers:
             if layer.digest == digest:
                 return layer
-        raise NotFound(f"random image {self.digest.short}: no layer {digest}")
+        raise NotFound(f"random image {self.digest().short}: no layer {digest}")
 
     def layer_by_diff_id(self, diff_id: Digest) -> RandomLayer:
         """The layer whose tar is ``diff_id``; `NotFound` if none."""
         for layer in self._layers:
             if layer.diff_id == diff_id:
                 return layer
-        raise NotFound(f"random image {self.digest.short}: no layer with diff ID {diff_id}")
+        raise NotFound(f"random image {self.digest().short}: no layer with diff ID {diff_id}")
 
 
 def random_layer(
@@ -203,22 +216,5 @@ def record_image(
     intermediate: bool = False,
     parent: Digest | None = None,
 ) -> Image:
-    """Write ``image``'s blobs into ``images`` and record it (under a lease, as writers do)."""
-    with lease(images.db) as held:
-        blobs = [image.raw_config, image.raw_manifest, *(layer.blob for layer in image.layers())]
-        held.add_all("blob", [str(Digest.of(blob)) for blob in blobs])
-        for blob in blobs:
-            images.content.put_bytes(blob, expected=Digest.of(blob))
-        return images.add(
-            manifest_digest=image.digest,
-            media_type=image.media_type,
-            config_digest=image.config_digest,
-            config=image.config(),
-            layers=[
-                ImageLayer(layer.digest, layer.media_type, layer.diff_id, len(layer.tar))
-                for layer in image.layers()
-            ],
-            names=names,
-            intermediate=intermediate,
-            parent=parent,
-        )
+    """Put ``image`` into ``images`` the one way images enter a store: `ImageStore.write`."""
+    return images.write(image, names=names, intermediate=intermediate, parent=parent)
