@@ -148,9 +148,7 @@ def _attached(
         )
         return RunResult(code, b"", b"", _after(service, record, code))
     # Removed at the end: nobody will read a log, so the container takes the descriptors itself.
-    from strata.runtime.quick import create_unpacked
-
-    record = create_unpacked(service, target, options) or service.create(target, options)
+    record = _create(service, target, options)
     null = os.open(os.devnull, os.O_RDONLY)
     try:
         io = ProcessIO(stdio[0] if options.interactive else null, stdio[1], stdio[2])
@@ -166,7 +164,7 @@ def _captured(service: Containers, target: str, options: RunOptions) -> RunResul
 
     from strata.runtime.backend import ProcessIO
 
-    record = service.create(target, options)
+    record = _create(service, target, options)
     with (
         open(os.devnull, "rb") as stdin,
         tempfile.TemporaryFile() as out,
@@ -175,6 +173,18 @@ def _captured(service: Containers, target: str, options: RunOptions) -> RunResul
         code = service.run(record, stdio=ProcessIO(stdin.fileno(), out.fileno(), err.fileno()))
         stdout, stderr = _read_all(out), _read_all(err)
     return RunResult(code, stdout, stderr, _after(service, record, code))
+
+
+def _create(service: Containers, target: str, options: RunOptions) -> ContainerRecord:
+    """The container, created the quick way for a ``remove`` run of an unpacked image (as
+    ``strata run --rm``'s warm path creates it), else by `Containers.create`."""
+    if options.autoremove:
+        from strata.runtime.quick import create_unpacked
+
+        quick = create_unpacked(service, target, options)
+        if quick is not None:
+            return quick
+    return service.create(target, options)
 
 
 def _after(service: Containers, record: ContainerRecord, code: int) -> Container:

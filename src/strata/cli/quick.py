@@ -4,7 +4,9 @@ Only the plainest form is taken: ``--rm`` in the foreground, no terminal, no std
 already unpacked, and the options ``-e/--env``, ``--name``, ``--network``, ``-w/--workdir``
 and ``--hostname``. Anything else (another flag, ``--``, a global option, an image that is
 not unpacked yet) returns None before anything is created, and the full command line handles
-it: both paths create and run the container through the same `Containers` service.
+it. Both paths create the container the same way (`strata.runtime.quick.create_unpacked`, which
+`strata.api.run` uses for ``remove``) and run it through the same `Containers` service; this one
+just skips click and `strata.api`, whose imports would cost this path more than its work.
 """
 
 from __future__ import annotations
