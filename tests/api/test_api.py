@@ -90,8 +90,8 @@ def test_run_captures_output_and_exit_code(debian_root: Path) -> None:
     assert env.stdout == b"2\n"
     with pytest.raises(StrataError):
         strata.run(BASE, ["/no/such/command"], remove=True, root=debian_root)
-    with pytest.raises(InvalidArgument):
-        strata.run(BASE, ["true"], remove=True, detach=True, root=debian_root)
+    with pytest.raises(InvalidArgument):  # a terminal in the foreground needs stdio
+        strata.run(BASE, ["true"], tty=True, remove=True, root=debian_root)
 
 
 def test_detached_run_is_listed_while_it_runs(debian_root: Path) -> None:

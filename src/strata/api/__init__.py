@@ -12,15 +12,20 @@ that name what they stand for, and that every function takes where a name is tak
 stands for its ID, so a tag moved meanwhile does not change what it means).
 """
 
-from strata.api.building import build, explain
-from strata.api.progress import Progress, ProgressCallback, ProgressKind
-from strata.api.running import commit, containers, run
-from strata.api.stored import history, images, load, save
-from strata.api.transfer import pull, push
-from strata.api.values import Container, HistoryEntry, Image, Pushed, RunResult
+# Not `typing.TYPE_CHECKING`: each name loads its module on first use (see `__getattr__`), so
+# `strata run` pays for `run` alone, not for the build and transfer code.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from strata.api.building import build, explain
+    from strata.api.progress import Progress, ProgressCallback, ProgressKind
+    from strata.api.running import HasFileno, Stdio, commit, containers, run
+    from strata.api.stored import history, images, load, save
+    from strata.api.transfer import pull, push
+    from strata.api.values import Container, HistoryEntry, Image, Pushed, RunResult
 
 __all__ = [
     "Container",
+    "HasFileno",
     "HistoryEntry",
     "Image",
     "Progress",
@@ -28,6 +33,7 @@ __all__ = [
     "ProgressKind",
     "Pushed",
     "RunResult",
+    "Stdio",
     "build",
     "commit",
     "containers",
@@ -40,3 +46,43 @@ __all__ = [
     "run",
     "save",
 ]
+
+# Where each name is defined.
+_MODULES = {
+    "build": "strata.api.building",
+    "explain": "strata.api.building",
+    "Progress": "strata.api.progress",
+    "ProgressCallback": "strata.api.progress",
+    "ProgressKind": "strata.api.progress",
+    "HasFileno": "strata.api.running",
+    "Stdio": "strata.api.running",
+    "commit": "strata.api.running",
+    "containers": "strata.api.running",
+    "run": "strata.api.running",
+    "history": "strata.api.stored",
+    "images": "strata.api.stored",
+    "load": "strata.api.stored",
+    "save": "strata.api.stored",
+    "pull": "strata.api.transfer",
+    "push": "strata.api.transfer",
+    "Container": "strata.api.values",
+    "HistoryEntry": "strata.api.values",
+    "Image": "strata.api.values",
+    "Pushed": "strata.api.values",
+    "RunResult": "strata.api.values",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'strata.api' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later accesses skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

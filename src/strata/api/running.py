@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 
-from strata.api.progress import ProgressCallback
-from strata.api.transfer import pull as pull_image  # `run`'s ``pull`` argument hides the name
 from strata.api.values import (
     Container,
     Image,
@@ -20,7 +18,22 @@ from strata.api.values import (
 )
 from strata.errors import InvalidArgument
 
-__all__ = ["commit", "containers", "run"]
+if TYPE_CHECKING:
+    from strata.api.progress import ProgressCallback
+    from strata.runtime.containers import Container as ContainerRecord
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.options import RunOptions
+
+__all__ = ["HasFileno", "Stdio", "commit", "containers", "run"]
+
+
+class HasFileno(Protocol):
+    """A stream with a file descriptor: a file, a socket, ``sys.stdout``."""
+
+    def fileno(self) -> int: ...
+
+
+Stdio = tuple[int | HasFileno, int | HasFileno, int | HasFileno]
 
 
 def run(
@@ -36,6 +49,9 @@ def run(
     network: str = "default",
     volumes: Sequence[str] = (),
     runtime: str | None = None,
+    tty: bool = False,
+    interactive: bool = False,
+    stdio: Stdio | None = None,
     remove: bool = False,
     detach: bool = False,
     pull: Literal["missing", "always", "never"] = "missing",
@@ -46,26 +62,22 @@ def run(
 
     In the foreground (the default) the call returns when the command ends, with its exit code
     and its stdout and stderr as bytes (stdin is empty); ``remove`` then removes the container.
-    ``detach`` returns once it runs (its output goes to its log, as ``strata logs`` shows).
+    With ``stdio`` (stdin, stdout, stderr: descriptors or streams) the container writes there
+    instead, as ``strata run`` does on its own stdio: the output is not returned; without
+    ``remove`` it is also kept in the container's log, and signals this process gets are
+    forwarded to the container. ``interactive`` lets it read ``stdio``'s stdin; ``tty`` gives
+    it a terminal (sized as ``stdio``'s, if one is), which needs ``stdio`` in the foreground.
+    ``detach`` returns once it runs (its output goes to its log, as ``strata logs`` shows;
+    with ``remove`` the container goes when it ends).
     ``env`` is a mapping or ``NAME=VALUE`` strings; ``volumes`` are ``HOST:CONTAINER[:ro]``;
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
     ``progress``.
     """
-    import tempfile
-
-    from strata.runtime.backend import ProcessIO
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
 
-    if detach and remove:
-        raise InvalidArgument("run: remove and detach together are not supported")
-    where = store_root(root)
-    target = str(image)
-    if isinstance(image, str) and pull != "never":
-        from strata.image.store import ImageStore
-
-        if pull == "always" or ImageStore(where).lookup(image) is None:
-            pull_image(image, root=where.path, progress=progress)
+    if tty and stdio is None and not detach:
+        raise InvalidArgument("run: tty in the foreground needs stdio (a terminal to attach to)")
     variables = (
         tuple(f"{k}={v}" for k, v in env.items()) if isinstance(env, Mapping) else tuple(env)
     )
@@ -79,14 +91,80 @@ def run(
         hostname=hostname,
         network=network,
         volumes=tuple(volumes),
+        tty=tty,
+        interactive=interactive,
         runtime=runtime,
         autoremove=remove,
     )
-    service = Containers(where)
-    record = service.create(target, options)
-    if detach:
-        service.start(record)
-        return RunResult(None, b"", b"", container_value(service.refresh(record) or record))
+    target = str(image)
+    # Closed on return: a container monitor forked later in this process (another run's) must
+    # not inherit an open connection to the store's database (SQLite's locks break in it).
+    with store_root(root) as where:
+        if isinstance(image, str) and pull != "never":
+            from strata.image.store import ImageStore
+
+            if pull == "always" or ImageStore(where).lookup(image) is None:
+                from strata.api.transfer import pull as pull_image  # the argument hides the name
+
+                pull_image(image, root=where.path, progress=progress)
+        service = Containers(where)
+        if detach:
+            record = service.create(target, options)
+            service.start(record)
+            return RunResult(None, b"", b"", container_value(service.refresh(record) or record))
+        if stdio is not None:
+            return _attached(service, target, options, _descriptors(stdio))
+        return _captured(service, target, options)
+
+
+def _descriptors(stdio: Stdio) -> tuple[int, int, int]:
+    """The descriptors of ``stdio``, its streams flushed first (what they hold comes first)."""
+    fds = []
+    for stream in stdio:
+        if isinstance(stream, int):
+            fds.append(stream)
+            continue
+        flush = getattr(stream, "flush", None)
+        if flush is not None:
+            flush()
+        fds.append(stream.fileno())
+    return fds[0], fds[1], fds[2]
+
+
+def _attached(
+    service: Containers, target: str, options: RunOptions, stdio: tuple[int, int, int]
+) -> RunResult:
+    """The foreground run on the caller's descriptors (``strata run`` without ``-d``)."""
+    from strata.runtime.backend import ProcessIO
+    from strata.runtime.tty import terminal_size
+
+    size = (terminal_size(stdio[0]) or terminal_size(stdio[1])) if options.tty else None
+    if not options.autoremove:
+        from strata.runtime.attach import run_attached
+
+        record = service.create(target, options)
+        code = run_attached(
+            service, record, stdio=stdio, interactive=options.interactive, console_size=size
+        )
+        return RunResult(code, b"", b"", _after(service, record, code))
+    # Removed at the end: nobody will read a log, so the container takes the descriptors itself.
+    record = _create(service, target, options)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        io = ProcessIO(stdio[0] if options.interactive else null, stdio[1], stdio[2])
+        code = service.run(record, stdio=io, console_size=size)
+    finally:
+        os.close(null)
+    return RunResult(code, b"", b"", _after(service, record, code))
+
+
+def _captured(service: Containers, target: str, options: RunOptions) -> RunResult:
+    """The foreground run whose output is returned (no ``stdio``): no monitor, no log."""
+    import tempfile
+
+    from strata.runtime.backend import ProcessIO
+
+    record = _create(service, target, options)
     with (
         open(os.devnull, "rb") as stdin,
         tempfile.TemporaryFile() as out,
@@ -94,11 +172,28 @@ def run(
     ):
         code = service.run(record, stdio=ProcessIO(stdin.fileno(), out.fileno(), err.fileno()))
         stdout, stderr = _read_all(out), _read_all(err)
-    after = None if remove else service.refresh(record)
+    return RunResult(code, stdout, stderr, _after(service, record, code))
+
+
+def _create(service: Containers, target: str, options: RunOptions) -> ContainerRecord:
+    """The container, created the quick way for a ``remove`` run of an unpacked image (as
+    ``strata run --rm``'s warm path creates it), else by `Containers.create`."""
+    if options.autoremove:
+        from strata.runtime.quick import create_unpacked
+
+        quick = create_unpacked(service, target, options)
+        if quick is not None:
+            return quick
+    return service.create(target, options)
+
+
+def _after(service: Containers, record: ContainerRecord, code: int) -> Container:
+    """The container's handle once it ended (as it was, with its code, if it is removed)."""
+    after = None if record.config.autoremove else service.refresh(record)
     handle = container_value(after or record)
     if after is None:
         handle = replace(handle, state="exited", exit_code=code)
-    return RunResult(code, stdout, stderr, handle)
+    return handle
 
 
 def _read_all(stream: IO[bytes]) -> bytes:
@@ -137,11 +232,12 @@ def containers(*, all: bool = False, root: Root = None) -> list[Container]:
     from strata.runtime.containers import State
     from strata.runtime.lifecycle import Containers
 
-    service = Containers(store_root(root))
     found = []
-    for record in service.records.all():
-        current = service.refresh(record) if record.state is State.RUNNING else record
-        if current is None or (not all and current.state is not State.RUNNING):
-            continue
-        found.append(container_value(current))
+    with store_root(root) as where:  # closed on return, as `run`'s
+        service = Containers(where)
+        for record in service.records.all():
+            current = service.refresh(record) if record.state is State.RUNNING else record
+            if current is None or (not all and current.state is not State.RUNNING):
+                continue
+            found.append(container_value(current))
     return found

@@ -7,7 +7,6 @@ registry code. The commands on running containers (stop, kill, wait, logs, exec)
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from strata import api
     from strata.runtime.containers import Container
     from strata.runtime.lifecycle import Containers
-    from strata.runtime.monitor import MonitorLink
     from strata.runtime.options import RunOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,24 +111,10 @@ def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
 
 def _attached(service: Containers, container: Container, interactive: bool) -> NoReturn:
     """Start ``container`` attached to our stdio; exit with its exit code."""
-    from strata.runtime.attach import attach_client
-    from strata.runtime.options import Attach
-    from strata.runtime.process import SignalRelay, forward_signals
+    from strata.runtime.attach import run_attached
 
-    tty = container.config.tty
-    attach = Attach(stdin=interactive, console_size=console_size() if tty else None)
-    relay = SignalRelay()
-    with forward_signals(relay):  # from before the start: a signal meanwhile is kept, not lost
-        link: MonitorLink | None = service.start(container, attach=attach)
-        assert link is not None
-        try:
-            code = attach_client(link, stdin=0 if interactive and tty else None, relay=relay)
-        finally:
-            link.close()
-    if code is None:  # the monitor died: what the record says, once reconciled
-        current = service.refresh(container)
-        code = current.exit_code if current and current.exit_code is not None else 255
-    sys.exit(code)
+    size = console_size() if container.config.tty else None
+    sys.exit(run_attached(service, container, interactive=interactive, console_size=size))
 
 
 @container_group.command(
@@ -158,27 +142,38 @@ def create_cmd(app: App, /, **kw: Any) -> None:
 @docker_status("run")
 def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
     """Create and run a new container from an image; exits with the container's exit code."""
-    from strata.runtime.lifecycle import Containers
+    from strata import api
 
     if not detach:
         check_terminal(kw["tty"], kw["interactive"])
-    options = _options(kw)
+    env = environment(kw["env_file"], kw["env"])  # a bad file fails before any pull
     _ensure_image(app, kw["image"], kw["pull"], kw["quiet"])
-    service = Containers(app.store())
-    container = service.create(kw["image"], options)
+    store = app.store()
+    store.close()  # the API opens its own; a monitor forked by the run must not share ours
+    result = api.run(
+        kw["image"],
+        kw["command"],
+        name=kw["name"],
+        entrypoint=kw["entrypoint"],
+        env=env,
+        workdir=kw["workdir"],
+        user=kw["user"],
+        hostname=kw["hostname"],
+        network=kw["network"],
+        volumes=kw["volumes"],
+        runtime=kw["runtime"],
+        tty=kw["tty"],
+        interactive=kw["interactive"],
+        stdio=(0, 1, 2),
+        remove=kw["remove"],
+        detach=detach,
+        pull="never",  # done above, with Docker's messages
+        root=store.path,
+    )
     if detach:
-        service.start(container)
-        click.echo(container.id)
+        click.echo(result.container.id)
         return
-    if not options.autoremove:
-        _attached(service, container, options.interactive)
-    # --rm in the foreground: nobody will read a log, so the container takes our stdio itself.
-    from strata.runtime.backend import ProcessIO
-
-    stdin = 0 if options.interactive else os.open(os.devnull, os.O_RDONLY)
-    size = console_size() if options.tty else None
-    code = service.run(container, stdio=ProcessIO(stdin, 1, 2), console_size=size)
-    sys.exit(code)
+    sys.exit(result.exit_code)
 
 
 @container_group.command("start")

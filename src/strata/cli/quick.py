@@ -4,7 +4,9 @@ Only the plainest form is taken: ``--rm`` in the foreground, no terminal, no std
 already unpacked, and the options ``-e/--env``, ``--name``, ``--network``, ``-w/--workdir``
 and ``--hostname``. Anything else (another flag, ``--``, a global option, an image that is
 not unpacked yet) returns None before anything is created, and the full command line handles
-it: both paths create and run the container through the same `Containers` service.
+it. Both paths create the container the same way (`strata.runtime.quick.create_unpacked`, which
+`strata.api.run` uses for ``remove``) and run it through the same `Containers` service; this one
+just skips click and `strata.api`, whose imports would cost this path more than its work.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def quick_run(args: list[str]) -> int | None:
     options, image_text, command = parsed
     try:
         from strata.image.root import StoreRoot, default_root
-        from strata.runtime.options import pass_host_env
-        from strata.runtime.quick import run_unpacked
+        from strata.runtime.backend import ProcessIO
+        from strata.runtime.lifecycle import Containers
+        from strata.runtime.options import RunOptions, pass_host_env
+        from strata.runtime.quick import create_unpacked
 
         def text(key: str) -> str | None:
             value = options.get(key)
@@ -80,17 +84,25 @@ def quick_run(args: list[str]) -> int | None:
 
         env = options["env"]
         assert isinstance(env, list)
+        run = RunOptions(
+            name=text("name"),
+            command=tuple(command),
+            env=pass_host_env(env, os.environ),
+            workdir=text("workdir"),
+            hostname=text("hostname"),
+            network=text("network") or "default",
+            autoremove=True,
+        )
         with StoreRoot(default_root()) as root:
-            return run_unpacked(
-                root,
-                image_text,
-                command=tuple(command),
-                env=pass_host_env(env, os.environ),
-                name=text("name"),
-                network=text("network") or "default",
-                workdir=text("workdir"),
-                hostname=text("hostname"),
-            )
+            service = Containers(root)
+            container = create_unpacked(service, image_text, run)
+            if container is None:
+                return None
+            stdin = os.open(os.devnull, os.O_RDONLY)
+            try:
+                return service.run(container, stdio=ProcessIO(stdin, 1, 2))
+            finally:
+                os.close(stdin)
     except StrataError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         # Docker's run: 125 for its own failures; 127/126 for a command that cannot start.

@@ -15,12 +15,51 @@ import select
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from strata.runtime.monitor import MonitorLink
+from strata.runtime.options import Attach
 from strata.runtime.process import SignalRelay, forward_signals
 from strata.runtime.tty import raw_mode, set_terminal_size, terminal_size
 
+if TYPE_CHECKING:
+    from strata.runtime.containers import Container
+    from strata.runtime.lifecycle import Containers
+
 _CHUNK = 1 << 16
+
+
+def run_attached(
+    service: Containers,
+    container: Container,
+    *,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+    interactive: bool = False,
+    console_size: tuple[int, int] | None = None,
+) -> int:
+    """Start ``container`` under its monitor attached to ``stdio``; its exit code.
+
+    The monitor copies the output to ``stdio`` (and to the log); with ``interactive`` the
+    container reads ``stdio``'s stdin (through its console with a terminal). Signals we get
+    are forwarded to the container from before the start, so none is lost meanwhile. If the
+    monitor dies, the code is what the reconciled record says (255 if it says none).
+    """
+    tty = container.config.tty
+    attach = Attach(stdin=interactive, console_size=console_size if tty else None, stdio=stdio)
+    relay = SignalRelay()
+    with forward_signals(relay):  # from before the start: a signal meanwhile is kept, not lost
+        link = service.start(container, attach=attach)
+        assert link is not None
+        try:
+            code = attach_client(
+                link, stdin=stdio[0] if interactive and tty else None, stdout=stdio[1], relay=relay
+            )
+        finally:
+            link.close()
+    if code is None:  # the monitor died: what the record says, once reconciled
+        current = service.refresh(container)
+        code = current.exit_code if current and current.exit_code is not None else 255
+    return code
 
 
 def attach_client(

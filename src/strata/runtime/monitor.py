@@ -61,6 +61,7 @@ class MonitorPlan:
     tty: bool
     stdin: StdinMode
     attach: bool
+    client: tuple[int, int, int] = (0, 1, 2)  # the attached client's stdin, stdout, stderr
 
 
 class MonitorHooks(Protocol):
@@ -211,11 +212,12 @@ def _isolate(plan: MonitorPlan, sock: socket.socket, keep: tuple[int, ...]) -> _
         signal.signal(terminal, _quiet)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     client = _Client(-1, -1, -1)
+    stdin, stdout, stderr = plan.client
     if plan.attach:
-        client.stdout = os.dup(1)
-        client.stderr = os.dup(2) if not plan.tty else -1
+        client.stdout = os.dup(stdout)
+        client.stderr = os.dup(stderr) if not plan.tty else -1
     if plan.stdin is StdinMode.CLIENT:
-        client.stdin = os.dup(0)
+        client.stdin = os.dup(stdin)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

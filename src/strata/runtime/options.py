@@ -165,7 +165,11 @@ def parse_signal(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Attach:
-    """An attached start: ``stdin`` sends ours (``-i``); the terminal's size for ``-t``."""
+    """An attached start: ``stdin`` sends ours (``-i``); the terminal's size for ``-t``.
+
+    ``stdio``: our descriptors (stdin, stdout, stderr) the monitor copies to and reads from.
+    """
 
     stdin: bool = False
     console_size: tuple[int, int] | None = None
+    stdio: tuple[int, int, int] = (0, 1, 2)

@@ -181,6 +181,7 @@ class Tasks:
             tty=cfg.tty,
             stdin=stdin,
             attach=attach is not None,
+            client=attach.stdio if attach is not None else (0, 1, 2),
         )
         backend = self.containers.backend(container.runtime)
         self.containers.close_store()  # the monitor must not share our SQLite connection
