@@ -409,10 +409,16 @@ class SnapshotLayer:
     def _write_to_store(self) -> LayerStats:
         assert self._content is not None
         with self._content.writer(f"{self._ingest}-{uuid.uuid4().hex}") as writer:
-            stats = self._write_tar(writer)  # type: ignore[arg-type]
-            if self._hold is not None:
-                self._hold(stats.diff_id)
-            writer.commit(expected=stats.diff_id, size=stats.size)
+            try:
+                stats = self._write_tar(writer)  # type: ignore[arg-type]
+                if self._hold is not None:
+                    self._hold(stats.diff_id)
+                writer.commit(expected=stats.diff_id, size=stats.size)
+            except BaseException:
+                # No one can resume a tar written under a name of its own: nothing is kept.
+                with contextlib.suppress(StrataError, OSError):
+                    writer.abort()
+                raise
         return stats
 
     def _write_to_file(self) -> LayerStats:
