@@ -90,3 +90,45 @@ def test_a_rebuild_leases_its_cache_hits_ahead(
         result = Builder(root, _Quiet()).build(BuildOptions(context=ctx))
     assert result is not None and result.image_id == first and result.cached == 300
     assert len(commits) <= 6, commits  # the base (3), the hits (300 / 256 + 1)
+
+
+def test_the_named_image_is_written_again_if_a_prune_took_its_row(
+    st: Strata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune between the last batch and the naming removes the final image's row, not its
+    blobs (the build holds them): `store_named` writes it again through `ImageStore.write_many`,
+    copying nothing and reading no config (a long build's last one is large)."""
+    from strata.builder.batch import StepBatch
+    from strata.builder.events import BuildOptions
+    from strata.builder.executor import Builder
+    from strata.image import model, record
+    from strata.image.root import StoreRoot
+
+    ctx = tmp_path / "pruned"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM debian:bookworm\nENV P=1\nLABEL pruned=yes\n")
+    first = st("build", "-q", str(ctx)).stdout.strip()
+    real_flush = StepBatch.flush
+
+    def flush_then_prune(self: StepBatch) -> None:
+        real_flush(self)
+        with self.images.db.transaction() as conn:  # what a prune of the image's row does
+            row = conn.execute("SELECT manifest_digest FROM images WHERE config_digest = ?",
+                               (first,)).fetchone()  # fmt: skip
+            for table in ("tags", "repo_digests", "images"):
+                conn.execute(f"DELETE FROM {table} WHERE manifest_digest = ?", (row[0],))
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("nothing should be copied or parsed")
+
+    monkeypatch.setattr(StepBatch, "flush", flush_then_prune)
+    monkeypatch.setattr(record, "_copy_layer", never)
+    monkeypatch.setattr(model, "parse_config", never)
+    with StoreRoot(st.root) as root:
+        result = Builder(root, _Quiet()).build(BuildOptions(context=ctx, tags=("pruned:again",)))
+    assert result is not None and result.image_id == first
+    monkeypatch.undo()
+    assert st("image", "inspect", "-f", "{{.Id}} {{.RepoTags}}", "pruned:again").stdout == (
+        f"{first} [pruned:again]\n"
+    )
+    st("rmi", "pruned:again")

@@ -11,12 +11,21 @@ import pytest
 
 from strata.content.local import LocalContentStore
 from strata.digest import Digest
+from strata.image import mutate, record
 from strata.image.archive import read_archive
 from strata.image.archive.formats import ArchiveFormat
 from strata.image.archive.save import save_images
-from strata.image.model import ContentImage, Image, Layer, MemoryImage, archive_image
+from strata.image.model import (
+    ContentImage,
+    Image,
+    Layer,
+    MemoryImage,
+    SnapshotLayer,
+    archive_image,
+)
 from strata.image.root import StoreRoot
 from strata.image.store import ImageStore
+from strata.layer.stats import LayerStats
 from strata.oci.mediatypes import OCI_LAYER, OCI_MANIFEST
 from tests.image.modelimages import imported, tar_layer
 
@@ -91,6 +100,53 @@ def test_a_layer_from_a_snapshot_is_made_once_when_first_asked(tmp_path: Path) -
     assert made == [1]
     layer.close()
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_a_layer_from_a_snapshot_can_be_made_straight_into_a_store(
+    images: ImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a commit makes its layer: the tar is the blob, written and hashed in one pass, leased
+    before the write commits it; writing an image with it copies nothing."""
+    held: list[tuple[Digest, bool]] = []
+    tar = tar_layer(tmp_path, {"./etc/app": b"app\n"})._write_tar
+    layer = SnapshotLayer(
+        tar,
+        content=images.content,
+        hold=lambda digest: held.append((digest, images.content.exists(digest))),
+        ingest="commit",
+    )
+    stats = layer.make()
+    assert held == [(stats.diff_id, False)]  # leased while not yet visible to a gc
+    assert layer.digest == layer.diff_id == stats.diff_id
+    assert images.content.info(layer.digest).size == layer.size == stats.size
+    assert images.content.ingests() == []
+    with layer.compressed() as f:
+        assert _sha(f) == layer.digest
+
+    def copied(*_: object) -> None:
+        raise AssertionError("the layer's blob was copied")
+
+    monkeypatch.setattr(record, "_copy_layer", copied)
+    base = images.open(imported(images, tmp_path))
+    stored = images.write(mutate.append_layer(base, layer))
+    assert [la.blob for la in images.layers(stored)][-1] == layer.digest
+    layer.close()  # the blob is the store's now
+    assert images.content.exists(layer.digest)
+
+
+def test_a_snapshot_layer_whose_tar_fails_leaves_nothing_in_the_store(
+    images: ImageStore, tmp_path: Path
+) -> None:
+    def broken(out: BinaryIO) -> LayerStats:
+        out.write(b"half a tar")
+        raise OSError("the snapshot went away")
+
+    before = {b.digest for b in images.content.walk()}
+    layer = SnapshotLayer(broken, content=images.content)
+    with pytest.raises(OSError, match="went away"):
+        layer.make()
+    assert {b.digest for b in images.content.walk()} == before
+    assert images.content.ingests() == []
 
 
 def test_a_memory_image_encodes_its_manifest(images: ImageStore, tmp_path: Path) -> None:

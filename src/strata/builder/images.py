@@ -18,7 +18,9 @@ from strata.diff.chain import chain_ids, layer_key
 from strata.diff.compare import compare_snapshot
 from strata.digest import Digest
 from strata.errors import Conflict, NoSpace, StrataError
-from strata.image.create import NewImage, add_images, encode_image, store_image
+from strata.image.create import NewImage, encode_image, store_image
+from strata.image.model import ContentImage, LayerInfo
+from strata.image.record import WriteRequest
 from strata.image.store import Image, ImageLayer, ImageStore, now_rfc3339
 from strata.oci.config import History, ImageConfig, RootFS
 from strata.oci.mediatypes import OCI_LAYER
@@ -162,22 +164,33 @@ def store_step(
 def store_named(
     images: ImageStore, batch: StepBatch, final: StepImage, names: Sequence[Reference]
 ) -> Image:
-    """Write what ``batch`` holds, then record ``final`` (again, if a prune removed its row
-    meanwhile: the build's lease still holds its blobs) with ``names`` pointing at it."""
+    """Write what ``batch`` holds, then write ``final`` (again, if a prune removed its row
+    meanwhile) with ``names`` pointing at it, through `ImageStore.write_many` under the build's
+    hold.
+
+    Nothing is copied: every blob of ``final`` was held by the build's lease when it was made
+    or found, so it is still there; the hold is asked again (as every write does, before it
+    looks) and holds nothing new. Its layers are taken from ``final`` and its creation time from
+    its row, not the store's rows or its config, which may be gone or large."""
     batch.flush()
     image = final.image
     assert image is not None
-    new = NewImage(
+    facts = {la.blob: LayerInfo(la.diff_id, la.size, la.content_size) for la in final.layers}
+    stored = ContentImage(
+        images.content,
         image.manifest_digest,
-        image.config_digest,
-        image.created,
-        final.layers,
-        media_type=image.media_type,
-        names=tuple(names),
+        image.media_type,
+        config_digest=image.config_digest,
+        facts=lambda _: facts,
+    )
+    request = WriteRequest(
+        stored,
+        tuple(names),
         intermediate=image.intermediate,
         parent=final.parent,
+        created=image.created,
     )
-    return add_images(images, [new])[0]
+    return images.write_many([request], hold=lambda keys: batch.hold.add("blob", keys))[0]
 
 
 def _store_step(

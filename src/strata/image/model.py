@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -361,49 +362,93 @@ TarWriter = Callable[[BinaryIO], LayerStats]
 
 
 class SnapshotLayer:
-    """The changes of a snapshot as a layer, made when first asked for.
+    """The changes of a snapshot as a layer, made when first asked for (or by `make`).
 
     ``write_tar`` writes the canonical tar of the changes to a stream and returns its stats (the
-    differ: today ``strata.runtime.commit.write_snapshot_tar`` bound to a snapshot). The tar is
-    written once, to a file in ``scratch``, and kept while the layer lives. strata keeps its own
+    differ, `strata.diff.compare.compare_snapshot`, bound to a snapshot). strata keeps its own
     layers uncompressed (a push compresses them), so the blob is the tar: digest == diff ID.
+
+    The tar is written once and kept while the layer lives: to a file in ``scratch`` (the
+    system's temporary directory if None), or, given ``content``, straight into that store as
+    the layer's blob, so that `ImageStore.write` finds it there and copies nothing (a commit's
+    layer is written and hashed in one pass). Such a blob is passed to ``hold`` (a lease's)
+    before its write commits it, as the gc protocol asks; ``ingest`` names the write while it
+    runs.
     """
 
-    def __init__(self, write_tar: TarWriter, scratch: Path) -> None:
+    def __init__(
+        self,
+        write_tar: TarWriter,
+        scratch: Path | None = None,
+        *,
+        content: ContentStore | None = None,
+        hold: Callable[[Digest], object] | None = None,
+        ingest: str = "layer",
+    ) -> None:
         self._write_tar = write_tar
         self._scratch = scratch
+        self._content = content
+        self._hold = hold
+        self._ingest = ingest
         self._lock = threading.Lock()
         self._file: tempfile._TemporaryFileWrapper[bytes] | None = None
         self._stats: LayerStats | None = None
 
-    def _made(self) -> tuple[Path, LayerStats]:
+    def make(self) -> LayerStats:
+        """Write the tar now, if not yet written; its stats (digest, sizes).
+
+        Errors of the write are the differ's and the store's (`NoSpace` from a full store,
+        after the store has removed what it wrote); a failed write is tried again when next
+        asked for."""
         with self._lock:
-            if self._file is None or self._stats is None:
-                # Kept open (and so on disk) for the layer's life, not one block: `close`.
-                f = tempfile.NamedTemporaryFile(dir=self._scratch, prefix="layer-")  # noqa: SIM115
-                try:
-                    self._stats = self._write_tar(f)  # type: ignore[arg-type]
-                    f.flush()
-                except BaseException:
-                    f.close()
-                    raise
-                self._file = f
-            return Path(self._file.name), self._stats
+            if self._stats is None:
+                stored = self._content is not None
+                self._stats = self._write_to_store() if stored else self._write_to_file()
+            return self._stats
+
+    def _write_to_store(self) -> LayerStats:
+        assert self._content is not None
+        with self._content.writer(f"{self._ingest}-{uuid.uuid4().hex}") as writer:
+            try:
+                stats = self._write_tar(writer)  # type: ignore[arg-type]
+                if self._hold is not None:
+                    self._hold(stats.diff_id)
+                writer.commit(expected=stats.diff_id, size=stats.size)
+            except BaseException:
+                # No one can resume a tar written under a name of its own: nothing is kept.
+                with contextlib.suppress(StrataError, OSError):
+                    writer.abort()
+                raise
+        return stats
+
+    def _write_to_file(self) -> LayerStats:
+        # Kept open (and so on disk) for the layer's life, not one block: `close`.
+        f = tempfile.NamedTemporaryFile(dir=self._scratch, prefix="layer-")  # noqa: SIM115
+        try:
+            stats = self._write_tar(f)  # type: ignore[arg-type]
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        self._file = f
+        return stats
 
     def close(self) -> None:
-        """Remove the tar this layer wrote (if any)."""
+        """Remove the tar this layer wrote to its scratch file (if any); a blob written to a
+        store stays, for the store's gc to judge."""
         with self._lock:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+                self._stats = None
 
     @property
     def digest(self) -> Digest:
-        return self._made()[1].diff_id
+        return self.make().diff_id
 
     @property
     def diff_id(self) -> Digest:
-        return self._made()[1].diff_id
+        return self.make().diff_id
 
     @property
     def media_type(self) -> str:
@@ -411,19 +456,25 @@ class SnapshotLayer:
 
     @property
     def size(self) -> int:
-        return self._made()[1].size
+        return self.make().size
 
     @property
     def uncompressed_size(self) -> int | None:
-        return self._made()[1].size
+        return self.make().size
 
     @property
     def content_size(self) -> int | None:
-        return self._made()[1].content
+        return self.make().content
 
     @contextlib.contextmanager
     def compressed(self) -> Iterator[BinaryIO]:
-        with open(self._made()[0], "rb") as f:
+        stats = self.make()
+        if self._content is not None:
+            with self._content.open(stats.diff_id) as f:
+                yield f
+            return
+        assert self._file is not None
+        with open(self._file.name, "rb") as f:
             yield f
 
     def uncompressed(self) -> AbstractContextManager[BinaryIO]:

@@ -68,6 +68,9 @@ class WriteRequest:
     repo_digests: tuple[Reference, ...] = ()
     intermediate: bool = False
     parent: Digest | None = None
+    # The config's ``created``, when the caller has it (a build's final image): its config is
+    # then not parsed here, which for a long build's last config is a megabyte of JSON.
+    created: str | None = None
 
 
 def write_images(
@@ -101,7 +104,7 @@ def write_images(
         NewImage(
             r.image.digest(),
             r.image.config_digest(),
-            r.image.config().created,
+            r.created if r.created is not None else r.image.config().created,
             tuple(recorded[la.digest] for la in r.image.layers()),
             media_type=r.image.media_type,
             names=r.names,

@@ -2,6 +2,8 @@
 
 The container's snapshot is compared with its parent by `strata.diff.compare`, the one differ
 (a build's steps use it too): the tar is canonical, so the same changes give the same diff ID.
+A commit makes its image through the image model: the container's changes are a
+`SnapshotLayer` appended to its image by `strata.image.mutate`, stored by `ImageStore.write`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,21 +19,21 @@ from typing import BinaryIO, cast
 
 from strata.diff.compare import compare_snapshot
 from strata.errors import NoSpace, StrataError
-from strata.image.changes import apply_changes
-from strata.image.create import store_image
+from strata.image import mutate
 from strata.image.hold import hold_image
+from strata.image.model import SnapshotLayer
 from strata.image.scratch import owned_name, owned_prefix
-from strata.image.store import Image, ImageLayer
+from strata.image.store import Image
 from strata.layer.entry import display_name
 from strata.layer.generate import write_tar_from_dir
 from strata.layer.stats import LayerStats
 from strata.layer.tarreader import TarReader
-from strata.oci.config import History, ImageConfig, RootFS, format_time
-from strata.oci.mediatypes import OCI_LAYER
+from strata.oci.config import History, ImageConfig, format_time
 from strata.oci.reference import Reference
 from strata.runtime.containers import Container
 from strata.runtime.lifecycle import Containers
 from strata.snapshot.mount import mount_all, unmount
+from strata.store.leases import Lease
 from strata.store.space import no_space
 
 WHITEOUT = ".wh."
@@ -44,11 +45,9 @@ def write_container_layer(service: Containers, container: Container, out: Binary
     return compare_snapshot(service.snapshotter, container.snapshot, out, _scratch(service))
 
 
-def committed_config(
-    config: ImageConfig, container: Container, changes: Iterable[str]
-) -> ImageConfig:
-    """The new image's config: the image's, with the container's environment (as Docker
-    commits it) and the ``-c`` changes applied on top."""
+def container_config(config: ImageConfig, container: Container) -> ImageConfig:
+    """The image's config with what the container ran with, as Docker commits it: its
+    environment, ENTRYPOINT and CMD (the ``-c`` changes go on top of this)."""
     env = container.config.env or config.config.env
     merged = replace(config, config=replace(config.config, env=env))
     # The container's own ENTRYPOINT and CMD (given at run, or the image's) are what Docker
@@ -59,7 +58,7 @@ def committed_config(
     if container.config.cmd is not None:
         cmd = container.config.cmd or None
         merged = replace(merged, config=replace(merged.config, cmd=cmd))
-    return apply_changes(merged, changes)
+    return merged
 
 
 @contextlib.contextmanager
@@ -91,25 +90,27 @@ def commit_container(
     changes: Sequence[str] = (),
     pause: bool = True,
 ) -> Image:
-    """``docker commit``: the container's changes become one new layer on top of its image."""
+    """``docker commit``: the container's changes become one new layer on top of its image.
+
+    Made as every image is: the container's image opened as a model image, its config set and
+    ``changes`` applied (`strata.image.mutate`), the container's layer appended with its history
+    entry, and the result written by `ImageStore.write`.
+    """
     images = service.images
     with images.operation() as lease:
         # The new image shares the image's blobs: leased before they are read, so that even if
         # the container (which keeps its image from rmi) is removed meanwhile, no prune can
         # take them from under the new image (`strata.image.hold`).
-        image = hold_image(images, lease, container.image).image
-        config = images.config(image)
-        layers = images.layers(image)
+        held = hold_image(images, lease, container.image).image
+        base = images.open(held)
         # Changes are validated before any layer is written, so a bad -c leaves nothing behind.
-        new_config = committed_config(config, container, changes)
+        configured = mutate.apply_changes(
+            mutate.set_config(base, container_config(base.config(), container)), changes
+        )
+        layer = container_layer(service, container, lease)
         try:
-            with (
-                images.content.writer(f"commit-{uuid.uuid4().hex}") as writer,
-                _paused(service, container, pause),
-            ):
-                stats = write_container_layer(service, container, writer)  # type: ignore[arg-type]
-                lease.add("blob", str(stats.diff_id))
-                digest = writer.commit(expected=stats.diff_id, size=stats.size)
+            with _paused(service, container, pause):
+                layer.make()
         except NoSpace as err:
             # The writer has removed what it wrote; the layer is at least as large as what the
             # container changed.
@@ -117,33 +118,38 @@ def commit_container(
             needed = changed - err.written if changed is not None else None
             what = f"writing the layer of container {container.name}"
             raise no_space(what, needed=needed) from None
-        layer = ImageLayer(digest, OCI_LAYER, digest, stats.size, stats.content)
         now = format_time(datetime.now(UTC))
-        new_config = replace(
-            new_config.child(),
-            # Docker's commit writes -m as the image's own comment too (inspect's .Comment).
-            extra={**new_config.child().extra, **({"comment": message} if message else {})},
-            created=now,
-            author=author or None,
-            rootfs=RootFS("layers", (*config.rootfs.diff_ids, digest)),
-            history=(
-                *config.history,
-                History(
-                    created=now,
-                    created_by=" ".join(container.config.args),
-                    author=author or None,
-                    comment=message or None,
-                ),
+        own = configured.config().child()
+        configured = mutate.set_config(
+            configured,
+            replace(
+                own,
+                # Docker's commit writes -m as the image's own comment too (inspect's .Comment).
+                extra={**own.extra, **({"comment": message} if message else {})},
+                created=now,
+                author=author or None,
             ),
         )
-        return store_image(
-            images,
-            lease,
-            config=new_config,
-            layers=[*layers, layer],
-            names=[ref] if ref is not None else [],
-            parent=image.id,
+        history = History(
+            created=now,
+            created_by=" ".join(container.config.args),
+            author=author or None,
+            comment=message or None,
         )
+        new = mutate.append_layer(configured, layer, history=history)
+        names = [ref] if ref is not None else []
+        return images.write(new, names=names, parent=held.id, lease=lease)
+
+
+def container_layer(service: Containers, container: Container, lease: Lease) -> SnapshotLayer:
+    """The container's changes as a layer written straight into the content store when made,
+    its blob held by ``lease`` (the commit's)."""
+    return SnapshotLayer(
+        lambda out: write_container_layer(service, container, out),
+        content=service.images.content,
+        hold=lambda digest: lease.add("blob", str(digest)),
+        ingest="commit",
+    )
 
 
 def _changed_size(service: Containers, container: Container) -> int | None:
