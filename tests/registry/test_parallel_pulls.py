@@ -27,6 +27,7 @@ from strata.oci.reference import parse_reference
 from strata.registry.client import RegistryClient
 from strata.registry.progress import ALREADY_EXISTS
 from strata.registry.pull import pull
+from strata.runtime.imageusers import image_users
 from tests.conftest import Strata, debian_rootfs_tar
 from tests.registry.conftest import Registry
 
@@ -169,8 +170,8 @@ class _RemoveOnFirstLook:
             self.done = True
             with StoreRoot(self.root) as other_root:
                 other = ImageStore(other_root)
-                other.remove(self.alias)
-                other.prune()
+                other.remove(self.alias, users=image_users)
+                other.prune(users=image_users)
                 collect(other)
 
     def start(self, layer: str, text: str, total: int | None) -> None:

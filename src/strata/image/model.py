@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 from strata.content import ContentStore
 from strata.digest import Digest
 from strata.errors import FormatError, StrataError
-from strata.layer.compression import open_decompressed
 from strata.layer.stats import LayerStats
 from strata.oci.config import ImageConfig, parse_config
 from strata.oci.descriptor import Descriptor
@@ -191,6 +190,10 @@ class BlobLayer:
 
     @contextlib.contextmanager
     def uncompressed(self) -> Iterator[BinaryIO]:
+        # The compression libraries load only when a layer is read: `image ls` and a warm
+        # `run` import this module (through the store) and must not pay for them.
+        from strata.layer.compression import open_decompressed
+
         with self._content.open(self.digest) as f:
             stream = open_decompressed(f, source=f"layer {self.digest}")
             try:
