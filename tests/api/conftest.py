@@ -19,10 +19,8 @@ def import_debian(root: Path) -> None:
     from strata.oci.reference import parse_reference
 
     tar = debian_rootfs_tar()
-    with tar.open("rb") as stream:
-        import_rootfs(
-            ImageStore(StoreRoot(root)), stream, name=str(tar), names=[parse_reference(BASE)]
-        )
+    with tar.open("rb") as stream, StoreRoot(root) as where:
+        import_rootfs(ImageStore(where), stream, name=str(tar), names=[parse_reference(BASE)])
 
 
 @pytest.fixture

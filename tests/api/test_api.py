@@ -7,6 +7,7 @@ prints nothing (the library never writes to stdout or stderr).
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -31,6 +32,23 @@ def _silent(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
     yield
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+@pytest.fixture(autouse=True)
+def _no_store_left_open() -> Iterator[None]:
+    """No call leaves a connection to a store's database open behind it: a process that later
+    forks a container's monitor (a second `run`) would break SQLite's locks in the child."""
+    yield
+    fds = Path("/proc/self/fd")
+    held = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed since it was listed (the listing's own descriptor)
+        if Path(target).name.startswith("strata.db"):
+            held.append(target)
+    assert held == []
 
 
 def test_import_strata_is_lazy_and_gives_the_api() -> None:

@@ -39,18 +39,18 @@ def build(
     each step, cache verdict and RUN output line comes through ``progress``. A failed step
     raises `strata.errors.StepFailed`, its output having come through ``progress``.
     """
-    where = store_root(root)
     options = _options(
         context, tags, dockerfile, build_args, target, no_cache, network, timestamp, runtime, labels
     )
-    result = _build(where, options, progress)
-    assert result is not None  # None only when explaining
-    from strata.image.store import ImageStore
+    with store_root(root) as where:
+        result = _build(where, options, progress)
+        assert result is not None  # None only when explaining
+        from strata.image.store import ImageStore
 
-    found = ImageStore(where).by_manifest(result.manifest_digest)
-    if found is None:
-        raise ImageNotFound(f"No such image: {result.image_id}")
-    return image_value(found, where.path)
+        found = ImageStore(where).by_manifest(result.manifest_digest)
+        if found is None:
+            raise ImageNotFound(f"No such image: {result.image_id}")
+        return image_value(found, where.path)
 
 
 def explain(
@@ -75,7 +75,8 @@ def explain(
     )
     from dataclasses import replace
 
-    _build(store_root(root), replace(options, explain=True), progress)
+    with store_root(root) as where:
+        _build(where, replace(options, explain=True), progress)
 
 
 def _options(

@@ -218,13 +218,13 @@ def commit(
     from strata.runtime.lifecycle import Containers
 
     ref = parse_reference(reference) if reference else None
-    where = store_root(root)
-    service = Containers(where)
-    record = service.records.get(str(container))
-    made = commit_container(
-        service, record, ref=ref, message=message, author=author, changes=changes, pause=pause
-    )
-    return image_value(made, where.path)
+    with store_root(root) as where:
+        service = Containers(where)
+        record = service.records.get(str(container))
+        made = commit_container(
+            service, record, ref=ref, message=message, author=author, changes=changes, pause=pause
+        )
+        return image_value(made, where.path)
 
 
 def containers(*, all: bool = False, root: Root = None) -> list[Container]:

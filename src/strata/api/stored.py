@@ -19,11 +19,11 @@ Opener = Callable[[], contextlib.AbstractContextManager[BinaryIO]]
 
 def images(*, all: bool = False, root: Root = None) -> list[Image]:
     """The stored images, newest first; ``all`` includes build steps' untagged images."""
-    store = image_store(root)
-    found = store.all()
-    if not all:
-        found = [i for i in found if i.tags or i.repo_digests or not i.intermediate]
-    return [image_value(i, store.root.path) for i in found]
+    with image_store(root) as store:
+        found = store.all()
+        if not all:
+            found = [i for i in found if i.tags or i.repo_digests or not i.intermediate]
+        return [image_value(i, store.root.path) for i in found]
 
 
 def history(
@@ -44,34 +44,34 @@ def history(
 
     if files is not None and files < 1:
         raise InvalidArgument(f"invalid files {files}: must be at least 1")
-    store = image_store(image.root if isinstance(image, Image) and root is None else root)
-    found = store.get(str(image))
-    per_layer = []
-    counted = None
-    if files is not None:
-        per_layer = list(files_by_layer(store, store.layers(found), top=files))
-        counted = [layer.content_size for layer in per_layer]  # each layer is read only once
-    elif not sizes:
-        counted = [0] * len(store.layers(found))
-    rows = history_rows(store, found, sizes=counted, ancestors=store.ancestors(found))
-    entries = []
-    for row in rows:
-        named = store.lookup(str(row.id)) if row.id is not None else None
-        index = row.layer_index
-        entries.append(
-            HistoryEntry(
-                id=str(row.id) if row.id is not None else None,
-                created=row.created,
-                created_by=row.created_by,
-                size=row.size,
-                comment=row.comment,
-                tags=tuple(t.familiar for t in named.tags) if named else (),
-                empty_layer=row.empty_layer,
-                author=row.author,
-                files=per_layer[index] if per_layer and index is not None else None,
+    with image_store(image.root if isinstance(image, Image) and root is None else root) as store:
+        found = store.get(str(image))
+        per_layer = []
+        counted = None
+        if files is not None:
+            per_layer = list(files_by_layer(store, store.layers(found), top=files))
+            counted = [layer.content_size for layer in per_layer]  # each layer is read only once
+        elif not sizes:
+            counted = [0] * len(store.layers(found))
+        rows = history_rows(store, found, sizes=counted, ancestors=store.ancestors(found))
+        entries = []
+        for row in rows:
+            named = store.lookup(str(row.id)) if row.id is not None else None
+            index = row.layer_index
+            entries.append(
+                HistoryEntry(
+                    id=str(row.id) if row.id is not None else None,
+                    created=row.created,
+                    created_by=row.created_by,
+                    size=row.size,
+                    comment=row.comment,
+                    tags=tuple(t.familiar for t in named.tags) if named else (),
+                    empty_layer=row.empty_layer,
+                    author=row.author,
+                    files=per_layer[index] if per_layer and index is not None else None,
+                )
             )
-        )
-    return entries
+        return entries
 
 
 def save(
@@ -106,7 +106,8 @@ def save(
         def opener() -> contextlib.AbstractContextManager[BinaryIO]:
             return contextlib.nullcontext(stream)
 
-    save_images(image_store(root), names, opener, format=ArchiveFormat(format))
+    with image_store(root) as store:
+        save_images(store, names, opener, format=ArchiveFormat(format))
 
 
 @contextlib.contextmanager
@@ -144,21 +145,21 @@ def load(
     (default: the path, or ``-`` for a stream)."""
     from strata.image.load import load_images
 
-    store = image_store(root)
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if not path.exists():
-            raise NotFound(f"{os.fspath(source)}: no such file or directory")
-        loaded = load_images(store, path, name=name or os.fspath(source))
-    else:
-        loaded = load_images(store, source, name=name or "-")
-    emit = emitter(progress)
-    result = []
-    for found, refs in loaded:
-        for text in [ref.familiar for ref in refs] or [""]:
-            emit(Progress("loaded", str(found.id), text=text))
-        # Read back: the names it has now (a name loaded later in the archive moves a tag).
-        result.append(
-            image_value(store.by_manifest(found.manifest_digest) or found, store.root.path)
-        )
-    return result
+    with image_store(root) as store:
+        if isinstance(source, str | os.PathLike):
+            path = Path(source)
+            if not path.exists():
+                raise NotFound(f"{os.fspath(source)}: no such file or directory")
+            loaded = load_images(store, path, name=name or os.fspath(source))
+        else:
+            loaded = load_images(store, source, name=name or "-")
+        emit = emitter(progress)
+        result = []
+        for found, refs in loaded:
+            for text in [ref.familiar for ref in refs] or [""]:
+                emit(Progress("loaded", str(found.id), text=text))
+            # Read back: the names it has now (a name loaded later in the archive moves a tag).
+            result.append(
+                image_value(store.by_manifest(found.manifest_digest) or found, store.root.path)
+            )
+        return result

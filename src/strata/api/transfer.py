@@ -48,19 +48,19 @@ def pull(
     ref = parse_reference(name)
     wanted = Platform.parse(platform) if platform else None
     emit = emitter(progress)
-    store = image_store(root)
-    with _client(ref.domain, insecure) as client:
-        result = pull_image(
-            store,
-            client,
-            ref,
-            platform=wanted,
-            jobs=jobs,
-            unpack=unpack,
-            events=TransferProgress(emit),
-        )
-    emit(Progress("pulled", str(result.digest), text=UP_TO_DATE if result.up_to_date else NEW))
-    return image_value(result.image, store.root.path)
+    with image_store(root) as store:
+        with _client(ref.domain, insecure) as client:
+            result = pull_image(
+                store,
+                client,
+                ref,
+                platform=wanted,
+                jobs=jobs,
+                unpack=unpack,
+                events=TransferProgress(emit),
+            )
+        emit(Progress("pulled", str(result.digest), text=UP_TO_DATE if result.up_to_date else NEW))
+        return image_value(result.image, store.root.path)
 
 
 def push(
@@ -88,21 +88,23 @@ def push(
             raise InvalidArgument("push: an image handle needs a reference to push to")
         reference = source
     ref = parse_reference(reference)
-    store = image_store(root)
-    if source != reference:
-        store.get(source)  # No such image: SOURCE
-    elif ref.digest is None and store.lookup(str(ref.with_default_tag())) is None:
-        # Docker's check, before any registry is contacted (and no login is asked for).
-        raise ImageNotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
-    with _client(ref.domain, insecure) as client:
-        result = push_image(
-            store,
-            client,
-            ref,
-            source=source,
-            manifest_format=format,
-            compression=compression,
-            jobs=jobs,
-            events=TransferProgress(emitter(progress)),
-        )
-    return Pushed(str(result.reference), str(result.digest), result.size)
+    with image_store(root) as store:
+        if source != reference:
+            store.get(source)  # No such image: SOURCE
+        elif ref.digest is None and store.lookup(str(ref.with_default_tag())) is None:
+            # Docker's check, before any registry is contacted (and no login is asked for).
+            raise ImageNotFound(
+                f"An image does not exist locally with the tag: {ref.familiar_name}"
+            )
+        with _client(ref.domain, insecure) as client:
+            result = push_image(
+                store,
+                client,
+                ref,
+                source=source,
+                manifest_format=format,
+                compression=compression,
+                jobs=jobs,
+                events=TransferProgress(emitter(progress)),
+            )
+        return Pushed(str(result.reference), str(result.digest), result.size)

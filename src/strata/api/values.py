@@ -3,7 +3,9 @@ entry, a push's result; and where a call's store is."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -85,8 +87,8 @@ class Image:
     @property
     def config(self) -> ImageConfig:
         """The image's configuration (read from the store on each access)."""
-        store = image_store(self.root)
-        return store.config(store.get(self.id))
+        with image_store(self.root) as store:
+            return store.config(store.get(self.id))
 
     def history(self) -> list[HistoryEntry]:
         """`strata.history` of this image."""
@@ -143,10 +145,14 @@ def store_root(root: Root) -> StoreRoot:
     return StoreRoot(Path(root) if root else default_root())
 
 
-def image_store(root: Root) -> ImageStore:
+@contextlib.contextmanager
+def image_store(root: Root) -> Iterator[ImageStore]:
+    """The store's images, its database closed when the block ends: no call leaves a connection
+    open behind it (a process that forks a container's monitor must hold none)."""
     from strata.image.store import ImageStore
 
-    return ImageStore(store_root(root))
+    with store_root(root) as where:
+        yield ImageStore(where)
 
 
 def image_value(found: StoredImage, root: Path) -> Image:
