@@ -496,3 +496,23 @@ def test_the_next_run_finishes_a_removal_killed_halfway(debian: Strata) -> None:
     debian("run", "--rm", IMAGE, "true")  # the next run finishes it first
     assert debian("ps", "-a", "-q").stdout == ""
     assert_clean(debian)
+
+
+def test_the_next_rm_finishes_a_removal_killed_inside_the_snapshots_rename(
+    debian: Strata,
+) -> None:
+    # Found by the kill suite: an rm killed after its snapshot's directory went to the trash
+    # (``rm-<id>-*``) but before the snapshot's row went. The next rm must leave nothing.
+    from strata.image.root import StoreRoot
+    from strata.runtime.lifecycle import Containers
+
+    debian("create", "--name", "torn", IMAGE, "true")
+    with StoreRoot(Path(debian.root)) as root:
+        record = Containers(root).records.lookup("torn")
+        assert record is not None
+        home = Containers(root).snapshotter.upper(record.snapshot).parent
+    home.rename(home.with_name(f"rm-{home.name}-dead0001"))
+    found(debian, f"its directory snapshots/{home.name} is gone")
+    debian("rm", "torn")
+    assert debian("ps", "-a", "-q").stdout == ""
+    assert_clean(debian)

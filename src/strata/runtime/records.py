@@ -279,8 +279,10 @@ class ContainerRecords:
                         continue
                     self.purge(current)
                     finished = True
-            if finished:
-                self.snapshotter.cleanup()  # the trash directory the killed removal left
+            # The trash directory a killed removal left: put back while its row survives
+            # (the removal is then done again whole), gone otherwise.
+            if finished or self.snapshotter.has_leftovers():
+                self.snapshotter.cleanup()
 
     def lookup(self, text: str) -> Container:
         """The container named ``text`` (ID, prefix or name), its state reconciled."""

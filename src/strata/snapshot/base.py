@@ -225,6 +225,12 @@ class DirSnapshotter:
         self._detach(path)
         remove_tree(path)
 
+    def has_leftovers(self) -> bool:
+        try:
+            return any(name.startswith((_NEW, _TRASH)) for name in os.listdir(self._dir))
+        except FileNotFoundError:
+            return False
+
     def cleanup(self) -> int:
         """Remove what crashed commands left: dirs without rows, unlocked new-/rm- dirs, links.
 

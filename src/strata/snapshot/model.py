@@ -119,3 +119,8 @@ class Snapshotter(Protocol):
     def cleanup(self) -> int:
         """Remove what crashed commands left behind; return how many entries went."""
         ...
+
+    def has_leftovers(self) -> bool:
+        """Whether a creation or removal left a directory that `cleanup` would look at (one
+        listing, no lock: the directory may belong to a live command)."""
+        ...
