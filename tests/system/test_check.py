@@ -516,3 +516,14 @@ def test_the_next_rm_finishes_a_removal_killed_inside_the_snapshots_rename(
     debian("rm", "torn")
     assert debian("ps", "-a", "-q").stdout == ""
     assert_clean(debian)
+
+
+def test_the_next_create_clears_a_snapshot_a_killed_create_half_made(debian: Strata) -> None:
+    # Found by the kill suite: a create killed while its snapshot was being made leaves an
+    # unlocked ``new-*`` directory; the next create (no container exists) must clear it.
+    snapshots = Path(debian.root) / "snapshots"
+    (snapshots / "new-dead0002").mkdir()
+    found(debian, "directory snapshots/new-dead0002: left by a command that died")
+    debian("create", "--name", "after", IMAGE, "true")
+    debian("rm", "after")
+    assert_clean(debian)

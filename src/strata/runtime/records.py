@@ -256,9 +256,7 @@ class ContainerRecords:
             # Records first, then the snapshots: a container's snapshot is made before its
             # record, so a record listed here whose snapshot the later walk lacks lost it.
             containers = self.records.all()
-            if not containers:
-                return
-            keys = {info.key for info in self.snapshotter.walk()}
+            keys = {info.key for info in self.snapshotter.walk()} if containers else set()
             for container in containers:
                 if container.snapshot in keys:
                     continue
@@ -279,8 +277,8 @@ class ContainerRecords:
                         continue
                     self.purge(current)
                     finished = True
-            # The trash directory a killed removal left: put back while its row survives
-            # (the removal is then done again whole), gone otherwise.
+            # The trash directory a killed removal left (put back while its row survives, so the
+            # removal is done again whole), or the half-made one of a killed create.
             if finished or self.snapshotter.has_leftovers():
                 self.snapshotter.cleanup()
 
