@@ -521,9 +521,11 @@ def test_the_next_rm_finishes_a_removal_killed_inside_the_snapshots_rename(
 def test_the_next_create_clears_a_snapshot_a_killed_create_half_made(debian: Strata) -> None:
     # Found by the kill suite: a create killed while its snapshot was being made leaves an
     # unlocked ``new-*`` directory; the next create (no container exists) must clear it.
+    debian("create", "--name", "before", IMAGE, "true")  # the snapshots directory exists
+    debian("rm", "before")
     snapshots = Path(debian.root) / "snapshots"
     (snapshots / "new-dead0002").mkdir()
     found(debian, "directory snapshots/new-dead0002: left by a command that died")
     debian("create", "--name", "after", IMAGE, "true")
-    debian("rm", "after")
     assert_clean(debian)
+    debian("rm", "after")
