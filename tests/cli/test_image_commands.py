@@ -184,28 +184,48 @@ def test_save_to_stdout_loads_from_stdin(strata: Strata, rootfs: Path) -> None:
     assert loaded.stdout == b"Loaded image: one:latest\n"
 
 
-def test_help_and_ls_import_nothing_heavy(strata: Strata) -> None:
+# Runs the CLI in-process, then names the heavy modules it loaded.
+_HEAVY_PROBE = (
+    "import sys\n"
+    "from strata.cli.main import main\n"
+    "sys.argv = ['strata'] + sys.argv[1:]\n"
+    "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    "heavy = [m for m in ('httpx', 'rich', 'requests', 'strata.image.archive', 'isal',"
+    " 'zstandard') if m in sys.modules]\n"
+    "print('HEAVY', heavy)\n"
+)
+
+
+def _heavy(strata: Strata, *args: str) -> str:
     import subprocess
     import sys
 
-    code = (
-        "import sys\n"
-        "from strata.cli.main import main\n"
-        "sys.argv = ['strata'] + sys.argv[1:]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('httpx', 'rich', 'requests', 'strata.image.archive', 'isal',"
-        " 'zstandard') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", _HEAVY_PROBE, *args],
+        capture_output=True,
+        text=True,
+        env={"STRATA_ROOT": str(strata.root), "PATH": "/usr/bin:/bin"},
+        check=True,
     )
+    return proc.stdout
+
+
+def test_help_and_ls_import_nothing_heavy(strata: Strata) -> None:
     for args in (["--help"], ["image", "ls"], ["images", "-q"]):
-        proc = subprocess.run(
-            [sys.executable, "-c", code, *args],
-            capture_output=True,
-            text=True,
-            env={"STRATA_ROOT": str(strata.root), "PATH": "/usr/bin:/bin"},
-            check=True,
-        )
-        assert "HEAVY []" in proc.stdout, (args, proc.stdout)
+        out = _heavy(strata, *args)
+        assert "HEAVY []" in out, (args, out)
+
+
+def test_a_cached_build_imports_no_compression(
+    strata: Strata, rootfs: Path, tmp_path: Path
+) -> None:
+    # Every step a cache hit: nothing is compressed or decompressed, so neither library loads
+    # (isal alone costs ~10 ms, multiprocessing with it).
+    strata("import", str(rootfs), "seed:1")
+    (tmp_path / "Dockerfile").write_text("FROM seed:1\nENV A=1\nLABEL b=2\n")
+    strata("build", "-q", "-t", "cached:1", str(tmp_path))
+    out = _heavy(strata, "build", "-q", "-t", "cached:1", str(tmp_path))
+    assert out.endswith("HEAVY []\n"), out
 
 
 # -- bad input: one line, non-zero, the store exactly as before ------------------------------

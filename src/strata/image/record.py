@@ -18,7 +18,6 @@ from strata.digest import Digest
 from strata.image.model import Image as ModelImage
 from strata.image.model import Layer, copy_stream
 from strata.image.store import Image, ImageLayer, now_rfc3339
-from strata.layer.compression import open_decompressed
 from strata.oci.mediatypes import OCI_MANIFEST
 from strata.oci.reference import Reference
 
@@ -129,6 +128,10 @@ def _recorded(images: ImageStore, layer: Layer) -> ImageLayer:
     know it (the content size is counted by `record_images` when unknown)."""
     size = layer.uncompressed_size
     if size is None:
+        # The compression libraries (isal pulls in multiprocessing) load only when a size must
+        # be counted: a cached build records its image through here and must not pay for them.
+        from strata.layer.compression import open_decompressed
+
         with images.content.open(layer.digest) as f:
             stream = open_decompressed(f, source=f"layer {layer.digest}")
             try:
