@@ -60,7 +60,14 @@ class StepBatch:
     def add(self, new: NewImage, blobs: ImageBlobs, config: ImageConfig) -> None:
         """Queue a step's image, ``config`` encoded as ``blobs`` (written by the next `flush`)."""
         layers = [blob_layer(self.images, la, self.blob_size(la)) for la in new.layers]
-        image = MemoryImage(config, layers, raw_config=blobs.config, raw_manifest=blobs.manifest)
+        image = MemoryImage(
+            config,
+            layers,
+            raw_config=blobs.config,
+            raw_manifest=blobs.manifest,
+            config_digest=blobs.config_digest,
+            digest=blobs.manifest_digest,
+        )
         self._images.append(
             WriteRequest(image, new.names, intermediate=new.intermediate, parent=new.parent)
         )

@@ -52,12 +52,13 @@ class ImageBlobs:
 def encode_image(config_bytes: bytes, layers: Sequence[tuple[ImageLayer, int]]) -> ImageBlobs:
     """The config blob ``config_bytes`` and an OCI manifest for ``layers`` (each with its
     blob's size), with their digests; nothing is written."""
+    config_digest = Digest.of(config_bytes)
     _, manifest_bytes = encode_manifest(
-        config_bytes, [(layer.media_type, layer.blob, size) for layer, size in layers]
+        config_bytes,
+        [(layer.media_type, layer.blob, size) for layer, size in layers],
+        config_digest=config_digest,
     )
-    return ImageBlobs(
-        config_bytes, Digest.of(config_bytes), manifest_bytes, Digest.of(manifest_bytes)
-    )
+    return ImageBlobs(config_bytes, config_digest, manifest_bytes, Digest.of(manifest_bytes))
 
 
 def blob_layer(images: ImageStore, layer: ImageLayer, size: int | None = None) -> BlobLayer:

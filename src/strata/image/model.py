@@ -116,14 +116,20 @@ class Image(Protocol):
 
 
 def encode_manifest(
-    raw_config: bytes, layers: Sequence[tuple[str, Digest, int]]
+    raw_config: bytes,
+    layers: Sequence[tuple[str, Digest, int]],
+    *,
+    config_digest: Digest | None = None,
 ) -> tuple[Manifest, bytes]:
     """The OCI manifest strata writes for a config and ``layers`` (media type, blob digest,
-    blob size each), and its bytes: what commit, import and every build step record."""
+    blob size each), and its bytes: what commit, import and every build step record.
+    ``config_digest``, when the caller has it, saves hashing the config again."""
+    if config_digest is None:
+        config_digest = Digest.of(raw_config)
     manifest = Manifest(
         schema_version=2,
         media_type=OCI_MANIFEST,
-        config=Descriptor(OCI_CONFIG, Digest.of(raw_config), len(raw_config)),
+        config=Descriptor(OCI_CONFIG, config_digest, len(raw_config)),
         layers=tuple(Descriptor(media_type, blob, size) for media_type, blob, size in layers),
     )
     return manifest, manifest.to_json()
@@ -303,13 +309,19 @@ class MemoryImage:
         raw_config: bytes | None = None,
         raw_manifest: bytes | None = None,
         media_type: str = OCI_MANIFEST,
+        config_digest: Digest | None = None,
+        digest: Digest | None = None,
     ) -> None:
+        # Digests given (a build step has them from encoding) or counted once: a build of
+        # many metadata steps writes as many images, each config holding all the ENV before it.
         self._config = config
         self._layers = tuple(layers)
         self._raw_config = raw_config
         self._raw_manifest = raw_manifest
         self._media_type = media_type
         self._manifest: Manifest | None = None
+        self._config_digest = config_digest
+        self._digest = digest
 
     @property
     def media_type(self) -> str:
@@ -324,12 +336,16 @@ class MemoryImage:
         return self._raw_config
 
     def config_digest(self) -> Digest:
-        return Digest.of(self.raw_config())
+        if self._config_digest is None:
+            self._config_digest = Digest.of(self.raw_config())
+        return self._config_digest
 
     def raw_manifest(self) -> bytes:
         if self._raw_manifest is None:
             self._manifest, self._raw_manifest = encode_manifest(
-                self.raw_config(), [(la.media_type, la.digest, la.size) for la in self._layers]
+                self.raw_config(),
+                [(la.media_type, la.digest, la.size) for la in self._layers],
+                config_digest=self.config_digest(),
             )
         return self._raw_manifest
 
@@ -341,7 +357,9 @@ class MemoryImage:
         return self._manifest
 
     def digest(self) -> Digest:
-        return Digest.of(self.raw_manifest())
+        if self._digest is None:
+            self._digest = Digest.of(self.raw_manifest())
+        return self._digest
 
     def layers(self) -> Sequence[Layer]:
         return self._layers
