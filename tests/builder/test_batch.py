@@ -25,6 +25,19 @@ def test_put_many_stores_each_blob_and_leaves_no_ingest(tmp_path: Path) -> None:
     assert list((tmp_path / "store" / "ingest").iterdir()) == []
 
 
+def test_put_many_of_blobs_said_missing_replaces_one_that_appeared_with_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    content = LocalContentStore(tmp_path / "store")
+    raced = b"written by another writer meanwhile"
+    content.put_bytes(raced)
+    content.put_many([(raced, Digest.of(raced)), (b"new", Digest.of(b"new"))], missing=True)
+    assert content.read_bytes(Digest.of(raced), limit=100) == raced
+    assert content.read_bytes(Digest.of(b"new"), limit=100) == b"new"
+    assert content.ingests() == []
+    content.verify(Digest.of(raced))  # the replaced blob still hashes to its name
+
+
 def test_put_many_refuses_a_wrong_digest_and_writes_nothing(tmp_path: Path) -> None:
     content = LocalContentStore(tmp_path / "store")
     good, bad = b"good", b"bad"

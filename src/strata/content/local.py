@@ -209,7 +209,7 @@ class LocalContentStore:
                 w.abort()
                 raise
 
-    def put_many(self, blobs: Sequence[tuple[bytes, Digest]]) -> None:
+    def put_many(self, blobs: Sequence[tuple[bytes, Digest]], *, missing: bool = False) -> None:
         """Store several small blobs (``(data, digest)``, each checked) durably at once.
 
         One ingest directory, locked as any ingest, holds them all: each is written, then one
@@ -219,6 +219,10 @@ class LocalContentStore:
         as `put_bytes` cost four fsyncs, each a flush of the disk's cache: ~2.5 ms here). A crash
         leaves at most the unlocked ingest, which gc and ``system check`` remove; a blob is
         never visible under its name before its bytes are durable.
+
+        ``missing=True`` says the caller has just found these blobs absent, so they are not
+        looked up again (a 1,000-step build would ask twice for each of 2,000 blobs); one that
+        appears meanwhile is replaced by the same bytes, which readers cannot tell apart.
         """
         todo: dict[Digest, bytes] = {}
         for data, expected in blobs:
@@ -226,7 +230,7 @@ class LocalContentStore:
             actual = Digest(digest.algorithm, hashlib.new(digest.algorithm, data).hexdigest())
             if actual != digest:
                 raise DigestMismatch(f"blob {digest}: content hashes to {actual}")
-            if digest not in todo and not self.exists(digest):
+            if digest not in todo and (missing or not self.exists(digest)):
                 todo[digest] = data
         if not todo:
             return

@@ -96,7 +96,8 @@ def write_images(
     # Configs and manifests in one durable write (a build's many steps pay one pass of fsyncs),
     # read from the model image only if the store lacks them.
     images.content.put_many(
-        [(raw(), digest) for digest, raw in small.items() if not images.content.exists(digest)]
+        [(raw(), digest) for digest, raw in small.items() if not images.content.exists(digest)],
+        missing=True,
     )
     recorded = {digest: _recorded(images, layer) for digest, layer in layers.items()}
     entries = [
