@@ -245,6 +245,19 @@ class VolumeStore:
         with self.db.read() as conn:
             return {r[0] for r in conn.execute("SELECT DISTINCT volume FROM volume_users")}
 
+    def all_uses(self) -> list[tuple[str, str]]:
+        """Every (volume, container) use recorded."""
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT volume, container FROM volume_users ORDER BY volume")
+            return [(r[0], r[1]) for r in rows]
+
+    def drop_use(self, name: str, container_id: str) -> None:
+        """Forget one use (``system check --repair``: a use by a container that is gone)."""
+        with self.db.transaction(reclaim=True, what=f"volume {name}") as conn:
+            conn.execute(
+                "DELETE FROM volume_users WHERE volume = ? AND container = ?", (name, container_id)
+            )
+
     def remove(self, name: str, *, force: bool = False) -> bool:
         """``docker volume rm``: Conflict while a container uses it (even with ``force``, as
         Docker); a missing volume is VolumeNotFound, or nothing with ``force``. Whether it went."""
