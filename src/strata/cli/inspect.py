@@ -64,14 +64,16 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
 
 
 def _volume_host_config(cfg: ContainerConfig) -> dict[str, Any]:
-    """vol: HostConfig's Mounts (the --mount specs), Tmpfs and VolumesFrom, as Docker shows
-    them (null when none were given)."""
+    """vol: HostConfig's Mounts (the --mount specs) and Tmpfs, which Docker leaves out when
+    there are none, and VolumesFrom (null when none)."""
+    out: dict[str, Any] = {}
     specs = [dict(m.spec) for m in cfg.mounts if m.spec is not None]
-    return {
-        "Mounts": specs or None,
-        "Tmpfs": dict(cfg.tmpfs) or None,
-        "VolumesFrom": list(cfg.volumes_from) or None,
-    }
+    if specs:
+        out["Mounts"] = specs
+    if cfg.tmpfs:
+        out["Tmpfs"] = dict(cfg.tmpfs)
+    out["VolumesFrom"] = list(cfg.volumes_from) or None
+    return out
 
 
 def _mounts(app: App, cfg: ContainerConfig) -> list[dict[str, Any]]:
