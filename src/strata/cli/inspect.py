@@ -81,7 +81,12 @@ def _mounts(app: App, cfg: ContainerConfig) -> list[dict[str, Any]]:
     from strata.volume.store import data_dir
 
     root = app.store().path
-    return [m.document(str(data_dir(root, m.source))) for m in cfg.mounts]
+    mounts = cfg.mounts
+    if not mounts and cfg.volumes:  # a record from before volumes: its -v were all binds
+        from strata.runtime.mounts import parse_volume_flag
+
+        mounts = tuple(parse_volume_flag(v) for v in cfg.volumes)
+    return [m.document(str(data_dir(root, m.source))) for m in mounts]
 
 
 def _image_id(app: App, manifest_digest: str) -> str:
