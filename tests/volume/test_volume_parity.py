@@ -65,6 +65,7 @@ def test_volume_inspect_and_ls_as_dockers(store: Strata, docker_clean: Docker) -
         )
         assert _volume_doc(store, name) == _volume_doc(docker_clean, name)
     for args in (
+        ("volume", "inspect", "-f", "{{.Name}} {{.Labels}} {{.Options}} {{.Scope}}", f"{TAG}-one"),
         ("volume", "ls", "--filter", f"name={TAG}"),
         ("volume", "ls", "-q", "--filter", f"name={TAG}", "--filter", "label=a"),
         ("volume", "ls", "--filter", f"name={TAG}", "--format", "{{.Name}}\t{{.Labels}}"),
