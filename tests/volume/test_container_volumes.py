@@ -141,3 +141,28 @@ def test_refused_runs_leave_nothing(store: Strata) -> None:
     assert "is already in use" in store.fail("run", "--name", "dup", "-v", "n2:/x", IMAGE, "true")
     assert store_state(store.root) == before
     assert not (store.root / "volumes" / "n2").exists()
+
+
+def test_volume_rm_racing_runs_never_takes_a_volume_in_use(store: Strata) -> None:
+    """``volume rm -f`` against runs that make and use the same volume: each run either made
+    it (and finds its mark) or failed cleanly; the store checks clean after."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRATA_ROOT": str(store.root)}
+    for round_ in range(4):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "strata", "run", "--rm", "-v", "race:/x", IMAGE, "sh", "-c",
+             f"echo {round_} > /x/mark; cat /x/mark"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        removals = [store("volume", "rm", "-f", "race", check=False) for _ in range(3)]
+        out, err = run.communicate(timeout=120)
+        assert "Traceback" not in err
+        assert run.returncode == 0, err
+        assert out == f"{round_}\n"
+        for removal in removals:
+            assert removal.returncode == 0 or "volume is in use" in removal.stderr
+    store("volume", "rm", "-f", "race")
+    check = store("system", "check", check=False)
+    assert check.stdout == "no problems found\n", check.stdout
