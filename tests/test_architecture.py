@@ -39,6 +39,7 @@ ROWS = {
     "content": 3,
     "layer": 3,
     "snapshot": 3,
+    "volume": 3,  # named volumes: directories under volumes/, their rows and their users
     "diff": 4,  # the seam between snapshots and layers: apply, compare, chain IDs
     "image": 5,
     "registry": 6,
@@ -70,6 +71,8 @@ TABLE_OWNERS = {
     "build_lineage": "builder",
     "layer_compressions": "registry",
     "blob_sources": "registry",
+    "volumes": "volume",
+    "volume_users": "volume",
 }
 # Packages that may read (and repair) every table: `system check` audits the whole store, and its
 # repair deletes rows that name what is gone (by a table name it only knows at run time).

@@ -96,6 +96,10 @@ class ContainerNotFound(NotFound):
     """No container has this ID or name (in the store or in the runtime's state)."""
 
 
+class VolumeNotFound(NotFound):
+    """No volume has this name."""
+
+
 class ContainerError(StrataError):
     """A container could not be created, started, signalled or removed."""
 

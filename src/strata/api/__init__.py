@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from strata.api.stored import history, images, load, save
     from strata.api.transfer import pull, push
     from strata.api.values import Container, HistoryEntry, Image, Pushed, RunResult
+    from strata.api.volumes import (
+        create_volume,
+        prune_unused_volumes,
+        remove_volume,
+        volume,
+        volumes,
+    )
 
 __all__ = [
     "Container",
@@ -37,14 +44,19 @@ __all__ = [
     "build",
     "commit",
     "containers",
+    "create_volume",
     "explain",
     "history",
     "images",
     "load",
+    "prune_unused_volumes",
     "pull",
     "push",
+    "remove_volume",
     "run",
     "save",
+    "volume",
+    "volumes",
 ]
 
 # Where each name is defined.
@@ -70,6 +82,11 @@ _MODULES = {
     "Image": "strata.api.values",
     "Pushed": "strata.api.values",
     "RunResult": "strata.api.values",
+    "create_volume": "strata.api.volumes",
+    "prune_unused_volumes": "strata.api.volumes",
+    "remove_volume": "strata.api.volumes",
+    "volume": "strata.api.volumes",
+    "volumes": "strata.api.volumes",
 }
 
 

@@ -48,6 +48,9 @@ def run(
     hostname: str | None = None,
     network: str = "default",
     volumes: Sequence[str] = (),
+    mounts: Sequence[str] = (),
+    tmpfs: Sequence[str] = (),
+    volumes_from: Sequence[str] = (),
     runtime: str | None = None,
     tty: bool = False,
     interactive: bool = False,
@@ -69,7 +72,9 @@ def run(
     it a terminal (sized as ``stdio``'s, if one is), which needs ``stdio`` in the foreground.
     ``detach`` returns once it runs (its output goes to its log, as ``strata logs`` shows;
     with ``remove`` the container goes when it ends).
-    ``env`` is a mapping or ``NAME=VALUE`` strings; ``volumes`` are ``HOST:CONTAINER[:ro]``;
+    ``env`` is a mapping or ``NAME=VALUE`` strings; ``volumes`` are ``-v``'s
+    ``[HOST|NAME:]CONTAINER[:ro]``, ``mounts`` ``--mount``'s ``type=…,target=…``, ``tmpfs``
+    ``--tmpfs``'s ``/path[:options]``, ``volumes_from`` ``--volumes-from``'s ``NAME[:ro]``;
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
     ``progress``.
     """
@@ -95,6 +100,9 @@ def run(
         interactive=interactive,
         runtime=runtime,
         autoremove=remove,
+        mounts=tuple(mounts),
+        tmpfs=tuple(tmpfs),
+        volumes_from=tuple(volumes_from),
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must

@@ -54,7 +54,13 @@ def _create_options(command: F) -> F:
             click.option("-u", "--user", help="Username or UID (<name|uid>[:<group|gid>])."),
             click.option("--hostname", help="Container host name."),
             click.option("--network", "--net", default="default", help="default|host|none"),
-            click.option("-v", "--volume", "volumes", multiple=True, help="HOST:CONTAINER[:ro]"),
+            click.option(
+                "-v", "--volume", "volumes", multiple=True, help="[HOST|NAME:]CONTAINER[:ro]"
+            ),
+            # vol: volumes and tmpfs mounts.
+            click.option("--mount", "mounts", multiple=True, help="type=bind|volume|tmpfs,…"),
+            click.option("--tmpfs", multiple=True, help="Mount a tmpfs: /path[:options]."),
+            click.option("--volumes-from", multiple=True, help="CONTAINER[:ro|rw]"),
             click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
             click.option("--runtime", help="runc, crun or chroot (default: what works here)."),
             click.option(
@@ -90,6 +96,9 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         interactive=kw["interactive"],
         runtime=kw["runtime"],
         autoremove=kw["remove"],
+        mounts=kw["mounts"],
+        tmpfs=kw["tmpfs"],
+        volumes_from=kw["volumes_from"],
     )
 
 
@@ -161,6 +170,9 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
         hostname=kw["hostname"],
         network=kw["network"],
         volumes=kw["volumes"],
+        mounts=kw["mounts"],
+        tmpfs=kw["tmpfs"],
+        volumes_from=kw["volumes_from"],
         runtime=kw["runtime"],
         tty=kw["tty"],
         interactive=kw["interactive"],
@@ -211,14 +223,13 @@ def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, 
 
 @container_group.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Force the removal of a running container.")
-@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes (there are none).")
+@click.option("-v", "--volumes", is_flag=True, help="Remove the container's anonymous volumes.")
 @click.argument("names", nargs=-1, required=True)
 @pass_app
 def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None:
     """Remove one or more containers."""
     from strata.runtime.lifecycle import Containers
 
-    del volumes  # strata makes no anonymous volumes
     service = Containers(app.store())
 
     def remove(name: str) -> str | None:
@@ -229,7 +240,7 @@ def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None
                 raise
             click.echo(f"Error: {exc}", err=True)  # as Docker: said, but not a failure
             return None
-        service.remove(container, force=force)
+        service.remove(container, force=force, volumes=volumes)
         return name
 
     for_each(names, remove, "failed to remove containers")

@@ -128,6 +128,16 @@ COLUMNS: dict[str, dict[str, str]] = {
         "Size": "SIZE",
         "Comment": "COMMENT",
     },
+    # vol: docker volume ls.
+    "volume": {
+        "Name": "VOLUME NAME",
+        "Driver": "DRIVER",
+        "Scope": "SCOPE",
+        "Mountpoint": "MOUNTPOINT",
+        "Labels": "LABELS",
+        "Links": "LINKS",
+        "Size": "SIZE",
+    },
 }
 # The Go type of each list's rows, which "can't evaluate field" errors name, and the words
 # docker/cli puts before a parse and an execution error for that command.
@@ -139,6 +149,7 @@ _CONTEXTS: dict[str, tuple[str, str, str]] = {
         "failed to execute template",
     ),
     "history": ("*image.historyContext", "template parsing error", "template parsing error"),
+    "volume": ("*formatter.volumeContext", "template parsing error", "template parsing error"),
 }
 
 

@@ -13,6 +13,7 @@ from strata.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from strata.image.store import Image, ImageStore
+    from strata.runtime.config import ContainerConfig
 
 
 def container_document(app: App, text: str) -> dict[str, Any] | None:
@@ -44,7 +45,9 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "NetworkMode": cfg.network_mode or cfg.network,
             "Binds": list(cfg.volumes),
             "Runtime": container.runtime,
+            **_volume_host_config(cfg),
         },
+        "Mounts": _mounts(app, cfg),
         "Config": {
             "Hostname": cfg.hostname or container.id[:12],
             "User": cfg.user,
@@ -55,8 +58,35 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "Entrypoint": list(cfg.entrypoint) if cfg.entrypoint is not None else None,
             "Image": container.image_ref,
             "WorkingDir": cfg.cwd,
+            **({"Volumes": {p: {} for p in cfg.config_volumes}} if cfg.config_volumes else {}),
         },
     }
+
+
+def _volume_host_config(cfg: ContainerConfig) -> dict[str, Any]:
+    """vol: HostConfig's Mounts (the --mount specs) and Tmpfs, which Docker leaves out when
+    there are none, and VolumesFrom (null when none)."""
+    out: dict[str, Any] = {}
+    specs = [dict(m.spec) for m in cfg.mounts if m.spec is not None]
+    if specs:
+        out["Mounts"] = specs
+    if cfg.tmpfs:
+        out["Tmpfs"] = dict(cfg.tmpfs)
+    out["VolumesFrom"] = list(cfg.volumes_from) or None
+    return out
+
+
+def _mounts(app: App, cfg: ContainerConfig) -> list[dict[str, Any]]:
+    """inspect's ``Mounts``: binds, volumes and --mount tmpfs (--tmpfs ones are not listed)."""
+    from strata.volume.store import data_dir
+
+    root = app.store().path
+    mounts = cfg.mounts
+    if not mounts and cfg.volumes:  # a record from before volumes: its -v were all binds
+        from strata.runtime.mounts import parse_volume_flag
+
+        mounts = tuple(parse_volume_flag(v) for v in cfg.volumes)
+    return [m.document(str(data_dir(root, m.source))) for m in mounts]
 
 
 def _image_id(app: App, manifest_digest: str) -> str:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("strata.cli.image", "image_group", "Manage images"),
     "system": ("strata.cli.system", "system_group", "Manage strata"),
     "container": ("strata.cli.container", "container_group", "Manage containers"),
+    "volume": ("strata.cli.volume", "volume_group", "Manage volumes"),
     "run": ("strata.cli.container", "run_cmd", "Create and run a new container from an image"),
     "rm": ("strata.cli.container", "rm_cmd", "Remove one or more containers"),
     "ps": ("strata.cli.container", "ps_cmd", "List containers"),

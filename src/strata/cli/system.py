@@ -67,7 +67,7 @@ def df_cmd(app: App) -> None:
             human_size(total_containers),
             _reclaimable(stopped_size, total_containers),
         ],
-        ["Local Volumes", "0", "0", "0B", "0B"],
+        _volumes_row(app),
         [
             "Build Cache",
             str(len(cache_images)),
@@ -143,6 +143,25 @@ def _container_size(app: App, key: str) -> int:
         return default_snapshotter(root.path, root.db).usage(key).size
     except StrataError:
         return 0
+
+
+def _volumes_row(app: App) -> list[str]:
+    """Docker's Local Volumes row: every volume, those in use, their bytes, the unused ones'."""
+    from strata.volume.store import VolumeStore, volume_size
+
+    store = VolumeStore(app.store().path, app.store().db)
+    used = store.used()
+    sizes = {v.name: volume_size(v.mountpoint) for v in store.all()}
+    total = sum(sizes.values())
+    unused = sum(size for name, size in sizes.items() if name not in used)
+    active = sum(1 for name in sizes if name in used)
+    return [
+        "Local Volumes",
+        str(len(sizes)),
+        str(active),
+        human_size(total),
+        _reclaimable(unused, total),
+    ]
 
 
 def _reclaimable(reclaimable: int, total: int) -> str:

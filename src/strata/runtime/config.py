@@ -16,6 +16,7 @@ from typing import Any
 
 from strata.errors import InvalidArgument
 from strata.runtime.guard import TIED_LABEL
+from strata.runtime.mounts import MountPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,13 @@ class ContainerConfig:
     autoremove: bool = False
     stop_signal: str = ""  # empty: SIGTERM
     labels: Mapping[str, str] = field(default_factory=dict)
+    # vol: the mounts resolved at create (binds, volumes, --mount tmpfs; strata.runtime.mounts),
+    # ``--tmpfs`` as typed (HostConfig.Tmpfs), ``--volumes-from`` as typed, Config.Volumes.
+    # Written only when not empty, so a record without them reads and writes as before.
+    mounts: tuple[MountPoint, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    volumes_from: tuple[str, ...] = ()
+    config_volumes: tuple[str, ...] = ()
 
     @property
     def tied(self) -> bool:
@@ -61,7 +69,20 @@ class ContainerConfig:
             "autoremove": self.autoremove,
             "stop_signal": self.stop_signal,
             "labels": dict(self.labels),
+            **self._volume_json(),
         }
+
+    def _volume_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.mounts:
+            out["mounts"] = [m.to_json() for m in self.mounts]
+        if self.tmpfs:
+            out["tmpfs"] = dict(self.tmpfs)
+        if self.volumes_from:
+            out["volumes_from"] = list(self.volumes_from)
+        if self.config_volumes:
+            out["config_volumes"] = list(self.config_volumes)
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> ContainerConfig:
@@ -90,7 +111,27 @@ class ContainerConfig:
             autoremove=bool(raw.get("autoremove")),
             stop_signal=_string(raw, "stop_signal"),
             labels=dict(labels),
+            mounts=tuple(MountPoint.from_json(m) for m in _list(raw, "mounts")),
+            tmpfs=_string_map(raw, "tmpfs"),
+            volumes_from=_strings(raw, "volumes_from") or (),
+            config_volumes=_strings(raw, "config_volumes") or (),
         )
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"container config: {key}: expected a list")
+    return value
+
+
+def _string_map(raw: dict[str, Any], key: str) -> dict[str, str]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidArgument(f"container config: {key}: expected an object of strings")
+    return dict(value)
 
 
 def _strings(raw: dict[str, Any], key: str) -> tuple[str, ...] | None:

@@ -203,9 +203,14 @@ class ContainerStore:
             )
             return cursor.rowcount == 1
 
-    def delete(self, cid: str) -> None:
+    def delete(
+        self, cid: str, *, also: Callable[[sqlite3.Connection], object] | None = None
+    ) -> None:
+        """Delete the record; ``also`` runs in the same transaction (its volumes released)."""
         with self.db.transaction(reclaim=True, what=f"removing container {cid}") as conn:
             conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+            if also is not None:
+                also(conn)
 
     def users_of_image(self, manifest_digests: list[str]) -> list[Container]:
         marks = ",".join("?" * len(manifest_digests))

@@ -46,6 +46,7 @@ class ConfigDefaults:
     working_dir: str
     user: str
     stop_signal: str
+    volumes: tuple[str, ...] = ()  # vol: the image's VOLUMEs (anonymous volumes of a run)
 
     @classmethod
     def from_json(cls, config: Any) -> ConfigDefaults | None:
@@ -62,6 +63,9 @@ class ConfigDefaults:
             return None
         if not all(isinstance(v, str) for v in (working_dir, user, stop_signal)):
             return None
+        volumes = config.get("Volumes") or {}
+        if not isinstance(volumes, dict):
+            return None
         return cls(
             tuple(entrypoint) if entrypoint is not None else None,
             tuple(cmd) if cmd is not None else None,
@@ -69,6 +73,7 @@ class ConfigDefaults:
             working_dir,
             user,
             stop_signal,
+            tuple(sorted(str(v) for v in volumes)),
         )
 
 
@@ -94,6 +99,10 @@ class RunOptions:
     runtime: str | None = None
     autoremove: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # vol: --mount, --tmpfs and --volumes-from as typed (strata.runtime.mounts parses them).
+    mounts: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    volumes_from: tuple[str, ...] = ()
 
 
 def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from strata.image.quick import image_recorded
 from strata.runtime.backend import RuntimeBackend, Status
 from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import Container, ContainerStore, State
+from strata.runtime.mounts import MountPoint
 from strata.runtime.options import (
     ProcessDefaults,
     RunOptions,
@@ -47,7 +48,7 @@ from strata.runtime.options import (
 )
 from strata.runtime.owner import OwnerLock, owner_alive
 from strata.runtime.select import backend_by_name, default_backend
-from strata.runtime.spec import Network, default_hostname, parse_volume
+from strata.runtime.spec import Network, default_hostname
 from strata.snapshot.mount import unmount
 
 if TYPE_CHECKING:
@@ -141,8 +142,9 @@ class ContainerRecords:
         process_env(config, options.env)
         if options.network not in ("host", "none", "default"):
             raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
-        for volume in options.volumes:
-            parse_volume(volume)
+        from strata.runtime.volumes import check_options
+
+        check_options(options)
 
     def create_on(
         self,
@@ -169,12 +171,12 @@ class ContainerRecords:
         env = process_env(config, options.env)
         if options.network not in ("host", "none", "default"):
             raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
-        volumes = [parse_volume(v) for v in options.volumes]
+        from strata.runtime import volumes as container_volumes
+
         backend = self.backend(options.runtime)
-        for volume in volumes:
-            # Docker makes a missing source a directory; an existing file is bound as a file.
-            if not volume.source.exists():
-                volume.source.mkdir(parents=True, exist_ok=True)
+        planned = container_volumes.plan(
+            options, tuple(getattr(config, "volumes", ()) or ()), self._mounts_of
+        )
         from strata.runtime.initlayer import ensure_init_layer
 
         cid = secrets.token_hex(32)
@@ -186,6 +188,16 @@ class ContainerRecords:
             if image_required:
                 self._gone(manifest_digest, image_ref)
             raise
+        image_check = _still_recorded(manifest_digest, image_ref) if image_required else None
+        volume_hook = container_volumes.record_hook(
+            self.root.path, cid, planned, self._volumes_from_names(options)
+        )
+
+        def requires(conn: sqlite3.Connection) -> None:
+            if image_check is not None:
+                image_check(conn)
+            volume_hook(conn)
+
         try:
             container = self.records.create(
                 name=options.name,
@@ -207,20 +219,42 @@ class ContainerRecords:
                     or (default_hostname(cid, Network.HOST) if options.network == "host" else ""),
                     network="host" if options.network == "default" else options.network,
                     network_mode=options.network,  # as typed: inspect's HostConfig
-                    volumes=tuple(options.volumes),
+                    volumes=planned.binds,
                     tty=options.tty,
                     interactive=options.interactive,
                     autoremove=options.autoremove,
                     stop_signal=config.stop_signal or "",
                     labels=dict(options.labels),
+                    mounts=planned.mounts,
+                    tmpfs=planned.tmpfs,
+                    volumes_from=tuple(options.volumes_from),
+                    config_volumes=planned.config_volumes,
                 ),
-                requires=_still_recorded(manifest_digest, image_ref) if image_required else None,
+                requires=requires,
             )
         except BaseException:
             self.snapshotter.remove(key)
+            container_volumes.discard(self.root.path, self.root.db, planned)
             raise
         self.directory(container).mkdir(parents=True, exist_ok=True)
         return container
+
+    def _mounts_of(self, text: str) -> tuple[MountPoint, ...]:
+        """``--volumes-from``: the mounts of the container ``text`` names."""
+        found = self.records.lookup(text)
+        if found is None:
+            raise ContainerNotFound(f"No such container: {text}")
+        return found.config.mounts
+
+    def _volumes_from_names(self, options: RunOptions) -> list[str]:
+        """The volumes ``--volumes-from`` borrows (they must exist; they are never made)."""
+        from strata.runtime.mounts import VOLUME, parse_volumes_from
+
+        names = []
+        for text in options.volumes_from:
+            name, _ = parse_volumes_from(text)
+            names += [m.source for m in self._mounts_of(name) if m.kind == VOLUME]
+        return names
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -336,8 +370,9 @@ class ContainerRecords:
 
     # -- remove ---------------------------------------------------------------------------------
 
-    def remove(self, container: Container, *, force: bool = False) -> None:
-        """``docker rm``: a running container needs ``force`` (it is killed first)."""
+    def remove(self, container: Container, *, force: bool = False, volumes: bool = False) -> None:
+        """``docker rm``: a running container needs ``force`` (it is killed first); ``volumes``
+        (``-v``) removes its anonymous volumes too."""
         self.repair_dead()
         self._finish_removals()
         current = self.refresh(container)
@@ -351,7 +386,7 @@ class ContainerRecords:
             )
         directory = self.directory(current)
         if not directory.is_dir():
-            self.purge(current)
+            self.purge(current, volumes=volumes or None)
             return
         # The owner records the exit and unmounts; we wait for it to let go, then clean up.
         # SIGKILL again meanwhile: a container still being started had nothing to kill yet.
@@ -379,7 +414,7 @@ class ContainerRecords:
                     f"You cannot remove a running container {container.id}. Stop the"
                     " container before attempting removal or force remove"
                 )
-            self.purge(latest)
+            self.purge(latest, volumes=volumes or None)
 
     def discard(self, container: Container) -> None:
         """Remove a stopped container at once: runtime state, mount, snapshot, files, record.
@@ -395,8 +430,9 @@ class ContainerRecords:
             with contextlib.suppress(StrataError):
                 self.purge(container)
 
-    def purge(self, container: Container) -> None:
-        """Everything of the container goes: runtime state, mount, snapshot, files, record."""
+    def purge(self, container: Container, *, volumes: bool | None = None) -> None:
+        """Everything of the container goes: runtime state, mount, snapshot, files, record;
+        with ``volumes`` (default: ``--rm``'s, as Docker's) its anonymous volumes too."""
         with contextlib.suppress(StrataError):
             self.backend(container.runtime).delete(container.id, force=True)
         self.unmount_rootfs(container)
@@ -404,8 +440,14 @@ class ContainerRecords:
             self.snapshotter.remove(container.snapshot)
         # The record before the directory: while the record exists, any `ps` may recreate the
         # directory's owner lock, so removing the directory first could leave it behind.
-        self.records.delete(container.id)
+        from strata.volume.store import release_in
+
+        self.records.delete(container.id, also=lambda conn: release_in(conn, container.id))
         shutil.rmtree(self.directory(container), ignore_errors=True)
+        if container.config.autoremove if volumes is None else volumes:
+            from strata.runtime.volumes import remove_anonymous
+
+            remove_anonymous(self.root.path, self.root.db, container.config.mounts)
 
 
 def _clear_leftover(directory: Path) -> None:

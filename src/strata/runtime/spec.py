@@ -140,6 +140,14 @@ class BindMount:
 
 
 @dataclass(frozen=True, slots=True)
+class TmpfsMount:
+    """A tmpfs in the container (``--tmpfs``, ``--mount type=tmpfs``), with its mount options."""
+
+    destination: str
+    options: tuple[str, ...] = ("nosuid", "nodev", "noexec")
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessSpec:
     """The container's process. ``user`` is ``user[:group]``, names or numbers, empty for root."""
 
@@ -176,6 +184,7 @@ class RunSpec:
     readonly_rootfs: bool = False
     etc: EtcFiles | None = None
     init: Path | None = None
+    tmpfs: tuple[TmpfsMount, ...] = ()  # vol: mounted with the binds, parents first
 
 
 def parse_volume(text: str) -> BindMount:
@@ -264,6 +273,15 @@ def _bind(source: Path, destination: str, *, readonly: bool) -> dict[str, Any]:
     return {"destination": destination, "type": "bind", "source": str(source), "options": options}
 
 
+def _tmpfs(mount: TmpfsMount) -> dict[str, Any]:
+    return {
+        "destination": mount.destination,
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": list(mount.options),
+    }
+
+
 def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
     """The OCI runtime-spec config.json for ``spec`` (users resolved inside ``spec.rootfs``)."""
     proc = spec.process
@@ -300,8 +318,12 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
         ):
             mounts.append(_bind(source, destination, readonly=spec.readonly_rootfs))
     # Parents before children, as Docker sorts them: a bind inside another lands on top of it.
-    for bind in sorted(spec.mounts, key=lambda b: len(Path(b.destination).parts)):
+    user_mounts: list[BindMount | TmpfsMount] = [*spec.mounts, *spec.tmpfs]
+    for bind in sorted(user_mounts, key=lambda b: len(Path(b.destination).parts)):
         _check_destination(bind.destination)
+        if isinstance(bind, TmpfsMount):
+            mounts.append(_tmpfs(bind))
+            continue
         if not bind.source.is_absolute() or not bind.source.exists():
             raise InvalidArgument(f"bind source path does not exist: {bind.source}")
         mounts.append(_bind(bind.source, bind.destination, readonly=bind.readonly))

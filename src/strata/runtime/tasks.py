@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.errors import Conflict, ContainerNotFound, StrataError
@@ -22,9 +23,11 @@ from strata.runtime.options import Attach, parse_signal, process_vars
 from strata.runtime.owner import OwnerLock
 from strata.runtime.records import POLL, ContainerRecords
 from strata.runtime.spec import (
+    BindMount,
     Network,
     ProcessSpec,
     RunSpec,
+    TmpfsMount,
     parse_volume,
     write_bundle,
     write_etc_files,
@@ -90,6 +93,7 @@ class Tasks:
             unmount(rootfs, detach=True)
         mount_all(self.containers.snapshotter.mounts(container.snapshot), rootfs)
         try:
+            binds, tmpfs = self._mounts(container, rootfs)
             spec = RunSpec(
                 rootfs=rootfs,
                 process=ProcessSpec(
@@ -102,13 +106,25 @@ class Tasks:
                 ),
                 hostname=hostname,
                 network=network,
-                mounts=tuple(parse_volume(v) for v in cfg.volumes),
+                mounts=binds,
                 etc=etc,
+                tmpfs=tmpfs,
             )
             write_bundle(directory, spec, container_id=container.id)
         except BaseException:
             unmount(rootfs, detach=True)
             raise
+
+    def _mounts(
+        self, container: Container, rootfs: Path
+    ) -> tuple[tuple[BindMount, ...], tuple[TmpfsMount, ...]]:
+        """The bundle's binds and tmpfs mounts; empty volumes filled from the image first."""
+        cfg = container.config
+        if not cfg.mounts and not cfg.tmpfs:  # no volumes (or a record from before them)
+            return tuple(parse_volume(v) for v in cfg.volumes), ()
+        from strata.runtime.volumes import start_mounts
+
+        return start_mounts(self.containers.root.path, rootfs, cfg.mounts, dict(cfg.tmpfs))
 
     def _failed(self, container: Container, error: BaseException) -> None:
         """A start that did not happen: unmounted, back to ``created`` with Docker's code."""

@@ -151,6 +151,25 @@ MIGRATIONS: Final[list[str]] = [
     CREATE INDEX tags_manifest_digest ON tags (manifest_digest);
     CREATE INDEX repo_digests_manifest_digest ON repo_digests (manifest_digest);
     """,
+    # 9 (vol): named and anonymous volumes (strata.volume), and which containers use each: a
+    # volume with a user is never removed, checked in the transaction that records the user.
+    """
+    CREATE TABLE volumes (
+        name      TEXT PRIMARY KEY,
+        driver    TEXT NOT NULL,
+        labels    TEXT NOT NULL,
+        options   TEXT NOT NULL,
+        anonymous INTEGER NOT NULL DEFAULT 0,
+        created   TEXT NOT NULL
+    );
+
+    CREATE TABLE volume_users (
+        volume    TEXT NOT NULL REFERENCES volumes (name),
+        container TEXT NOT NULL,
+        PRIMARY KEY (volume, container)
+    );
+    CREATE INDEX volume_users_container ON volume_users (container);
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

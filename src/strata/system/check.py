@@ -26,6 +26,7 @@ from strata.system.debris_checks import check_ingests, check_leases, check_scrat
 from strata.system.problem import Problem
 from strata.system.runtime_checks import check_containers, check_mounts
 from strata.system.snapshot_checks import check_snapshots
+from strata.system.volume_checks import check_volumes
 
 __all__ = ["CHECKS", "CheckReport", "check"]
 
@@ -34,6 +35,7 @@ CHECKS: tuple[Callable[[CheckContext], Iterator[Problem]], ...] = (
     check_mounts,
     check_scratch,
     check_snapshots,
+    check_volumes,
     check_ingests,
     check_leases,
     check_blobs,

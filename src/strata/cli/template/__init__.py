@@ -74,7 +74,11 @@ def render_inspect(template: Template, doc: Mapping[str, Any], kind: str) -> str
     pass's error is the one reported, as Docker reports it."""
     from strata.cli.template import typed
 
-    schema = {"image": typed.IMAGE_INSPECT, "container": typed.CONTAINER_INSPECT}.get(kind)
+    schema = {
+        "image": typed.IMAGE_INSPECT,
+        "container": typed.CONTAINER_INSPECT,
+        "volume": typed.VOLUME_INSPECT,
+    }.get(kind)
     if schema is not None:
         try:
             return template.execute(typed.typed(doc, schema), typed=True, missing_key_error=True)

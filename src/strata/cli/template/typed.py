@@ -280,3 +280,17 @@ CONTAINER_INSPECT = Struct(
         F("ImageManifestDescriptor", Ptr(_DESCRIPTOR), omitempty=True),
     ),
 )
+
+# vol: ``volume inspect`` (Docker's volume.Volume).
+VOLUME_INSPECT = Struct(
+    "volume.Volume",
+    (
+        F("CreatedAt", omitempty=True),
+        F("Driver"),
+        F("Labels", Map("string")),
+        F("Mountpoint"),
+        F("Name"),
+        F("Options", Map("string")),
+        F("Scope"),
+    ),
+)
