@@ -39,6 +39,7 @@ ROWS = {
     "content": 3,
     "layer": 3,
     "snapshot": 3,
+    "network": 3,  # bridge networks through the CNI plugins (DESIGN.md: networks, volumes)
     "diff": 4,  # the seam between snapshots and layers: apply, compare, chain IDs
     "image": 5,
     "registry": 6,
@@ -70,6 +71,7 @@ TABLE_OWNERS = {
     "build_lineage": "builder",
     "layer_compressions": "registry",
     "blob_sources": "registry",
+    "networks": "network",
 }
 # Packages that may read (and repair) every table: `system check` audits the whole store, and its
 # repair deletes rows that name what is gone (by a table name it only knows at run time).

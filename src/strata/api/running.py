@@ -57,6 +57,9 @@ def run(
     pull: Literal["missing", "always", "never"] = "missing",
     root: Root = None,
     progress: ProgressCallback | None = None,
+    publish: Sequence[str] = (),
+    publish_all: bool = False,
+    network_aliases: Sequence[str] = (),
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -71,7 +74,9 @@ def run(
     with ``remove`` the container goes when it ends).
     ``env`` is a mapping or ``NAME=VALUE`` strings; ``volumes`` are ``HOST:CONTAINER[:ro]``;
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
-    ``progress``.
+    ``progress``. ``network`` is ``default`` (Docker's ``bridge``), ``host``, ``none`` or a
+    network's name; ``publish`` are ``-p`` values (``[IP:]HOST:CTR[/PROTO]``, ``CTR``),
+    ``publish_all`` is ``-P``, ``network_aliases`` names the container has on its network.
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
@@ -95,6 +100,9 @@ def run(
         interactive=interactive,
         runtime=runtime,
         autoremove=remove,
+        publish=tuple(publish),
+        publish_all=publish_all,
+        aliases=tuple(network_aliases),
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must
@@ -239,5 +247,6 @@ def containers(*, all: bool = False, root: Root = None) -> list[Container]:
             current = service.refresh(record) if record.state is State.RUNNING else record
             if current is None or (not all and current.state is not State.RUNNING):
                 continue
-            found.append(container_value(current))
+            ports = service.networks.ports(current) if current.state is State.RUNNING else []
+            found.append(container_value(current, ports))
     return found

@@ -24,6 +24,10 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         return None
     cfg = container.config
     args = list(cfg.args)
+    from strata.cli.network import network_settings, port_bindings
+    from strata.runtime.networking import ContainerNetworks
+
+    networks = ContainerNetworks(app.store())
     return {
         "Id": container.id,
         "Created": container.created,
@@ -42,6 +46,8 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Driver": "overlay",
         "HostConfig": {
             "NetworkMode": cfg.network_mode or cfg.network,
+            "PortBindings": port_bindings(cfg.publish),
+            "PublishAllPorts": cfg.publish_all,
             "Binds": list(cfg.volumes),
             "Runtime": container.runtime,
         },
@@ -56,6 +62,7 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "Image": container.image_ref,
             "WorkingDir": cfg.cwd,
         },
+        "NetworkSettings": network_settings(networks, container),
     }
 
 

@@ -37,6 +37,13 @@ class ContainerConfig:
     autoremove: bool = False
     stop_signal: str = ""  # empty: SIGTERM
     labels: Mapping[str, str] = field(default_factory=dict)
+    # net (issue 12): published ports and network membership; written only when set, so a
+    # record without them reads and writes back as before.
+    publish: tuple[str, ...] = ()  # the -p arguments, as typed
+    publish_all: bool = False  # -P: every exposed port to an ephemeral host port
+    exposed: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P and ps
+    aliases: tuple[str, ...] = ()  # --network-alias on the first network
+    networks: tuple[str, ...] = ()  # networks joined by `network connect` (IDs), after `network`
 
     @property
     def tied(self) -> bool:
@@ -61,7 +68,23 @@ class ContainerConfig:
             "autoremove": self.autoremove,
             "stop_signal": self.stop_signal,
             "labels": dict(self.labels),
+            **self._net_json(),
         }
+
+    def _net_json(self) -> dict[str, Any]:
+        """The net part's keys, those that differ from their defaults only."""
+        out: dict[str, Any] = {}
+        if self.publish:
+            out["publish"] = list(self.publish)
+        if self.publish_all:
+            out["publish_all"] = True
+        if self.exposed:
+            out["exposed"] = list(self.exposed)
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        if self.networks:
+            out["networks"] = list(self.networks)
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> ContainerConfig:
@@ -90,6 +113,11 @@ class ContainerConfig:
             autoremove=bool(raw.get("autoremove")),
             stop_signal=_string(raw, "stop_signal"),
             labels=dict(labels),
+            publish=_strings(raw, "publish") or (),
+            publish_all=bool(raw.get("publish_all")),
+            exposed=_strings(raw, "exposed") or (),
+            aliases=_strings(raw, "aliases") or (),
+            networks=_strings(raw, "networks") or (),
         )
 
 

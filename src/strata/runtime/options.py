@@ -46,6 +46,7 @@ class ConfigDefaults:
     working_dir: str
     user: str
     stop_signal: str
+    exposed_ports: tuple[str, ...] = ()  # net (issue 12): for -P and ps's PORTS
 
     @classmethod
     def from_json(cls, config: Any) -> ConfigDefaults | None:
@@ -62,6 +63,9 @@ class ConfigDefaults:
             return None
         if not all(isinstance(v, str) for v in (working_dir, user, stop_signal)):
             return None
+        exposed = config.get("ExposedPorts") or {}
+        if not isinstance(exposed, dict):
+            return None
         return cls(
             tuple(entrypoint) if entrypoint is not None else None,
             tuple(cmd) if cmd is not None else None,
@@ -69,6 +73,7 @@ class ConfigDefaults:
             working_dir,
             user,
             stop_signal,
+            tuple(sorted(str(k) for k in exposed)),
         )
 
 
@@ -94,6 +99,11 @@ class RunOptions:
     runtime: str | None = None
     autoremove: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # net (issue 12)
+    publish: tuple[str, ...] = ()  # -p
+    publish_all: bool = False  # -P
+    aliases: tuple[str, ...] = ()  # --network-alias
+    default_network: str = "bridge"  # what --network default means (a build's RUN: host)
 
 
 def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...]:

@@ -151,6 +151,20 @@ MIGRATIONS: Final[list[str]] = [
     CREATE INDEX tags_manifest_digest ON tags (manifest_digest);
     CREATE INDEX repo_digests_manifest_digest ON repo_digests (manifest_digest);
     """,
+    # net (issue 12): user-defined bridge networks (strata.network.records); the default
+    # ``bridge`` is not a row: every root has it.
+    """
+    CREATE TABLE networks (
+        id       TEXT PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        bridge   TEXT NOT NULL,
+        subnet   TEXT NOT NULL,
+        gateway  TEXT NOT NULL,
+        internal INTEGER NOT NULL DEFAULT 0,
+        labels   TEXT NOT NULL DEFAULT '{}',
+        created  TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
