@@ -184,15 +184,15 @@ class ContainerNetworks:
 
     # -- names ----------------------------------------------------------------------------------
 
-    def refresh_hosts(self, networks: tuple[str, ...]) -> None:
+    def refresh_hosts(self, networks: tuple[str, ...], left: str | None = None) -> None:
         """Rewrite the member lists in the hosts files of the running members of ``networks``
-        (user networks; ``bridge`` has no names)."""
+        (user networks; ``bridge`` has no names), and of container ``left`` that just left."""
         wanted = {n for n in networks if n != "bridge"}
         if not wanted or self._directory is None:
             return
         members = []  # (container, attachment) of every running member of a wanted network
         for container in self._store().all():
-            if wanted.isdisjoint(joined(container.config)):
+            if wanted.isdisjoint(joined(container.config)) and container.id != left:
                 continue
             attached = self.lookup(container)
             if attached is not None:
@@ -273,7 +273,7 @@ class ContainerNetworks:
         self.attachments.disconnect(container.id, network.id)
         networks = tuple(n for n in config.networks if n != network.id)
         self._store().set_config(container.id, replace(config, networks=networks))
-        self.refresh_hosts((network.id,))
+        self.refresh_hosts((network.id, *joined(config)), left=container.id)
 
 
 def exposed(config: ContainerConfig) -> list[str]:
