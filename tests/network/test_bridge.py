@@ -216,3 +216,16 @@ def test_bad_network_input_is_one_line(debian: Strata) -> None:
     assert debian.fail("network", "create", "dup") == (
         "Error: network with name dup already exists"
     )
+
+
+def test_publish_all_maps_every_exposed_port_to_an_ephemeral_one(debian: Strata) -> None:
+    debian("import", "-c", "EXPOSE 80", "-c", "EXPOSE 53/udp", str(debian_rootfs_tar()), "exp:1")
+    cid = debian("run", "-d", "-P", "exp:1", "sleep", "300").stdout.strip()
+    ports = _inspect(debian, cid)["NetworkSettings"]["Ports"]  # type: ignore[index]
+    assert sorted(ports) == ["53/udp", "80/tcp"]
+    for key in ports:
+        (binding,) = ports[key]
+        assert binding["HostIp"] == "0.0.0.0" and int(binding["HostPort"]) >= 32768
+    assert _inspect(debian, cid)["HostConfig"]["PublishAllPorts"] is True  # type: ignore[index]
+    debian("rm", "-f", cid)
+    assert _left_by(cid) == []

@@ -142,7 +142,7 @@ def bind_ports(
     ephemeral one is the first free one of Docker's range. ``taken``: other containers'."""
     used = {(b.protocol, b.host_port) for b in taken}
     bound: list[PortBinding] = []
-    following = start
+    following = {"tcp": start, "udp": start, "sctp": start}  # Docker's pools: one per protocol
     for want in wanted:
         if want.host_port:
             key = (want.protocol, want.host_port)
@@ -153,14 +153,14 @@ def bind_ports(
                 )
             port = want.host_port
         else:
-            port = following
+            port = following[want.protocol]
             while (want.protocol, port) in used or _taken_by_host(
                 want.host_ip, port, want.protocol
             ):
                 port += 1
                 if port > EPHEMERAL[1]:
                     raise NetworkError("no free host port in the ephemeral range")
-            following = port + 1
+            following[want.protocol] = port + 1
         used.add((want.protocol, port))
         bound.append(PortBinding(want.container_port, want.protocol, want.host_ip, port))
     return bound
