@@ -229,3 +229,19 @@ def test_publish_all_maps_every_exposed_port_to_an_ephemeral_one(debian: Strata)
     assert _inspect(debian, cid)["HostConfig"]["PublishAllPorts"] is True  # type: ignore[index]
     debian("rm", "-f", cid)
     assert _left_by(cid) == []
+
+
+def test_system_check_finds_and_tears_down_an_endpoint_nobody_will(debian: Strata) -> None:
+    from strata.network.attachments import Attachments
+    from strata.network.bridge import default_network
+
+    cid = "f" * 64  # a container this root never recorded: a crash between the two
+    Attachments().setup(cid, debian.root, [(default_network(), ())])
+    try:
+        check = debian("system", "check", check=False)
+        assert f"network endpoint {cid[:12]}: its container is gone" in check.stdout
+        repair = debian("system", "check", "--repair", check=False)
+        assert f"tore down the network of container {cid[:12]}" in repair.stdout
+        assert _left_by(cid) == []
+    finally:
+        Attachments().teardown(cid)

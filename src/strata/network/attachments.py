@@ -168,6 +168,10 @@ class Attachments:
     def netns_path(self, container_id: str) -> Path:
         return self._state.netns / container_id
 
+    def owned_by(self, owner: Path) -> list[str]:
+        """The containers whose endpoints the store root ``owner`` made (``system check``)."""
+        return sorted(cid for cid, raw in self._state.records() if raw.get("owner") == str(owner))
+
     def recorded(self, container_id: str) -> bool:
         """Whether some state of the container's is left (a record, maybe half-made)."""
         return self._state.record_path(container_id).exists()
