@@ -79,6 +79,29 @@ step strata pull "localhost:$port/hello:v0.2"
 step strata run --rm "localhost:$port/hello:v0.2"
 step strata image ls --digests "localhost:$port/hello"
 
+# Serve the hello app on a published port (issue 12): a bridge network, -p, curl from the host.
+web="$out/hello-web"
+rm -rf "$web" && mkdir -p "$web"
+cat > "$web/Dockerfile" <<'DOCKERFILE'
+FROM node-base
+WORKDIR /app
+COPY server.js .
+EXPOSE 8080
+CMD ["node", "server.js"]
+DOCKERFILE
+cat > "$web/server.js" <<'JS'
+require("http").createServer((req, res) => res.end("Hello from the hello app\n")).listen(8080);
+JS
+strata rm -f hello-web >/dev/null 2>&1 || true
+step strata image build -q -t hello:web "$web"
+step strata run -d --name hello-web -p 8080 hello:web
+step strata port hello-web
+hostport=$(strata port hello-web 8080 | head -1 | sed 's/.*://')
+for _ in $(seq 40); do curl -fs "http://127.0.0.1:$hostport/" >/dev/null 2>&1 && break; sleep 0.25; done
+step curl -fsS "http://127.0.0.1:$hostport/"
+step strata ps
+step strata rm -f hello-web
+
 # Images in and out: archives that Docker, Podman and skopeo read.
 step strata image save -o "$out/sample-app.tar" sample-app
 step skopeo inspect --format '{{.Digest}} {{.Architecture}} layers={{len .Layers}}' "docker-archive:$out/sample-app.tar"

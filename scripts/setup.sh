@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   runc            # OCI runtime for containers
+  containernetworking-plugins iptables  # bridge networks: bridge, host-local, portmap, firewall
   mmdebstrap      # reproducible Debian base images (strata image bootstrap)
   debootstrap     # fallback bootstrapper
   skopeo umoci    # peers: the tests prove our archives with them

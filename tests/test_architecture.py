@@ -40,6 +40,7 @@ ROWS = {
     "layer": 3,
     "snapshot": 3,
     "volume": 3,  # named volumes: directories under volumes/, their rows and their users
+    "network": 3,  # bridge networks through the CNI plugins (DESIGN.md: networks, volumes)
     "diff": 4,  # the seam between snapshots and layers: apply, compare, chain IDs
     "image": 5,
     "registry": 6,
@@ -73,6 +74,7 @@ TABLE_OWNERS = {
     "blob_sources": "registry",
     "volumes": "volume",
     "volume_users": "volume",
+    "networks": "network",
 }
 # Packages that may read (and repair) every table: `system check` audits the whole store, and its
 # repair deletes rows that name what is gone (by a table name it only knows at run time).

@@ -116,6 +116,16 @@ class CommandNotExecutable(ContainerError):
     exit_code = 126
 
 
+class NetworkError(StrataError):
+    """A network could not be set up or torn down (a CNI plugin failed, a port is taken)."""
+
+    exit_code = 125
+
+
+class NetworkNotFound(NotFound):
+    """No network has this name or ID."""
+
+
 class BuildError(StrataError):
     """A build could not be carried out (bad context, missing source, unknown stage, ...)."""
 

@@ -66,8 +66,8 @@ def test_run_errors_are_one_line(debian: Strata) -> None:
     )
     assert "No such image: nope:1" in debian.fail("run", "--pull", "never", "nope:1")
     assert "No such container: ghost" in debian.fail("rm", "ghost")
-    assert "invalid --network" in debian.fail(
-        "run", "--network", "bridge", "debian:bookworm", "true"
+    assert "network nosuch not found" in debian.fail(
+        "run", "--network", "nosuch", "debian:bookworm", "true"
     )
     # The image a container stands on cannot be removed without -f.
     assert "must force" in debian.fail("rmi", "debian:bookworm")

@@ -60,6 +60,9 @@ def run(
     pull: Literal["missing", "always", "never"] = "missing",
     root: Root = None,
     progress: ProgressCallback | None = None,
+    publish: Sequence[str] = (),
+    publish_all: bool = False,
+    network_aliases: Sequence[str] = (),
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -76,7 +79,9 @@ def run(
     ``[HOST|NAME:]CONTAINER[:ro]``, ``mounts`` ``--mount``'s ``type=…,target=…``, ``tmpfs``
     ``--tmpfs``'s ``/path[:options]``, ``volumes_from`` ``--volumes-from``'s ``NAME[:ro]``;
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
-    ``progress``.
+    ``progress``. ``network`` is ``default`` (Docker's ``bridge``), ``host``, ``none`` or a
+    network's name; ``publish`` are ``-p`` values (``[IP:]HOST:CTR[/PROTO]``, ``CTR``),
+    ``publish_all`` is ``-P``, ``network_aliases`` names the container has on its network.
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
@@ -103,6 +108,9 @@ def run(
         mounts=tuple(mounts),
         tmpfs=tuple(tmpfs),
         volumes_from=tuple(volumes_from),
+        publish=tuple(publish),
+        publish_all=publish_all,
+        aliases=tuple(network_aliases),
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must
@@ -247,5 +255,6 @@ def containers(*, all: bool = False, root: Root = None) -> list[Container]:
             current = service.refresh(record) if record.state is State.RUNNING else record
             if current is None or (not all and current.state is not State.RUNNING):
                 continue
-            found.append(container_value(current))
+            ports = service.networks.ports(current) if current.state is State.RUNNING else []
+            found.append(container_value(current, ports))
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from strata.image.root import StoreRoot
     from strata.image.store import Image as StoredImage
     from strata.image.store import ImageStore
+    from strata.network.ports import Port
     from strata.oci.config import ImageConfig
     from strata.runtime.containers import Container as Record
 
@@ -111,6 +112,7 @@ class Container:
     created: str
     started: str | None
     finished: str | None
+    ports: tuple[Port, ...] = ()  # net (issue 12): published and exposed, while it runs
 
     def __str__(self) -> str:
         return self.id
@@ -169,7 +171,7 @@ def image_value(found: StoredImage, root: Path) -> Image:
     )
 
 
-def container_value(record: Record) -> Container:
+def container_value(record: Record, ports: Sequence[Port] = ()) -> Container:
     return Container(
         id=record.id,
         name=record.name,
@@ -181,4 +183,5 @@ def container_value(record: Record) -> Container:
         created=record.created,
         started=record.started,
         finished=record.finished,
+        ports=tuple(ports),
     )

@@ -53,7 +53,6 @@ def _create_options(command: F) -> F:
             click.option("-w", "--workdir", help="Working directory inside the container."),
             click.option("-u", "--user", help="Username or UID (<name|uid>[:<group|gid>])."),
             click.option("--hostname", help="Container host name."),
-            click.option("--network", "--net", default="default", help="default|host|none"),
             click.option(
                 "-v", "--volume", "volumes", multiple=True, help="[HOST|NAME:]CONTAINER[:ro]"
             ),
@@ -61,6 +60,12 @@ def _create_options(command: F) -> F:
             click.option("--mount", "mounts", multiple=True, help="type=bind|volume|tmpfs,…"),
             click.option("--tmpfs", multiple=True, help="Mount a tmpfs: /path[:options]."),
             click.option("--volumes-from", multiple=True, help="CONTAINER[:ro|rw]"),
+            click.option("--network", "--net", default="default", help="bridge|host|none|NETWORK"),
+            click.option(
+                "-p", "--publish", multiple=True, help="Publish a port: [IP:]HOST:CTR[/PROTO]."
+            ),
+            click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports."),
+            click.option("--network-alias", multiple=True, help="An alias on the network."),
             click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
             click.option("--runtime", help="runc, crun or chroot (default: what works here)."),
             click.option(
@@ -99,6 +104,9 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         mounts=kw["mounts"],
         tmpfs=kw["tmpfs"],
         volumes_from=kw["volumes_from"],
+        publish=kw["publish"],
+        publish_all=kw["publish_all"],
+        aliases=kw["network_alias"],
     )
 
 
@@ -169,6 +177,9 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
         user=kw["user"],
         hostname=kw["hostname"],
         network=kw["network"],
+        publish=kw["publish"],
+        publish_all=kw["publish_all"],
+        network_aliases=kw["network_alias"],
         volumes=kw["volumes"],
         mounts=kw["mounts"],
         tmpfs=kw["tmpfs"],
@@ -265,6 +276,7 @@ def _status(container: api.Container, now: datetime) -> str:
 def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
     """List containers (running ones; all with -a)."""
     from strata import api
+    from strata.network.ports import display_ports
 
     now = datetime.now(UTC)
     rows = []
@@ -279,7 +291,7 @@ def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | Non
                 "CreatedAt": c.created,
                 "RunningFor": ago(parse_time(c.created), now),
                 "Status": _status(c, now),
-                "Ports": "",
+                "Ports": display_ports(c.ports),
                 "Names": c.name,
                 "State": c.state,
             }
@@ -335,3 +347,12 @@ def _register_commit_commands() -> None:
 
 
 _register_commit_commands()
+
+
+def _register_network_commands() -> None:
+    from strata.cli.network import port_cmd
+
+    container_group.add_command(port_cmd, "port")
+
+
+_register_network_commands()

@@ -120,6 +120,16 @@ COLUMNS: dict[str, dict[str, str]] = {
         "LocalVolumes": "LOCAL VOLUMES",
         "Platform": "PLATFORM",
     },
+    "network": {
+        "ID": "NETWORK ID",
+        "Name": "NAME",
+        "Driver": "DRIVER",
+        "Scope": "SCOPE",
+        "IPv6": "IPV6",
+        "Internal": "INTERNAL",
+        "Labels": "LABELS",
+        "CreatedAt": "CREATED AT",
+    },
     "history": {
         "ID": "IMAGE",
         "CreatedSince": "CREATED",
@@ -150,6 +160,7 @@ _CONTEXTS: dict[str, tuple[str, str, str]] = {
     ),
     "history": ("*image.historyContext", "template parsing error", "template parsing error"),
     "volume": ("*formatter.volumeContext", "template parsing error", "template parsing error"),
+    "network": ("*formatter.networkContext", "template parsing error", "template parsing error"),
 }
 
 

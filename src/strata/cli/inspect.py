@@ -25,6 +25,10 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         return None
     cfg = container.config
     args = list(cfg.args)
+    from strata.cli.network import network_settings, port_bindings
+    from strata.runtime.networking import ContainerNetworks
+
+    networks = ContainerNetworks(app.store())
     return {
         "Id": container.id,
         "Created": container.created,
@@ -43,6 +47,8 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Driver": "overlay",
         "HostConfig": {
             "NetworkMode": cfg.network_mode or cfg.network,
+            "PortBindings": port_bindings(cfg.publish),
+            "PublishAllPorts": cfg.publish_all,
             "Binds": list(cfg.volumes),
             "Runtime": container.runtime,
             **_volume_host_config(cfg),
@@ -60,6 +66,7 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "WorkingDir": cfg.cwd,
             **({"Volumes": {p: {} for p in cfg.config_volumes}} if cfg.config_volumes else {}),
         },
+        "NetworkSettings": network_settings(networks, container),
     }
 
 

@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "export_cmd",
         "Export a container's filesystem as a tar archive",
     ),
+    "port": ("strata.cli.network", "port_cmd", "List port mappings or a specific mapping"),
+    "network": ("strata.cli.network", "network_group", "Manage networks"),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),

@@ -87,6 +87,8 @@ def _intermediate(
         os.setpgid(0, 0)  # terminal signals reach the caller only; it forwards them once
         if not plan.terminal:
             _wire_stdio(stdio)
+        if plan.join_net is not None:
+            sc.setns(plan.join_net, sc.CLONE_NEWNET)
         sc.unshare(plan.clone_flags)
         pid1 = os.fork()
         if pid1 == 0:

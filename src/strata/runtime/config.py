@@ -45,6 +45,13 @@ class ContainerConfig:
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     volumes_from: tuple[str, ...] = ()
     config_volumes: tuple[str, ...] = ()
+    # net (issue 12): published ports and network membership; written only when set, so a
+    # record without them reads and writes back as before.
+    publish: tuple[str, ...] = ()  # the -p arguments, as typed
+    publish_all: bool = False  # -P: every exposed port to an ephemeral host port
+    exposed: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P and ps
+    aliases: tuple[str, ...] = ()  # --network-alias on the first network
+    networks: tuple[str, ...] = ()  # networks joined by `network connect` (IDs), after `network`
 
     @property
     def tied(self) -> bool:
@@ -70,6 +77,7 @@ class ContainerConfig:
             "stop_signal": self.stop_signal,
             "labels": dict(self.labels),
             **self._volume_json(),
+            **self._net_json(),
         }
 
     def _volume_json(self) -> dict[str, Any]:
@@ -82,6 +90,21 @@ class ContainerConfig:
             out["volumes_from"] = list(self.volumes_from)
         if self.config_volumes:
             out["config_volumes"] = list(self.config_volumes)
+        return out
+
+    def _net_json(self) -> dict[str, Any]:
+        """The net part's keys, those that differ from their defaults only."""
+        out: dict[str, Any] = {}
+        if self.publish:
+            out["publish"] = list(self.publish)
+        if self.publish_all:
+            out["publish_all"] = True
+        if self.exposed:
+            out["exposed"] = list(self.exposed)
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        if self.networks:
+            out["networks"] = list(self.networks)
         return out
 
     @classmethod
@@ -115,6 +138,11 @@ class ContainerConfig:
             tmpfs=_string_map(raw, "tmpfs"),
             volumes_from=_strings(raw, "volumes_from") or (),
             config_volumes=_strings(raw, "config_volumes") or (),
+            publish=_strings(raw, "publish") or (),
+            publish_all=bool(raw.get("publish_all")),
+            exposed=_strings(raw, "exposed") or (),
+            aliases=_strings(raw, "aliases") or (),
+            networks=_strings(raw, "networks") or (),
         )
 
 

@@ -203,6 +203,14 @@ class ContainerStore:
             )
             return cursor.rowcount == 1
 
+    def set_config(self, cid: str, config: ContainerConfig) -> None:
+        """Replace the container's config (``network connect``/``disconnect`` change it)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET config = ? WHERE id = ?",
+                (json.dumps(config.to_json()), cid),
+            )
+
     def delete(
         self, cid: str, *, also: Callable[[sqlite3.Connection], object] | None = None
     ) -> None:

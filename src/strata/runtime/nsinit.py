@@ -125,6 +125,7 @@ class InitPlan:
     drop_caps: tuple[int, ...]
     command: str
     path_env: str
+    join_net: str | None = None  # a network namespace to join (by path) before the others
 
 
 def _mount_step(raw: Any) -> MountStep:
@@ -158,7 +159,11 @@ def parse_plan(config: dict[str, Any]) -> InitPlan:
     try:
         process, linux = config["process"], config.get("linux") or {}
         flags = 0
+        join_net = None
         for ns in linux.get("namespaces") or []:
+            if ns.get("path") and ns["type"] == "network":
+                join_net = str(ns["path"])  # a bridge network's (strata.network)
+                continue
             if ns.get("path"):
                 raise FormatError("config.json: joining namespaces by path is not supported")
             flags |= _NAMESPACES[ns["type"]]
@@ -197,6 +202,7 @@ def parse_plan(config: dict[str, Any]) -> InitPlan:
             ),
             command=container_command(config),
             path_env=container_path_env(config),
+            join_net=join_net,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FormatError(f"config.json: unsupported or malformed: {exc!r}") from None

@@ -47,6 +47,7 @@ class ConfigDefaults:
     user: str
     stop_signal: str
     volumes: tuple[str, ...] = ()  # vol: the image's VOLUMEs (anonymous volumes of a run)
+    exposed_ports: tuple[str, ...] = ()  # net (issue 12): for -P and ps's PORTS
 
     @classmethod
     def from_json(cls, config: Any) -> ConfigDefaults | None:
@@ -64,7 +65,8 @@ class ConfigDefaults:
         if not all(isinstance(v, str) for v in (working_dir, user, stop_signal)):
             return None
         volumes = config.get("Volumes") or {}
-        if not isinstance(volumes, dict):
+        exposed = config.get("ExposedPorts") or {}
+        if not isinstance(volumes, dict) or not isinstance(exposed, dict):
             return None
         return cls(
             tuple(entrypoint) if entrypoint is not None else None,
@@ -74,6 +76,7 @@ class ConfigDefaults:
             user,
             stop_signal,
             tuple(sorted(str(v) for v in volumes)),
+            tuple(sorted(str(k) for k in exposed)),
         )
 
 
@@ -103,6 +106,11 @@ class RunOptions:
     mounts: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
     volumes_from: tuple[str, ...] = ()
+    # net (issue 12)
+    publish: tuple[str, ...] = ()  # -p
+    publish_all: bool = False  # -P
+    aliases: tuple[str, ...] = ()  # --network-alias
+    default_network: str = "bridge"  # what --network default means (a build's RUN: host)
 
 
 def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...]:

@@ -30,7 +30,6 @@ from strata.errors import (
     Conflict,
     ContainerNotFound,
     ImageNotFound,
-    InvalidArgument,
     NotFound,
     StrataError,
 )
@@ -39,6 +38,7 @@ from strata.runtime.backend import RuntimeBackend, Status
 from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import Container, ContainerStore, State
 from strata.runtime.mounts import MountPoint
+from strata.runtime.networking import ContainerNetworks
 from strata.runtime.options import (
     ProcessDefaults,
     RunOptions,
@@ -70,6 +70,7 @@ class ContainerRecords:
         self._images: ImageStore | None = None
         self._snapshotter: tuple[object, Snapshotter] | None = None
         self._repaired = -REPAIR_EVERY  # when repair_dead last ran (`rm` of many: once)
+        self.networks = ContainerNetworks(root, lambda: self.records, self.directory)
 
     @property
     def images(self) -> ImageStore:
@@ -135,13 +136,11 @@ class ContainerRecords:
             if not image_recorded(conn, manifest_digest):
                 raise ImageNotFound(f"No such image: {image_ref}") from None
 
-    @staticmethod
-    def _check(config: ProcessDefaults, options: RunOptions) -> None:
+    def _check(self, config: ProcessDefaults, options: RunOptions) -> None:
         # Bad options fail before any unpacking.
+        self.networks.choose(options.network, options.publish, options.default_network)
         process_args(config, options)
         process_env(config, options.env)
-        if options.network not in ("host", "none", "default"):
-            raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
         from strata.runtime.volumes import check_options
 
         check_options(options)
@@ -169,10 +168,9 @@ class ContainerRecords:
         args = process_args(config, options)
         entrypoint, cmd = entrypoint_cmd(config, options)
         env = process_env(config, options.env)
-        if options.network not in ("host", "none", "default"):
-            raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
         from strata.runtime import volumes as container_volumes
 
+        network = self.networks.choose(options.network, options.publish, options.default_network)
         backend = self.backend(options.runtime)
         planned = container_volumes.plan(
             options, tuple(getattr(config, "volumes", ()) or ()), self._mounts_of
@@ -214,10 +212,10 @@ class ContainerRecords:
                     cwd=options.workdir or config.working_dir or "/",
                     user=options.user if options.user is not None else config.user or "",
                     # Docker's: the host's name on an explicit --network host, else the
-                    # short ID ("default", the host's network here too: see Tasks.prepare).
+                    # short ID (see Tasks.prepare).
                     hostname=options.hostname
                     or (default_hostname(cid, Network.HOST) if options.network == "host" else ""),
-                    network="host" if options.network == "default" else options.network,
+                    network=network.network,
                     network_mode=options.network,  # as typed: inspect's HostConfig
                     volumes=planned.binds,
                     tty=options.tty,
@@ -229,6 +227,10 @@ class ContainerRecords:
                     tmpfs=planned.tmpfs,
                     volumes_from=tuple(options.volumes_from),
                     config_volumes=planned.config_volumes,
+                    publish=tuple(options.publish),
+                    publish_all=options.publish_all,
+                    exposed=tuple(getattr(config, "exposed_ports", ()) or ()),
+                    aliases=tuple(options.aliases),
                 ),
                 requires=requires,
             )
@@ -356,6 +358,7 @@ class ContainerRecords:
         with contextlib.suppress(StrataError):
             self.backend(container.runtime).delete(container.id, force=True)
         self.unmount_rootfs(container)
+        self.networks.release(container)
         self.records.set_exited_if_running(container.id, LOST_EXIT_CODE)
         if container.config.autoremove:
             self.purge(container)
@@ -436,6 +439,7 @@ class ContainerRecords:
         with contextlib.suppress(StrataError):
             self.backend(container.runtime).delete(container.id, force=True)
         self.unmount_rootfs(container)
+        self.networks.release(container)
         with contextlib.suppress(StrataError):
             self.snapshotter.remove(container.snapshot)
         # The record before the directory: while the record exists, any `ps` may recreate the

@@ -128,6 +128,7 @@ class Network(StrEnum):
 
     HOST = "host"  # the host's interfaces (no network namespace)
     NONE = "none"  # a private namespace with loopback only
+    BRIDGE = "bridge"  # a namespace strata.network made and wired (`RunSpec.netns`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ class RunSpec:
     etc: EtcFiles | None = None
     init: Path | None = None
     tmpfs: tuple[TmpfsMount, ...] = ()  # vol: mounted with the binds, parents first
+    netns: Path | None = None  # net (issue 12): the network namespace to join (bridge networks)
 
 
 def parse_volume(text: str) -> BindMount:
@@ -353,7 +355,9 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
         rows, columns = proc.console_size
         process["consoleSize"] = {"height": rows, "width": columns}
     namespaces = [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")]
-    if spec.network is Network.NONE:
+    if spec.netns is not None:
+        namespaces.append({"type": "network", "path": str(spec.netns)})
+    elif spec.network is not Network.HOST:
         namespaces.append({"type": "network"})
     config: dict[str, Any] = {
         "ociVersion": OCI_VERSION,

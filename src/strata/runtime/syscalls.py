@@ -53,6 +53,7 @@ _libc.mount.argtypes = [
 ]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [
     ctypes.c_int,
@@ -77,6 +78,15 @@ def _b(value: str | None) -> bytes | None:
 def unshare(flags: int) -> None:
     """Move the calling process into new namespaces (``CLONE_NEW*`` flags)."""
     _check(_libc.unshare(flags), "unshare")
+
+
+def setns(path: str, kind: int) -> None:
+    """Move the calling thread into the namespace bound at ``path`` (a ``CLONE_NEW*`` kind)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, kind), f"setns {path}")
+    finally:
+        os.close(fd)
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:

@@ -80,18 +80,26 @@ class Tasks:
         directory = self.containers.directory(container)
         rootfs = directory / "rootfs"
         rootfs.mkdir(parents=True, exist_ok=True)
-        network = Network(cfg.network)
+        network = Network(cfg.network) if cfg.network in ("host", "none") else Network.BRIDGE
         # Each container its own name unless create_on chose one (the host's for an explicit
-        # --network host, as Docker's); the default network is the host's too:
-        # the prompt says which container a shell is in, as in the walkthroughs.
+        # --network host, as Docker's): the prompt says which container a shell is in.
         hostname = cfg.hostname or container.short_id
         etc = write_etc_files(directory, hostname=hostname, network=network)
+        attached = self.containers.networks.attach(container)
         hosts = etc.hosts.read_text()
+        if attached is not None and attached.endpoints:
+            hosts += "".join(f"{e.address}\t{hostname}\n" for e in attached.endpoints[:1])
+            etc.hosts.write_text(hosts)
         if hostname not in hosts.split():
             etc.hosts.write_text(f"{hosts}127.0.1.1\t{hostname}\n")
+        self.containers.networks.started(container)
         if rootfs.is_mount():
             unmount(rootfs, detach=True)
-        mount_all(self.containers.snapshotter.mounts(container.snapshot), rootfs)
+        try:
+            mount_all(self.containers.snapshotter.mounts(container.snapshot), rootfs)
+        except BaseException:
+            self.containers.networks.release(container)
+            raise
         try:
             binds, tmpfs = self._mounts(container, rootfs)
             spec = RunSpec(
@@ -109,10 +117,12 @@ class Tasks:
                 mounts=binds,
                 etc=etc,
                 tmpfs=tmpfs,
+                netns=attached.netns if attached is not None else None,
             )
             write_bundle(directory, spec, container_id=container.id)
         except BaseException:
             unmount(rootfs, detach=True)
+            self.containers.networks.release(container)
             raise
 
     def _mounts(
@@ -129,11 +139,13 @@ class Tasks:
     def _failed(self, container: Container, error: BaseException) -> None:
         """A start that did not happen: unmounted, back to ``created`` with Docker's code."""
         self.containers.unmount_rootfs(container)
+        self.containers.networks.release(container)
         code = error.exit_code if isinstance(error, StrataError) else 125
         self.containers.records.set_failed(container.id, code)
 
     def _exited(self, container: Container, code: int) -> None:
         self.containers.unmount_rootfs(container)
+        self.containers.networks.release(container)
         self.containers.records.set_exited(container.id, code)
 
     def run(

@@ -170,6 +170,20 @@ MIGRATIONS: Final[list[str]] = [
     );
     CREATE INDEX volume_users_container ON volume_users (container);
     """,
+    # 10 (net, issue 12): user-defined bridge networks (strata.network.records); the default
+    # ``bridge`` is not a row: every root has it.
+    """
+    CREATE TABLE networks (
+        id       TEXT PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        bridge   TEXT NOT NULL,
+        subnet   TEXT NOT NULL,
+        gateway  TEXT NOT NULL,
+        internal INTEGER NOT NULL DEFAULT 0,
+        labels   TEXT NOT NULL DEFAULT '{}',
+        created  TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -23,6 +23,7 @@ from strata.system.content_checks import (
 )
 from strata.system.context import CheckContext
 from strata.system.debris_checks import check_ingests, check_leases, check_scratch
+from strata.system.network_checks import check_networks
 from strata.system.problem import Problem
 from strata.system.runtime_checks import check_containers, check_mounts
 from strata.system.snapshot_checks import check_snapshots
@@ -32,6 +33,7 @@ __all__ = ["CHECKS", "CheckReport", "check"]
 
 CHECKS: tuple[Callable[[CheckContext], Iterator[Problem]], ...] = (
     check_containers,
+    check_networks,  # net (issue 12): after the reconciliation, which tears down itself
     check_mounts,
     check_scratch,
     check_snapshots,
