@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import IO, TYPE_CHECKING, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from strata.api.values import (
     Container,
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from strata.runtime.containers import Container as ContainerRecord
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
+    from strata.runtime.resources import Resources
 
 __all__ = ["HasFileno", "Stdio", "commit", "containers", "run"]
 
@@ -57,6 +58,9 @@ def run(
     pull: Literal["missing", "always", "never"] = "missing",
     root: Root = None,
     progress: ProgressCallback | None = None,
+    resources: Resources | None = None,
+    restart: str = "no",
+    healthcheck: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -71,11 +75,18 @@ def run(
     with ``remove`` the container goes when it ends).
     ``env`` is a mapping or ``NAME=VALUE`` strings; ``volumes`` are ``HOST:CONTAINER[:ro]``;
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
-    ``progress``.
+    ``progress``. ``resources`` limits memory, CPU, pids and rlimits (Docker's checks and
+    defaults apply); ``restart`` is Docker's policy (``on-failure:3``, ``always``...), kept
+    by the container's monitor (with ``detach``); ``healthcheck`` is Docker's
+    ``Config.Healthcheck`` (``{"Test": ["CMD-SHELL", "..."], "Interval": ns, ...}``), over the
+    image's.
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
+    from strata.runtime.resources import Resources
+    from strata.runtime.restart import parse_restart
 
+    restart_name, restart_max = parse_restart(restart)
     if tty and stdio is None and not detach:
         raise InvalidArgument("run: tty in the foreground needs stdio (a terminal to attach to)")
     variables = (
@@ -95,6 +106,10 @@ def run(
         interactive=interactive,
         runtime=runtime,
         autoremove=remove,
+        resources=resources or Resources(),
+        restart=restart_name,
+        restart_max=restart_max,
+        healthcheck=healthcheck,
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must

@@ -111,6 +111,11 @@ class Container:
     created: str
     started: str | None
     finished: str | None
+    # res: ``starting``/``healthy``/``unhealthy`` for a container with a healthcheck; whether
+    # it waits to be restarted by its policy; restarts so far.
+    health: str | None = None
+    restarting: bool = False
+    restart_count: int = 0
 
     def __str__(self) -> str:
         return self.id
@@ -181,4 +186,20 @@ def container_value(record: Record) -> Container:
         created=record.created,
         started=record.started,
         finished=record.finished,
+        health=_health_status(record.health),
+        restarting=record.restarting,
+        restart_count=record.restart_count,
     )
+
+
+def _health_status(raw: str | None) -> str | None:
+    """The ``Status`` of a record's ``State.Health`` JSON."""
+    if raw is None:
+        return None
+    import json
+
+    try:
+        status = json.loads(raw).get("Status")
+    except (ValueError, AttributeError):
+        return None
+    return str(status) if status else None

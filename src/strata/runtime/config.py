@@ -16,6 +16,7 @@ from typing import Any
 
 from strata.errors import InvalidArgument
 from strata.runtime.guard import TIED_LABEL
+from strata.runtime.resources import Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,12 @@ class ContainerConfig:
     autoremove: bool = False
     stop_signal: str = ""  # empty: SIGTERM
     labels: Mapping[str, str] = field(default_factory=dict)
+    # res (resources and life): limits, restart policy, healthcheck. Stored only when set, so
+    # a container without them keeps the record it always had.
+    resources: Resources = field(default_factory=Resources)
+    restart: str = "no"  # no, on-failure, always, unless-stopped
+    restart_max: int = 0  # on-failure's N (0: no maximum)
+    healthcheck: Mapping[str, Any] | None = None  # Docker's Config.Healthcheck (durations in ns)
 
     @property
     def tied(self) -> bool:
@@ -61,7 +68,18 @@ class ContainerConfig:
             "autoremove": self.autoremove,
             "stop_signal": self.stop_signal,
             "labels": dict(self.labels),
+            **self._life_json(),
         }
+
+    def _life_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if limits := self.resources.to_json():
+            out["resources"] = limits
+        if self.restart != "no":
+            out["restart"] = {"name": self.restart, "max": self.restart_max}
+        if self.healthcheck is not None:
+            out["healthcheck"] = dict(self.healthcheck)
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> ContainerConfig:
@@ -90,7 +108,27 @@ class ContainerConfig:
             autoremove=bool(raw.get("autoremove")),
             stop_signal=_string(raw, "stop_signal"),
             labels=dict(labels),
+            **_life(raw),
         )
+
+
+def _life(raw: dict[str, Any]) -> dict[str, Any]:
+    """The res fields of a stored config (absent in most records: the defaults)."""
+    out: dict[str, Any] = {}
+    if "resources" in raw:
+        out["resources"] = Resources.from_json(raw["resources"])
+    restart = raw.get("restart")
+    if restart is not None:
+        if not isinstance(restart, dict) or not isinstance(restart.get("name"), str):
+            raise InvalidArgument("container config: restart: expected an object")
+        out["restart"] = restart["name"]
+        out["restart_max"] = int(restart.get("max") or 0)
+    health = raw.get("healthcheck")
+    if health is not None:
+        if not isinstance(health, dict):
+            raise InvalidArgument("container config: healthcheck: expected an object")
+        out["healthcheck"] = health
+    return out
 
 
 def _strings(raw: dict[str, Any], key: str) -> tuple[str, ...] | None:

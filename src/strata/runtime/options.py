@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from strata.errors import InvalidArgument
+from strata.runtime.resources import Resources
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -46,6 +47,7 @@ class ConfigDefaults:
     working_dir: str
     user: str
     stop_signal: str
+    healthcheck: Mapping[str, Any] | None = None  # res: the image's HEALTHCHECK
 
     @classmethod
     def from_json(cls, config: Any) -> ConfigDefaults | None:
@@ -62,6 +64,9 @@ class ConfigDefaults:
             return None
         if not all(isinstance(v, str) for v in (working_dir, user, stop_signal)):
             return None
+        healthcheck = config.get("Healthcheck")
+        if healthcheck is not None and not isinstance(healthcheck, dict):
+            return None
         return cls(
             tuple(entrypoint) if entrypoint is not None else None,
             tuple(cmd) if cmd is not None else None,
@@ -69,6 +74,7 @@ class ConfigDefaults:
             working_dir,
             user,
             stop_signal,
+            healthcheck,
         )
 
 
@@ -94,6 +100,12 @@ class RunOptions:
     runtime: str | None = None
     autoremove: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # res (resources and life): limits, ``--restart``, the ``--health-*`` options given
+    # (Docker's Healthcheck form, merged over the image's at create; Test ["NONE"] disables).
+    resources: Resources = field(default_factory=Resources)
+    restart: str = "no"
+    restart_max: int = 0
+    healthcheck: Mapping[str, Any] | None = None
 
 
 def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strata.errors import (
     Conflict,
@@ -38,6 +38,7 @@ from strata.image.quick import image_recorded
 from strata.runtime.backend import RuntimeBackend, Status
 from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import Container, ContainerStore, State
+from strata.runtime.health import merge_healthcheck
 from strata.runtime.options import (
     ProcessDefaults,
     RunOptions,
@@ -46,6 +47,8 @@ from strata.runtime.options import (
     process_env,
 )
 from strata.runtime.owner import OwnerLock, owner_alive
+from strata.runtime.resources import Resources
+from strata.runtime.resources import check as check_resources
 from strata.runtime.select import backend_by_name, default_backend
 from strata.runtime.spec import Network, default_hostname, parse_volume
 from strata.snapshot.mount import unmount
@@ -119,6 +122,7 @@ class ContainerRecords:
         try:
             config = self.images.config(image).config
             self._check(config, options)
+            _life(options, config, self.backend(options.runtime).name)  # before any unpacking
             from strata.image.unpack import unpack  # only now: it loads the layer code
 
             top = unpack(self.images, self.snapshotter, image)
@@ -171,6 +175,7 @@ class ContainerRecords:
             raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
         volumes = [parse_volume(v) for v in options.volumes]
         backend = self.backend(options.runtime)
+        resources, healthcheck = _life(options, config, backend.name)
         for volume in volumes:
             # Docker makes a missing source a directory; an existing file is bound as a file.
             if not volume.source.exists():
@@ -213,6 +218,10 @@ class ContainerRecords:
                     autoremove=options.autoremove,
                     stop_signal=config.stop_signal or "",
                     labels=dict(options.labels),
+                    resources=resources,
+                    restart=options.restart,
+                    restart_max=options.restart_max,
+                    healthcheck=healthcheck,
                 ),
                 requires=_still_recorded(manifest_digest, image_ref) if image_required else None,
             )
@@ -349,6 +358,8 @@ class ContainerRecords:
                 f"You cannot remove a running container {container.id}. Stop the container"
                 " before attempting removal or force remove"
             )
+        if running:
+            self.records.set_user_stopped(current.id)  # its monitor must not restart it
         directory = self.directory(current)
         if not directory.is_dir():
             self.purge(current)
@@ -406,6 +417,23 @@ class ContainerRecords:
         # directory's owner lock, so removing the directory first could leave it behind.
         self.records.delete(container.id)
         shutil.rmtree(self.directory(container), ignore_errors=True)
+
+
+def _life(
+    options: RunOptions, config: ProcessDefaults, runtime: str
+) -> tuple[Resources, dict[str, Any] | None]:
+    """The container's limits and healthcheck, checked as Docker's daemon checks them (before
+    anything is made: a refused limit leaves nothing behind)."""
+    if options.restart != "no" and options.autoremove:
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    resources = check_resources(options.resources)
+    if resources.cgroup_limited and runtime == "chroot":
+        raise InvalidArgument(
+            "the chroot runtime cannot limit memory, CPU or pids (it runs without cgroups);"
+            " use --runtime runc, or only --ulimit"
+        )
+    image_check = getattr(config, "healthcheck", None)
+    return resources, merge_healthcheck(image_check, options.healthcheck)
 
 
 def _clear_leftover(directory: Path) -> None:

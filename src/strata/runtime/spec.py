@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.errors import InvalidArgument
+from strata.runtime.resources import Resources
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -176,6 +177,8 @@ class RunSpec:
     readonly_rootfs: bool = False
     etc: EtcFiles | None = None
     init: Path | None = None
+    # res: cgroup limits and rlimits (``--memory``, ``--cpus``, ``--ulimit``...); None: none.
+    resources: Resources | None = None
 
 
 def parse_volume(text: str) -> BindMount:
@@ -324,7 +327,9 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
             "effective": list(DEFAULT_CAPABILITIES),
             "permitted": list(DEFAULT_CAPABILITIES),
         },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}]
+        if spec.resources is None
+        else spec.resources.rlimits((soft, hard)),
         "noNewPrivileges": False,
     }
     if proc.terminal and proc.console_size is not None:
@@ -347,6 +352,11 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
             "resources": {"devices": [dict(rule) for rule in _DEVICE_RULES]},
         },
     }
+    if spec.resources is not None:
+        from strata.runtime.cgroups import swap_accounting
+
+        limits = spec.resources.linux_resources(swap_accounting=swap_accounting())
+        config["linux"]["resources"].update(limits)
     if annotations:
         config["annotations"] = annotations
     return config

@@ -11,8 +11,10 @@ reconciliation when it dies, are :mod:`.records`'s.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from strata.errors import Conflict, ContainerNotFound, StrataError
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 STOP_TIMEOUT = 10.0
 KILL_WAIT = 30.0  # how long SIGKILL may take to show (the owner records the exit)
 CLAIM_WAIT = 5.0  # a previous owner finishing its cleanup
+RESTART_POLL = 0.05  # how often a restart's back-off looks for a stop by the user
 
 
 class Tasks:
@@ -66,6 +69,8 @@ class Tasks:
                 if current is None:
                     raise ContainerNotFound(f"No such container: {container.id}")
                 raise Conflict(f"container {container.id} is already running")
+            # A start by the user: its life (restarts, health, OOM, user stop) starts afresh.
+            self.containers.records.begin_life(current.id, _initial_health(current))
         except BaseException:
             lock.release()
             raise
@@ -104,6 +109,7 @@ class Tasks:
                 network=network,
                 mounts=tuple(parse_volume(v) for v in cfg.volumes),
                 etc=etc,
+                resources=cfg.resources,
             )
             write_bundle(directory, spec, container_id=container.id)
         except BaseException:
@@ -223,6 +229,7 @@ class Tasks:
             raise ContainerNotFound(f"No such container: {container.id}")
         if current.state is not State.RUNNING:
             raise Conflict(f"Container {container.id} is not running")
+        self.containers.records.set_user_stopped(current.id)  # no restart by its policy
         self._signal(current, sig)
         if sig == signal.SIGKILL:
             self._wait_not_running(current, KILL_WAIT)
@@ -239,6 +246,7 @@ class Tasks:
             raise ContainerNotFound(f"No such container: {container.id}")
         if current.state is not State.RUNNING:
             return
+        self.containers.records.set_user_stopped(current.id)  # no restart by its policy
         if sig is None:
             sig = parse_signal(current.config.stop_signal or "SIGTERM")
         timeout = STOP_TIMEOUT if timeout is None else timeout
@@ -285,6 +293,8 @@ class _Hooks:
 
     def __init__(self, tasks: Tasks, container: Container) -> None:
         self.tasks, self.container = tasks, container
+        self._run_started = time.monotonic()
+        self._delay = 0.0  # the last restart's back-off
 
     def started(self, pid: int) -> None:
         self.tasks.containers.records.set_running(self.container.id, pid)
@@ -296,5 +306,59 @@ class _Hooks:
     def exited(self, code: int) -> None:
         self.tasks._exited(self.container, code)
 
+    # res: restarts, OOM kills, health checks.
+
+    def restarted(self, pid: int) -> None:
+        records = self.tasks.containers.records
+        records.set_restarted(self.container.id, pid, _initial_health(self.container))
+        self._run_started = time.monotonic()
+
+    def oom_killed(self) -> None:
+        self.tasks.containers.records.set_oom_killed(self.container.id)
+
+    def restart(self, code: int) -> bool:
+        from strata.runtime.restart import backoff, should_restart
+
+        records = self.tasks.containers.records
+        cfg = self.container.config
+        current = records.lookup(self.container.id)
+        if current is None or not should_restart(
+            cfg.restart, cfg.restart_max, code, current.restart_count, current.user_stopped
+        ):
+            return False
+        self._delay = backoff(self._delay, time.monotonic() - self._run_started)
+        records.set_restarting(self.container.id, code)
+        deadline = time.monotonic() + self._delay
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, RESTART_POLL))
+            current = records.lookup(self.container.id)
+            if current is None or current.user_stopped:  # stopped, killed or removed meanwhile
+                records.clear_restarting(self.container.id)
+                return False
+        return True
+
+    def watch_health(self) -> Callable[[], None]:
+        from strata.runtime.health import probe_of
+
+        probe = probe_of(self.container.config.healthcheck)
+        if probe is None:
+            return lambda: None
+        from strata.runtime.prober import Prober
+
+        containers = self.tasks.containers
+        backend = containers.backend(self.container.runtime)
+        bundle = containers.directory(self.container)
+        prober = Prober(containers.root.path, self.container.id, backend, bundle, probe)
+        return prober.start()
+
     def done(self) -> None:
         self.tasks.containers.autoremove(self.container)
+
+
+def _initial_health(container: Container) -> str | None:
+    """``State.Health`` at a start: ``starting`` if the container has a check, else none."""
+    from strata.runtime.health import HealthState, probe_of
+
+    if probe_of(container.config.healthcheck) is None:
+        return None
+    return json.dumps(HealthState().to_json())
