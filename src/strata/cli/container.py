@@ -338,3 +338,13 @@ def _register_commit_commands() -> None:
 
 
 _register_commit_commands()
+
+
+def _register_life_commands() -> None:
+    # res: `update` (limits, restart policy) lives in strata.cli.life_args with its options.
+    from strata.cli.life_args import update_cmd
+
+    container_group.add_command(update_cmd, "update")
+
+
+_register_life_commands()

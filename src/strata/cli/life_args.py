@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from strata.cli.context import App, pass_app
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LIMIT_OPTIONS = [
@@ -101,3 +103,26 @@ def life_fields(kw: dict[str, Any]) -> dict[str, Any]:
         "restart_max": maximum,
         "healthcheck": healthcheck,
     }
+
+
+@click.command("update")
+@limit_options
+@click.option("--restart", help="Restart policy: no|on-failure[:N]|always|unless-stopped")
+@click.argument("containers", nargs=-1, required=True)
+@pass_app
+def update_cmd(app: App, /, containers: tuple[str, ...], **kw: Any) -> None:
+    """Update the limits or restart policy of one or more containers (live if running)."""
+    from strata.cli.container_args import for_each
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.restart import parse_restart
+    from strata.runtime.update import update_container
+
+    changes = limit_changes(kw)
+    restart = parse_restart(kw["restart"]) if kw.get("restart") is not None else None
+    service = Containers(app.store())
+
+    def update(name: str) -> str:
+        update_container(service, service.lookup(name), changes, restart)
+        return name
+
+    for_each(containers, update, "failed to update containers")

@@ -251,6 +251,14 @@ class ContainerStore:
         with self.db.transaction() as conn:
             conn.execute("UPDATE containers SET health = ? WHERE id = ?", (health, cid))
 
+    def set_config(self, cid: str, config: ContainerConfig) -> None:
+        """``update``: the container's new limits or restart policy."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET config = ? WHERE id = ?",
+                (json.dumps(config.to_json()), cid),
+            )
+
     def clear_restarting(self, cid: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("UPDATE containers SET restarting = 0 WHERE id = ?", (cid,))

@@ -320,9 +320,11 @@ class _Hooks:
         from strata.runtime.restart import backoff, should_restart
 
         records = self.tasks.containers.records
-        cfg = self.container.config
         current = records.lookup(self.container.id)
-        if current is None or not should_restart(
+        if current is None:
+            return False
+        cfg = current.config  # as recorded now: `update --restart` may have changed it
+        if not should_restart(
             cfg.restart, cfg.restart_max, code, current.restart_count, current.user_stopped
         ):
             return False
