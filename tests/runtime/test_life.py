@@ -216,3 +216,57 @@ def test_a_probe_past_its_timeout_fails_with_dockers_words(strata: Strata) -> No
     entry = inspect(strata, "t")["State"]["Health"]["Log"][0]
     assert (entry["ExitCode"], entry["Output"]) == (-1, "Health check exceeded timeout (1s)")
     strata("rm", "-f", "t")
+
+
+def test_the_images_healthcheck_runs_and_no_healthcheck_disables_it(strata: Strata) -> None:
+    strata("run", "--name", "base", IMAGE, "true")
+    change = 'HEALTHCHECK --interval=1s --retries=1 CMD ["true"]'
+    strata("commit", "-c", change, "base", "hc:1")
+    strata("rm", "base")
+    strata("run", "-d", "--name", "on", "hc:1", "sleep", "300")
+    strata("run", "-d", "--name", "off", "--no-healthcheck", "hc:1", "sleep", "300")
+    wait_until(lambda: inspect(strata, "on")["State"]["Health"]["Status"] == "healthy")
+    off = inspect(strata, "off")
+    assert off["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    assert "Health" not in off["State"]
+    assert not status(strata, "off").endswith(")")
+    strata("rm", "-f", "on", "off")
+    strata("rmi", "hc:1")
+
+
+@pytest.mark.parametrize("runtime", ["chroot"])
+def test_the_chroot_backend_applies_ulimits_restarts_and_checks_health(
+    strata: Strata, runtime: str
+) -> None:
+    out = strata(
+        "run",
+        "--rm",
+        "--runtime",
+        runtime,
+        "--ulimit",
+        "nofile=50:60",
+        IMAGE,
+        "sh",
+        "-c",
+        "ulimit -Sn; ulimit -Hn",
+    )
+    assert out.stdout.split() == ["50", "60"]
+    life = ["--restart", "on-failure:1", "--health-cmd", "true", "--health-interval", "1s"]
+    strata(
+        "run",
+        "-d",
+        "--runtime",
+        runtime,
+        "--name",
+        "c",
+        *life,
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 2; exit 1",
+    )
+    wait_until(lambda: inspect(strata, "c")["State"]["Status"] == "exited")
+    doc = inspect(strata, "c")
+    assert (doc["RestartCount"], doc["State"]["ExitCode"]) == (1, 1)
+    assert doc["State"]["Health"]["Status"] == "healthy"
+    strata("rm", "c")

@@ -11,7 +11,11 @@ it belongs to no terminal and to no command), and it:
 4. copies the output into the json-file log and, while a client is attached, to the client's own
    stdout/stderr too (the descriptors it inherited when forked);
 5. reaps the init, deletes the runtime's container, records the exit code (``X<code>`` to the
-   client), and runs the last hook (``--rm``).
+   client), and runs the last hook (``--rm``);
+6. meanwhile runs the container's health checks (a thread, see :mod:`.prober`), notes an OOM
+   kill (the memory cgroup's count, read before the runtime deletes it), and on exit asks the
+   restart policy (``--restart``) whether to create and start the container again, after its
+   back-off: an attached client hears the first exit only, as Docker's does.
 
 It owns nothing else: what "record", "clean up" and "remove" mean is the caller's, given as
 :class:`MonitorHooks` (run in the monitor, after the fork). Messages to the client travel on a

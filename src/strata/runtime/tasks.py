@@ -69,8 +69,17 @@ class Tasks:
                 if current is None:
                     raise ContainerNotFound(f"No such container: {container.id}")
                 raise Conflict(f"container {container.id} is already running")
-            # A start by the user: its life (restarts, health, OOM, user stop) starts afresh.
-            self.containers.records.begin_life(current.id, _initial_health(current))
+            # A start by the user: its life (restarts, health, OOM, user stop) starts afresh
+            # (a fresh container without a healthcheck has nothing to reset: no write).
+            health = _initial_health(current)
+            if (
+                health
+                or current.health
+                or current.restart_count
+                or current.oom_killed
+                or (current.user_stopped)
+            ):
+                self.containers.records.begin_life(current.id, health)
         except BaseException:
             lock.release()
             raise
