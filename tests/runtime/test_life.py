@@ -9,6 +9,7 @@ deadline; nothing asserts how long anything took.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -270,3 +271,16 @@ def test_the_chroot_backend_applies_ulimits_restarts_and_checks_health(
     assert (doc["RestartCount"], doc["State"]["ExitCode"]) == (1, 1)
     assert doc["State"]["Health"]["Status"] == "healthy"
     strata("rm", "c")
+
+
+def test_a_container_waiting_to_restart_shows_so_and_stop_ends_it(strata: Strata) -> None:
+    strata("run", "-d", "--name", "w", "--restart", "always", IMAGE, "sh", "-c", "exit 2")
+    # The back-off doubles after each quick exit: it soon lasts long enough to be seen.
+    wait_until(lambda: inspect(strata, "w")["State"]["Restarting"])
+    state = inspect(strata, "w")["State"]
+    assert (state["Status"], state["Running"], state["ExitCode"]) == ("restarting", True, 2)
+    assert re.fullmatch(r"Restarting \(2\) .* ago", status(strata, "w"))
+    strata("stop", "w")
+    state = inspect(strata, "w")["State"]
+    assert (state["Status"], state["Restarting"]) == ("exited", False)
+    strata("rm", "w")
