@@ -101,3 +101,25 @@ def test_ps_shows_health_as_docker(both: tuple[Strata, Docker, str]) -> None:
     assert list(strata_health) == list(docker_health)
     assert list(strata_health["Log"][-1]) == list(docker_health["Log"][-1])
     assert strata_health["Status"] == docker_health["Status"] == "healthy"
+
+
+def test_an_attached_run_ends_with_the_first_exit_and_restarts_go_on(
+    both: tuple[Strata, Docker, str],
+) -> None:
+    strata, docker, name = both
+    script = "echo hi; exit 3"
+    for tool in (strata, docker):
+        run = ("run", "--network", "host", "--name", name, "--restart", "on-failure:2")
+        proc = tool(*run, IMAGE, "sh", "-c", script, check=False)
+        assert (proc.returncode, proc.stdout) == (3, "hi\n")
+    for tool in (strata, docker):
+        _wait(lambda tool=tool: _doc(tool, name)["State"]["Status"] == "exited")  # type: ignore[misc]
+    ours, theirs = _doc(strata, name), _doc(docker, name)
+    assert ours["RestartCount"] == theirs["RestartCount"] == 2
+    assert ours["State"]["ExitCode"] == theirs["State"]["ExitCode"] == 3
+    assert strata("logs", name).stdout == docker("logs", name).stdout == "hi\nhi\nhi\n"
+
+
+def _doc(tool: Strata | Docker, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(tool("inspect", name).stdout)[0]
+    return doc
