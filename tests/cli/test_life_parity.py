@@ -123,3 +123,24 @@ def test_an_attached_run_ends_with_the_first_exit_and_restarts_go_on(
 def _doc(tool: Strata | Docker, name: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(tool("inspect", name).stdout)[0]
     return doc
+
+
+def test_a_kill_by_the_user_with_any_signal_stops_the_restarts(
+    both: tuple[Strata, Docker, str],
+) -> None:
+    strata, docker, name = both
+    script = 'trap "exit 5" HUP; sleep 300 & wait'
+    for tool in (strata, docker):
+        run = ("run", "-d", "--network", "host", "--name", name, "--restart", "always")
+        tool(*run, IMAGE, "sh", "-c", script)
+        time.sleep(0.5)  # the shell sets its trap
+        tool("kill", "-s", "HUP", name)
+        _wait(lambda tool=tool: _doc(tool, name)["State"]["Status"] == "exited")  # type: ignore[misc]
+    time.sleep(1.0)  # past the first back-offs: a restart would have come
+    ours, theirs = _doc(strata, name), _doc(docker, name)
+    assert (ours["State"]["Status"], ours["RestartCount"], ours["State"]["ExitCode"]) == (
+        theirs["State"]["Status"],
+        theirs["RestartCount"],
+        theirs["State"]["ExitCode"],
+    )
+    assert ours["State"]["ExitCode"] == 5
