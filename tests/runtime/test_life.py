@@ -167,8 +167,11 @@ def test_on_failure_restarts_as_many_times_as_it_may(strata: Strata) -> None:
     strata("rm", "r")
 
 
-def test_always_restarts_until_the_user_stops_it(strata: Strata) -> None:
-    strata("run", "-d", "--name", "a", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.2")
+def test_always_restarts_until_the_user_stops_it(strata: Strata, tmp_path: Path) -> None:
+    # Quick exits, until a file on the host says to stay up.
+    script = "[ -e /m/hold ] && exec sleep 300; sleep 0.2"
+    run = ("run", "-d", "--name", "a", "--restart", "always", "-v", f"{tmp_path}:/m")
+    strata(*run, IMAGE, "sh", "-c", script)
     wait_until(lambda: inspect(strata, "a")["RestartCount"] >= 2)
     strata("stop", "a")
     state = inspect(strata, "a")
@@ -178,11 +181,13 @@ def test_always_restarts_until_the_user_stops_it(strata: Strata) -> None:
     assert inspect(strata, "a")["State"]["Status"] == "exited"
     assert inspect(strata, "a")["RestartCount"] == count
     # A start by the user starts its life over; kill is respected as stop is.
+    (tmp_path / "hold").touch()
     strata("start", "a")
     assert inspect(strata, "a")["RestartCount"] == 0
     strata("kill", "a")
     time.sleep(1.0)
     assert inspect(strata, "a")["State"]["Status"] == "exited"
+    assert inspect(strata, "a")["RestartCount"] == 0
     strata("rm", "a")
 
 
@@ -276,10 +281,11 @@ def test_the_chroot_backend_applies_ulimits_restarts_and_checks_health(
 def test_a_container_waiting_to_restart_shows_so_and_stop_ends_it(strata: Strata) -> None:
     strata("run", "-d", "--name", "w", "--restart", "always", IMAGE, "sh", "-c", "exit 2")
     # The back-off doubles after each quick exit: it soon lasts long enough to be seen.
-    wait_until(lambda: inspect(strata, "w")["State"]["Restarting"])
-    state = inspect(strata, "w")["State"]
+    seen: list[dict[str, Any]] = []
+    wait_until(lambda: seen.append(inspect(strata, "w")["State"]) or seen[-1]["Restarting"])
+    state = seen[-1]
     assert (state["Status"], state["Running"], state["ExitCode"]) == ("restarting", True, 2)
-    assert re.fullmatch(r"Restarting \(2\) .* ago", status(strata, "w"))
+    wait_until(lambda: re.fullmatch(r"Restarting \(2\) .* ago", status(strata, "w")))
     strata("stop", "w")
     state = inspect(strata, "w")["State"]
     assert (state["Status"], state["Restarting"]) == ("exited", False)
