@@ -197,3 +197,14 @@ def test_health_turns_healthy_then_unhealthy_after_its_retries() -> None:
         state = state.after(bad, probe, in_start_period=False)
     assert len(state.log) == 5  # Docker keeps the last five
     assert HealthState.from_json(json.loads(json.dumps(state.to_json()))) == state
+
+
+def test_update_keeps_a_swap_limit_and_gives_one_where_there_was_none() -> None:
+    limited = check(Resources(memory=32 << 20, memory_swap=96 << 20))
+    assert limited.updated({"memory": 64 << 20}).memory_swap == 96 << 20
+    assert Resources().updated({"memory": 64 << 20}).memory_swap == 128 << 20
+    unlimited_swap = check(Resources(memory=32 << 20, memory_swap=-1))
+    assert unlimited_swap.updated({"memory": 64 << 20}).memory_swap == -1
+    assert (
+        check(Resources(pids_limit=10).updated({"pids_limit": 0}), update=True).pids_limit is None
+    )

@@ -170,10 +170,11 @@ class Resources:
         return [{"type": k, "hard": hard, "soft": soft} for k, (soft, hard) in limits.items()]
 
     def updated(self, changes: Mapping[str, Any]) -> Resources:
-        """These limits with ``docker update``'s changes (Docker's rule for the swap limit:
-        a new memory limit alone keeps swap at twice it, unless swap was unlimited)."""
+        """These limits with ``docker update``'s changes. A new memory limit alone keeps the
+        swap limit set before; where there was none, it gets twice the memory, as ``run -m``
+        does (Docker's update fails there on cgroup v1: README, known differences)."""
         new = replace(self, **changes)
-        if "memory" in changes and "memory_swap" not in changes and self.memory_swap != -1:
+        if "memory" in changes and "memory_swap" not in changes and self.memory_swap == 0:
             new = replace(new, memory_swap=2 * new.memory if new.memory else 0)
         return new
 
@@ -302,7 +303,7 @@ def check(resources: Resources, *, update: bool = False) -> Resources:
             )
     if not update and r.memory > 0 and r.memory_swap == 0:
         r = replace(r, memory_swap=2 * r.memory)  # Docker's default: as much swap as memory
-    if r.pids_limit is not None and r.pids_limit <= 0 and not update:
+    if r.pids_limit is not None and r.pids_limit <= 0:
         r = replace(r, pids_limit=None)  # 0 and -1 mean unlimited, recorded as null
     return r
 

@@ -54,8 +54,8 @@ def update_container(
         from strata.runtime.cgroups import swap_accounting
 
         live = resources.linux_resources(swap_accounting=swap_accounting())
-        if "pids_limit" in changes and resources.pids_limit is not None:
-            live["pids"] = {"limit": resources.pids_limit if resources.pids_limit > 0 else -1}
+        if "pids_limit" in changes:  # none now: -1 lifts the limit (pids.max "max")
+            live["pids"] = {"limit": resources.pids_limit or -1}
         backend = service.backend(container.runtime)
         update = getattr(backend, "update", None)
         if update is None:
