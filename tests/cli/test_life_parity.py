@@ -144,3 +144,20 @@ def test_a_kill_by_the_user_with_any_signal_stops_the_restarts(
         theirs["State"]["ExitCode"],
     )
     assert ours["State"]["ExitCode"] == 5
+
+
+def test_update_prints_names_and_records_as_docker(both: tuple[Strata, Docker, str]) -> None:
+    strata, docker, name = both
+    for tool in (strata, docker):
+        tool("run", "-d", "--network", "host", "--name", name, "-m", "32m", IMAGE, "sleep", "300")
+        changes = ("--cpus", "1", "--pids-limit", "20", "--restart", "always", "-m", "48m")
+        assert tool("update", *changes, name, name).stdout == f"{name}\n{name}\n"
+    assert _host(strata, name) == _host(docker, name)
+    for tool in (strata, docker):
+        tool("update", "--pids-limit", "0", name)  # no change
+    assert _host(strata, name) == _host(docker, name)
+    for tool in (strata, docker):
+        tool("update", "--pids-limit", "-1", name)  # unlimited, recorded as 0
+        assert tool("exec", name, "cat", "/sys/fs/cgroup/pids/pids.max").stdout == "max\n"
+    assert _host(strata, name) == _host(docker, name)
+    assert _host(strata, name)["PidsLimit"] == 0

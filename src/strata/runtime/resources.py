@@ -303,7 +303,7 @@ def check(resources: Resources, *, update: bool = False) -> Resources:
             )
     if not update and r.memory > 0 and r.memory_swap == 0:
         r = replace(r, memory_swap=2 * r.memory)  # Docker's default: as much swap as memory
-    if r.pids_limit is not None and r.pids_limit <= 0:
+    if r.pids_limit is not None and r.pids_limit <= 0 and not update:
         r = replace(r, pids_limit=None)  # 0 and -1 mean unlimited, recorded as null
     return r
 

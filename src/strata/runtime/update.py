@@ -31,6 +31,13 @@ def update_container(
         raise InvalidArgument(
             "Restart policy cannot be updated because AutoRemove is enabled for the container"
         )
+    changes = dict(changes)
+    # Docker's update: --pids-limit 0 changes nothing; a negative one lifts the limit, which
+    # its daemon then records as 0 (not null, as at create).
+    if changes.get("pids_limit") == 0:
+        del changes["pids_limit"]
+    elif changes.get("pids_limit", 0) < 0:
+        changes["pids_limit"] = 0
     old = cfg.resources
     if (
         "memory" in changes
