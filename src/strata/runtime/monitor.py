@@ -356,7 +356,9 @@ def _one_run(
             os.close(fd)
     log = LogWriter(plan.log)
     # Found while the init lives: the OOM killer's count is read there once it has exited.
+    # Counted from now: a backend without a cgroup of its own (chroot) shares ours.
     memory = memory_dir(cgroup_dirs(created.pid))
+    ooms = oom_kills(memory)
     try:
         if first:
             hooks.started(created.pid)
@@ -391,7 +393,7 @@ def _one_run(
     log.close()
     if stdio.hold >= 0:
         os.close(stdio.hold)
-    if oom_kills(memory) > 0:
+    if oom_kills(memory) > ooms:
         hooks.oom_killed()
     with contextlib.suppress(StrataError):
         backend.delete(plan.container_id, force=True)
