@@ -207,3 +207,18 @@ def test_update_keeps_a_swap_limit_and_gives_one_where_there_was_none() -> None:
     assert unlimited_swap.updated({"memory": 64 << 20}).memory_swap == -1
     lifted = check(Resources(pids_limit=10).updated({"pids_limit": 0}), update=True)
     assert lifted.pids_limit == 0  # as Docker's update records a lifted limit
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"restart": "always"},
+        {"restart": {"name": "always", "max": "3"}},
+        {"resources": {"memory": "32m"}},
+        {"resources": {"ulimits": [["nofile", "x"]]}},
+        {"healthcheck": ["CMD", "true"]},
+    ],
+)
+def test_a_damaged_life_field_is_refused_as_a_damaged_record(raw: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument, match="container config"):
+        ContainerConfig.from_json({"args": ["true"], **raw})

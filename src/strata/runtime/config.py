@@ -119,10 +119,13 @@ def _life(raw: dict[str, Any]) -> dict[str, Any]:
         out["resources"] = Resources.from_json(raw["resources"])
     restart = raw.get("restart")
     if restart is not None:
-        if not isinstance(restart, dict) or not isinstance(restart.get("name"), str):
-            raise InvalidArgument("container config: restart: expected an object")
+        maximum = restart.get("max", 0) if isinstance(restart, dict) else None
+        if not isinstance(restart.get("name") if isinstance(restart, dict) else None, str) or (
+            not isinstance(maximum, int)
+        ):
+            raise InvalidArgument("container config: restart: expected a name and a maximum")
         out["restart"] = restart["name"]
-        out["restart_max"] = int(restart.get("max") or 0)
+        out["restart_max"] = maximum
     health = raw.get("healthcheck")
     if health is not None:
         if not isinstance(health, dict):
