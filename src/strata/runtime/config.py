@@ -119,13 +119,14 @@ def _life(raw: dict[str, Any]) -> dict[str, Any]:
         out["resources"] = Resources.from_json(raw["resources"])
     restart = raw.get("restart")
     if restart is not None:
-        maximum = restart.get("max", 0) if isinstance(restart, dict) else None
-        if not isinstance(restart.get("name") if isinstance(restart, dict) else None, str) or (
-            not isinstance(maximum, int)
-        ):
+        name, maximum = (
+            (restart.get("name"), restart.get("max", 0))
+            if isinstance(restart, dict)
+            else (None, None)
+        )
+        if not isinstance(name, str) or not isinstance(maximum, int):
             raise InvalidArgument("container config: restart: expected a name and a maximum")
-        out["restart"] = restart["name"]
-        out["restart_max"] = maximum
+        out["restart"], out["restart_max"] = name, maximum
     health = raw.get("healthcheck")
     if health is not None:
         if not isinstance(health, dict):
