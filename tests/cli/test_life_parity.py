@@ -161,3 +161,15 @@ def test_update_prints_names_and_records_as_docker(both: tuple[Strata, Docker, s
         assert tool("exec", name, "cat", "/sys/fs/cgroup/pids/pids.max").stdout == "max\n"
     assert _host(strata, name) == _host(docker, name)
     assert _host(strata, name)["PidsLimit"] == 0
+
+
+def test_an_oom_kill_is_recorded_as_dockers(both: tuple[Strata, Docker, str]) -> None:
+    strata, docker, name = both
+    limits = ("-m", "32m", "--memory-swap", "32m")
+    for tool in (strata, docker):
+        run = ("run", "--network", "host", "--name", name, *limits)
+        assert tool(*run, IMAGE, "tail", "/dev/zero", check=False).returncode == 137
+    keys = ("Status", "Running", "Restarting", "OOMKilled", "ExitCode")
+    ours, theirs = _doc(strata, name)["State"], _doc(docker, name)["State"]
+    assert {k: ours[k] for k in keys} == {k: theirs[k] for k in keys}
+    assert ours["OOMKilled"] is True

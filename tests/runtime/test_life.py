@@ -290,3 +290,16 @@ def test_a_container_waiting_to_restart_shows_so_and_stop_ends_it(strata: Strata
     state = inspect(strata, "w")["State"]
     assert (state["Status"], state["Restarting"]) == ("exited", False)
     strata("rm", "w")
+
+
+def test_failures_in_the_start_period_do_not_count(strata: Strata) -> None:
+    health = ["--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1"]
+    strata(
+        "run", "-d", "--name", "sp", *health, "--health-start-period", "1h", IMAGE, "sleep", "300"
+    )
+    wait_until(lambda: len(inspect(strata, "sp")["State"]["Health"]["Log"]) >= 2)
+    health_state = inspect(strata, "sp")["State"]["Health"]
+    assert (health_state["Status"], health_state["FailingStreak"]) == ("starting", 0)
+    assert health_state["Log"][0]["ExitCode"] == 1
+    assert status(strata, "sp").endswith(" (health: starting)")
+    strata("rm", "-f", "sp")
