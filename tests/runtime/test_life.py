@@ -303,3 +303,10 @@ def test_failures_in_the_start_period_do_not_count(strata: Strata) -> None:
     assert health_state["Log"][0]["ExitCode"] == 1
     assert status(strata, "sp").endswith(" (health: starting)")
     strata("rm", "-f", "sp")
+
+
+def test_wait_ends_with_the_first_exit_of_a_container_that_restarts(strata: Strata) -> None:
+    strata("run", "-d", "--name", "wr", "--restart", "always", IMAGE, "sh", "-c", "sleep 1; exit 4")
+    assert strata("wait", "wr").stdout == "4\n"  # as Docker's: the restarts go on
+    wait_until(lambda: inspect(strata, "wr")["RestartCount"] >= 1)
+    strata("rm", "-f", "wr")

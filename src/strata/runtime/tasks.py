@@ -269,13 +269,22 @@ class Tasks:
             raise Conflict(f"container {container.id} did not stop")
 
     def wait(self, container: Container) -> int:
-        """``docker wait``: block until the container is not running; its exit code."""
+        """``docker wait``: block until the container is not running; its exit code.
+
+        A container its policy restarts has stopped too, as Docker's wait sees it: its exit
+        is recorded (a new ``finished``) before the back-off, and ends the wait.
+        """
+        first = None
         while True:
             current = self.containers.refresh(container)
             if current is None:
                 raise ContainerNotFound(f"No such container: {container.id}")
             if current.state is not State.RUNNING:
                 return current.exit_code or 0
+            if first is None:
+                first = current
+            elif current.finished != first.finished and current.exit_code is not None:
+                return current.exit_code  # exited, and restarted or about to be
             time.sleep(POLL * 2.5)
 
     # -- exec -----------------------------------------------------------------------------------
