@@ -38,7 +38,6 @@ from strata.image.quick import image_recorded
 from strata.runtime.backend import RuntimeBackend, Status
 from strata.runtime.config import ContainerConfig
 from strata.runtime.containers import Container, ContainerStore, State
-from strata.runtime.health import merge_healthcheck
 from strata.runtime.options import (
     ProcessDefaults,
     RunOptions,
@@ -432,6 +431,8 @@ def _life(
             "the chroot runtime cannot limit memory, CPU or pids (it runs without cgroups);"
             " use --runtime runc, or only --ulimit"
         )
+    from strata.runtime.health import merge_healthcheck  # its parsing loads only when used
+
     image_check = getattr(config, "healthcheck", None)
     return resources, merge_healthcheck(image_check, options.healthcheck)
 

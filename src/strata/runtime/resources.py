@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from typing import Any
 
 from strata.errors import InvalidArgument
@@ -197,6 +196,8 @@ def parse_swap(text: str, flag: str = "--memory-swap") -> int:
 
 def parse_cpus(text: str) -> int:
     """``--cpus 1.5`` as nano-CPUs (Docker's NanoCPUs: a rational number, at most 9 decimals)."""
+    from fractions import Fraction  # only here: it loads decimal, which run need not
+
     try:
         value = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
