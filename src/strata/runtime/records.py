@@ -431,9 +431,11 @@ def _life(
             "the chroot runtime cannot limit memory, CPU or pids (it runs without cgroups);"
             " use --runtime runc, or only --ulimit"
         )
-    from strata.runtime.health import merge_healthcheck  # its parsing loads only when used
-
     image_check = getattr(config, "healthcheck", None)
+    if image_check is None and options.healthcheck is None:
+        return resources, None
+    from strata.runtime.health import merge_healthcheck  # only for a container with a check
+
     return resources, merge_healthcheck(image_check, options.healthcheck)
 
 
