@@ -377,6 +377,8 @@ class _Hooks:
 
 def _initial_health(container: Container) -> str | None:
     """``State.Health`` at a start: ``starting`` if the container has a check, else none."""
+    if container.config.healthcheck is None:
+        return None  # the common case, without loading the health module
     from strata.runtime.health import HealthState, probe_of
 
     if probe_of(container.config.healthcheck) is None:
