@@ -310,3 +310,10 @@ def test_wait_ends_with_the_first_exit_of_a_container_that_restarts(strata: Stra
     assert strata("wait", "wr").stdout == "4\n"  # as Docker's: the restarts go on
     wait_until(lambda: inspect(strata, "wr")["RestartCount"] >= 1)
     strata("rm", "-f", "wr")
+
+
+def test_update_without_a_flag_or_of_a_missing_container_is_one_line(strata: Strata) -> None:
+    assert strata.fail("update", "x") == (
+        "Error: You must provide one or more flags when using this command."
+    )
+    assert strata.fail("update", "-m", "32m", "nosuch") == "Error: No such container: nosuch"

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from strata.cli.context import App, pass_app
+from strata.errors import InvalidArgument
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +120,8 @@ def update_cmd(app: App, /, containers: tuple[str, ...], **kw: Any) -> None:
 
     changes = limit_changes(kw)
     restart = parse_restart(kw["restart"]) if kw.get("restart") is not None else None
+    if not changes and restart is None:
+        raise InvalidArgument("You must provide one or more flags when using this command.")
     service = Containers(app.store())
 
     def update(name: str) -> str:
