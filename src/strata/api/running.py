@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import IO, TYPE_CHECKING, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from strata.api.values import (
     Container,
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from strata.runtime.containers import Container as ContainerRecord
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
+    from strata.runtime.resources import Resources
 
 __all__ = ["HasFileno", "Stdio", "commit", "containers", "run"]
 
@@ -63,6 +64,9 @@ def run(
     publish: Sequence[str] = (),
     publish_all: bool = False,
     network_aliases: Sequence[str] = (),
+    resources: Resources | None = None,
+    restart: str = "no",
+    healthcheck: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -82,10 +86,18 @@ def run(
     ``progress``. ``network`` is ``default`` (Docker's ``bridge``), ``host``, ``none`` or a
     network's name; ``publish`` are ``-p`` values (``[IP:]HOST:CTR[/PROTO]``, ``CTR``),
     ``publish_all`` is ``-P``, ``network_aliases`` names the container has on its network.
+    ``resources`` limits memory, CPU, pids and rlimits (Docker's checks and
+    defaults apply); ``restart`` is Docker's policy (``on-failure:3``, ``always``...), kept
+    by the container's monitor (with ``detach``); ``healthcheck`` is Docker's
+    ``Config.Healthcheck`` (``{"Test": ["CMD-SHELL", "..."], "Interval": ns, ...}``), over the
+    image's.
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
+    from strata.runtime.resources import Resources
+    from strata.runtime.restart import parse_restart
 
+    restart_name, restart_max = parse_restart(restart)
     if tty and stdio is None and not detach:
         raise InvalidArgument("run: tty in the foreground needs stdio (a terminal to attach to)")
     variables = (
@@ -111,6 +123,10 @@ def run(
         publish=tuple(publish),
         publish_all=publish_all,
         aliases=tuple(network_aliases),
+        resources=resources or Resources(),
+        restart=restart_name,
+        restart_max=restart_max,
+        healthcheck=healthcheck,
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must

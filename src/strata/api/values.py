@@ -113,6 +113,11 @@ class Container:
     started: str | None
     finished: str | None
     ports: tuple[Port, ...] = ()  # net (issue 12): published and exposed, while it runs
+    # res: ``starting``/``healthy``/``unhealthy`` for a container with a healthcheck; whether
+    # it waits to be restarted by its policy; restarts so far.
+    health: str | None = None
+    restarting: bool = False
+    restart_count: int = 0
 
     def __str__(self) -> str:
         return self.id
@@ -184,4 +189,20 @@ def container_value(record: Record, ports: Sequence[Port] = ()) -> Container:
         started=record.started,
         finished=record.finished,
         ports=tuple(ports),
+        health=_health_status(record.health),
+        restarting=record.restarting,
+        restart_count=record.restart_count,
     )
+
+
+def _health_status(raw: str | None) -> str | None:
+    """The ``Status`` of a record's ``State.Health`` JSON."""
+    if raw is None:
+        return None
+    import json
+
+    try:
+        status = json.loads(raw).get("Status")
+    except (ValueError, AttributeError):
+        return None
+    return str(status) if status else None

@@ -23,6 +23,7 @@ from strata.cli.container_args import (
 )
 from strata.cli.context import App, pass_app
 from strata.cli.format import ago, emit_formatted, truncate
+from strata.cli.life_args import life_fields, life_options
 from strata.errors import ContainerError, InvalidArgument, NotFound
 from strata.oci.config import parse_time
 
@@ -107,6 +108,7 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         publish=kw["publish"],
         publish_all=kw["publish_all"],
         aliases=kw["network_alias"],
+        **life_fields(kw),
     )
 
 
@@ -138,6 +140,7 @@ def _attached(service: Containers, container: Container, interactive: bool) -> N
     "create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False}
 )
 @_create_options
+@life_options
 @pass_app
 @docker_status("create")
 def create_cmd(app: App, /, **kw: Any) -> None:
@@ -155,6 +158,7 @@ def create_cmd(app: App, /, **kw: Any) -> None:
 )
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the ID.")
 @_create_options
+@life_options
 @pass_app
 @docker_status("run")
 def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
@@ -164,6 +168,7 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
     if not detach:
         check_terminal(kw["tty"], kw["interactive"])
     env = environment(kw["env_file"], kw["env"])  # a bad file fails before any pull
+    life = life_fields(kw)  # so does a bad limit
     _ensure_image(app, kw["image"], kw["pull"], kw["quiet"])
     store = app.store()
     store.close()  # the API opens its own; a monitor forked by the run must not share ours
@@ -192,6 +197,9 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
         detach=detach,
         pull="never",  # done above, with Docker's messages
         root=store.path,
+        resources=life["resources"],
+        restart=kw["restart"],
+        healthcheck=life["healthcheck"],
     )
     if detach:
         click.echo(result.container.id)
@@ -258,9 +266,15 @@ def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None
 
 
 def _status(container: api.Container, now: datetime) -> str:
+    if container.restarting:  # Docker's: the last exit's code and time
+        when = ago(parse_time(container.finished or container.created), now)
+        return f"Restarting ({container.exit_code}) {when}"
     if container.state == "running":
         since = ago(parse_time(container.started or container.created), now)
-        return f"Up {since.removesuffix(' ago')}"
+        up = f"Up {since.removesuffix(' ago')}"
+        if container.health == "starting":
+            return f"{up} (health: starting)"
+        return f"{up} ({container.health})" if container.health else up
     if container.state == "exited":
         when = ago(parse_time(container.finished or container.created), now)
         return f"Exited ({container.exit_code}) {when}"
@@ -356,3 +370,13 @@ def _register_network_commands() -> None:
 
 
 _register_network_commands()
+
+
+def _register_life_commands() -> None:
+    # res: `update` (limits, restart policy) lives in strata.cli.life_args with its options.
+    from strata.cli.life_args import update_cmd
+
+    container_group.add_command(update_cmd, "update")
+
+
+_register_life_commands()

@@ -35,15 +35,19 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": container.state.value,
+            "Status": "restarting" if container.restarting else container.state.value,
             "Running": container.state is State.RUNNING,
+            "Restarting": container.restarting,
+            "OOMKilled": container.oom_killed,
             "Pid": container.pid,
             "ExitCode": container.exit_code or 0,
             "StartedAt": container.started or "0001-01-01T00:00:00Z",
             "FinishedAt": container.finished or "0001-01-01T00:00:00Z",
+            **_health(container.health),
         },
         "Image": _image_id(app, container.image),
         "Name": f"/{container.name}",
+        "RestartCount": container.restart_count,
         "Driver": "overlay",
         "HostConfig": {
             "NetworkMode": cfg.network_mode or cfg.network,
@@ -52,6 +56,8 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "Binds": list(cfg.volumes),
             "Runtime": container.runtime,
             **_volume_host_config(cfg),
+            "RestartPolicy": {"Name": cfg.restart, "MaximumRetryCount": cfg.restart_max},
+            **cfg.resources.host_config(),
         },
         "Mounts": _mounts(app, cfg),
         "Config": {
@@ -61,6 +67,7 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
             "OpenStdin": cfg.interactive,
             "Env": list(cfg.env) or None,  # Docker: null when the image and -e give none
             "Cmd": list(cfg.cmd) if cfg.cmd is not None else None,
+            **({"Healthcheck": dict(cfg.healthcheck)} if cfg.healthcheck is not None else {}),
             "Entrypoint": list(cfg.entrypoint) if cfg.entrypoint is not None else None,
             "Image": container.image_ref,
             "WorkingDir": cfg.cwd,
@@ -94,6 +101,16 @@ def _mounts(app: App, cfg: ContainerConfig) -> list[dict[str, Any]]:
 
         mounts = tuple(parse_volume_flag(v) for v in cfg.volumes)
     return [m.document(str(data_dir(root, m.source))) for m in mounts]
+
+
+def _health(raw: str | None) -> dict[str, Any]:
+    """``State.Health`` (res), present only for a container with a healthcheck."""
+    if raw is None:
+        return {}
+    try:
+        return {"Health": json.loads(raw)}
+    except ValueError:
+        return {}
 
 
 def _image_id(app: App, manifest_digest: str) -> str:

@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wait": ("strata.cli.running", "wait_cmd", "Block until containers stop; print exit codes"),
     "logs": ("strata.cli.running", "logs_cmd", "Fetch the logs of a container"),
     "exec": ("strata.cli.running", "exec_cmd", "Execute a command in a running container"),
+    "update": (
+        "strata.cli.life_args",
+        "update_cmd",
+        "Update configuration of one or more containers",
+    ),
     "commit": ("strata.cli.commit", "commit_cmd", "Create a new image from a container's changes"),
     "diff": (
         "strata.cli.commit",

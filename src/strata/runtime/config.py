@@ -17,6 +17,7 @@ from typing import Any
 from strata.errors import InvalidArgument
 from strata.runtime.guard import TIED_LABEL
 from strata.runtime.mounts import MountPoint
+from strata.runtime.resources import Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,12 @@ class ContainerConfig:
     exposed: tuple[str, ...] = ()  # the image's ExposedPorts ("80/tcp"), for -P and ps
     aliases: tuple[str, ...] = ()  # --network-alias on the first network
     networks: tuple[str, ...] = ()  # networks joined by `network connect` (IDs), after `network`
+    # res (resources and life): limits, restart policy, healthcheck. Stored only when set, so
+    # a container without them keeps the record it always had.
+    resources: Resources = field(default_factory=Resources)
+    restart: str = "no"  # no, on-failure, always, unless-stopped
+    restart_max: int = 0  # on-failure's N (0: no maximum)
+    healthcheck: Mapping[str, Any] | None = None  # Docker's Config.Healthcheck (durations in ns)
 
     @property
     def tied(self) -> bool:
@@ -78,6 +85,7 @@ class ContainerConfig:
             "labels": dict(self.labels),
             **self._volume_json(),
             **self._net_json(),
+            **self._life_json(),
         }
 
     def _volume_json(self) -> dict[str, Any]:
@@ -105,6 +113,16 @@ class ContainerConfig:
             out["aliases"] = list(self.aliases)
         if self.networks:
             out["networks"] = list(self.networks)
+        return out
+
+    def _life_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if limits := self.resources.to_json():
+            out["resources"] = limits
+        if self.restart != "no":
+            out["restart"] = {"name": self.restart, "max": self.restart_max}
+        if self.healthcheck is not None:
+            out["healthcheck"] = dict(self.healthcheck)
         return out
 
     @classmethod
@@ -143,6 +161,7 @@ class ContainerConfig:
             exposed=_strings(raw, "exposed") or (),
             aliases=_strings(raw, "aliases") or (),
             networks=_strings(raw, "networks") or (),
+            **_life(raw),
         )
 
 
@@ -160,6 +179,29 @@ def _string_map(raw: dict[str, Any], key: str) -> dict[str, str]:
     ):
         raise InvalidArgument(f"container config: {key}: expected an object of strings")
     return dict(value)
+
+
+def _life(raw: dict[str, Any]) -> dict[str, Any]:
+    """The res fields of a stored config (absent in most records: the defaults)."""
+    out: dict[str, Any] = {}
+    if "resources" in raw:
+        out["resources"] = Resources.from_json(raw["resources"])
+    restart = raw.get("restart")
+    if restart is not None:
+        name, maximum = (
+            (restart.get("name"), restart.get("max", 0))
+            if isinstance(restart, dict)
+            else (None, None)
+        )
+        if not isinstance(name, str) or not isinstance(maximum, int):
+            raise InvalidArgument("container config: restart: expected a name and a maximum")
+        out["restart"], out["restart_max"] = name, maximum
+    health = raw.get("healthcheck")
+    if health is not None:
+        if not isinstance(health, dict):
+            raise InvalidArgument("container config: healthcheck: expected an object")
+        out["healthcheck"] = health
+    return out
 
 
 def _strings(raw: dict[str, Any], key: str) -> tuple[str, ...] | None:

@@ -57,6 +57,12 @@ class Container:
     created: str
     started: str | None
     finished: str | None
+    # res: what the monitor records of the container's life (migration 9).
+    oom_killed: bool = False
+    restart_count: int = 0
+    restarting: bool = False
+    user_stopped: bool = False
+    health: str | None = None  # Docker's State.Health, as JSON
 
     @property
     def short_id(self) -> str:
@@ -203,13 +209,60 @@ class ContainerStore:
             )
             return cursor.rowcount == 1
 
+    # -- res: the container's life (restarts, OOM kills, stops by the user, health) ---------
+
+    def begin_life(self, cid: str, health: str | None) -> None:
+        """A start by the user: no restarts, OOM kill or user stop yet; health ``starting``."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET oom_killed = 0, restart_count = 0, restarting = 0,"
+                " user_stopped = 0, health = ? WHERE id = ?",
+                (health, cid),
+            )
+
+    def set_oom_killed(self, cid: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE containers SET oom_killed = 1 WHERE id = ?", (cid,))
+
+    def set_user_stopped(self, cid: str) -> None:
+        """``stop``/``kill``/``rm -f`` by the user: the restart policy no longer applies."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE containers SET user_stopped = 1 WHERE id = ?", (cid,))
+
+    def set_restarting(self, cid: str, exit_code: int) -> None:
+        """Exited and about to be restarted by its policy (still owned: state stays running)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET restarting = 1, pid = 0, exit_code = ?, finished = ?,"
+                " restart_count = restart_count + 1 WHERE id = ?",
+                (exit_code, now(), cid),
+            )
+
+    def set_restarted(self, cid: str, pid: int, health: str | None) -> None:
+        """Started again by its policy."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE containers SET restarting = 0, pid = ?, started = ?, oom_killed = 0,"
+                " health = ? WHERE id = ?",
+                (pid, now(), health, cid),
+            )
+
+    def set_health(self, cid: str, health: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE containers SET health = ? WHERE id = ?", (health, cid))
+
     def set_config(self, cid: str, config: ContainerConfig) -> None:
-        """Replace the container's config (``network connect``/``disconnect`` change it)."""
+        """Replace the container's config (``update``'s limits or restart policy, ``network
+        connect``/``disconnect``'s networks)."""
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE containers SET config = ? WHERE id = ?",
                 (json.dumps(config.to_json()), cid),
             )
+
+    def clear_restarting(self, cid: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE containers SET restarting = 0 WHERE id = ?", (cid,))
 
     def delete(
         self, cid: str, *, also: Callable[[sqlite3.Connection], object] | None = None
@@ -253,4 +306,9 @@ def _from_row(row: sqlite3.Row) -> Container:
         created=row["created"],
         started=row["started"],
         finished=row["finished"],
+        oom_killed=bool(row["oom_killed"]),
+        restart_count=int(row["restart_count"]),
+        restarting=bool(row["restarting"]),
+        user_stopped=bool(row["user_stopped"]),
+        health=row["health"],
     )

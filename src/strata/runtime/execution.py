@@ -219,3 +219,23 @@ def _wait(pid: int, master: int | None, stdio: ProcessIO, relay: SignalRelay) ->
             os.waitpid(pid, 0)
         raise
     return exit_status(status)
+
+
+def spawn_exec(
+    backend: RuncBackend,
+    container_id: str,
+    bundle: Path,
+    options: ExecOptions,
+    *,
+    stdio: ProcessIO,
+) -> int:
+    """Start ``options.command`` in the running container without waiting: its host pid, a
+    child of ours to reap (we must be a child subreaper). For the health checks, which time
+    their probes out (`strata.runtime.prober`); runc only, no terminal."""
+    config = load_config(bundle)
+    rootfs = Path(config["root"]["path"])
+    process = exec_process(config, rootfs, options)
+    _preflight(config, rootfs, process)
+    become_subreaper()
+    pid, _ = _runc_launch(backend, container_id, bundle, process, stdio)
+    return pid

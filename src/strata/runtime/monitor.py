@@ -11,7 +11,11 @@ it belongs to no terminal and to no command), and it:
 4. copies the output into the json-file log and, while a client is attached, to the client's own
    stdout/stderr too (the descriptors it inherited when forked);
 5. reaps the init, deletes the runtime's container, records the exit code (``X<code>`` to the
-   client), and runs the last hook (``--rm``).
+   client), and runs the last hook (``--rm``);
+6. meanwhile runs the container's health checks (a thread, see :mod:`.prober`), notes an OOM
+   kill (the memory cgroup's count, read before the runtime deletes it), and on exit asks the
+   restart policy (``--restart``) whether to create and start the container again, after its
+   back-off: an attached client hears the first exit only, as Docker's does.
 
 It owns nothing else: what "record", "clean up" and "remove" mean is the caller's, given as
 :class:`MonitorHooks` (run in the monitor, after the fork). Messages to the client travel on a
@@ -27,7 +31,8 @@ import os
 import select
 import signal
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn, Protocol
@@ -35,6 +40,7 @@ from typing import NoReturn, Protocol
 from strata import errors
 from strata.errors import ContainerError, StrataError
 from strata.runtime.backend import ProcessIO, RuntimeBackend
+from strata.runtime.cgroups import cgroup_dirs, memory_dir, oom_kills
 from strata.runtime.logs import LogWriter
 from strata.runtime.process import FORWARDED_SIGNALS, wait_exit
 from strata.runtime.syscalls import become_subreaper
@@ -77,6 +83,25 @@ class MonitorHooks(Protocol):
 
     def exited(self, code: int) -> None:
         """The container exited with ``code`` and is gone from the runtime."""
+        ...
+
+    # res: the container's life while the monitor keeps it.
+
+    def restarted(self, pid: int) -> None:
+        """The container exists again (restarted by its policy), its init is ``pid``."""
+        ...
+
+    def oom_killed(self) -> None:
+        """The kernel's OOM killer killed a process of the container during this run."""
+        ...
+
+    def restart(self, code: int) -> bool:
+        """The container exited with ``code``: whether to start it again, once its back-off
+        has passed (this call waits it out); False: it stays exited (`exited` follows)."""
+        ...
+
+    def watch_health(self) -> Callable[[], None]:
+        """Start the container's health checks, if it has any; the function that stops them."""
         ...
 
     def done(self) -> None:
@@ -286,19 +311,59 @@ def _supervise(
     sock: socket.socket,
     client: _Client,
 ) -> None:  # pragma: no cover - runs in the forked monitor
+    first = True
+    while True:
+        code = _one_run(plan, backend, hooks, sock, client, first=first)
+        if code is None:
+            return
+        if not hooks.restart(code):
+            hooks.exited(code)
+            break
+        # An attached client (``run`` without -d) ends with the first exit, as Docker's does;
+        # the restarted container's output goes to its log only, its stdin to nothing.
+        with contextlib.suppress(OSError):
+            sock.send(f"X{code}".encode())
+        client.close()
+        stdin = StdinMode.HOLD if plan.stdin is not StdinMode.NULL else StdinMode.NULL
+        plan = replace(plan, attach=False, stdin=stdin)
+        first = False
+    with contextlib.suppress(OSError):
+        sock.send(f"X{code}".encode())
+    sock.close()
+    client.close()
+    hooks.done()
+
+
+def _one_run(
+    plan: MonitorPlan,
+    backend: RuntimeBackend,
+    hooks: MonitorHooks,
+    sock: socket.socket,
+    client: _Client,
+    *,
+    first: bool,
+) -> int | None:  # pragma: no cover - runs in the forked monitor
+    """Create, start and watch the container once: its exit code (None: it never started)."""
     stdio = _container_stdio(plan, client)
     try:
         created = backend.create(plan.container_id, plan.bundle, stdio=stdio.io)
     except StrataError as exc:
         hooks.failed(exc)
         _report_error(sock, exc)
-        return
+        return None
     finally:
         for fd in stdio.theirs:
             os.close(fd)
     log = LogWriter(plan.log)
+    # Found while the init lives: the OOM killer's count is read there once it has exited.
+    # Counted from now: a backend without a cgroup of its own (chroot) shares ours.
+    memory = memory_dir(cgroup_dirs(created.pid))
+    ooms = oom_kills(memory)
     try:
-        hooks.started(created.pid)
+        if first:
+            hooks.started(created.pid)
+        else:
+            hooks.restarted(created.pid)
         backend.start(plan.container_id)
     except StrataError as exc:
         with contextlib.suppress(StrataError):
@@ -307,30 +372,32 @@ def _supervise(
             wait_exit(created.pid)
         hooks.failed(exc)
         _report_error(sock, exc)
-        return
-    ready = f"R{created.pid}".encode()
-    with contextlib.suppress(OSError):  # the client may have gone: the container runs on
-        if created.console is not None and plan.attach:
-            socket.send_fds(sock, [ready], [created.console])
+        return None
+    if first:
+        ready = f"R{created.pid}".encode()
+        with contextlib.suppress(OSError):  # the client may have gone: the container runs on
+            if created.console is not None and plan.attach:
+                socket.send_fds(sock, [ready], [created.console])
+            else:
+                sock.send(ready)
+    stop_probes = hooks.watch_health()
+    try:
+        if created.console is not None:
+            _pump_terminal(created.console, log, sock, client)
+            os.close(created.console)
         else:
-            sock.send(ready)
-    if created.console is not None:
-        _pump_terminal(created.console, log, sock, client)
-        os.close(created.console)
-    else:
-        _pump_pipes(stdio.readers, log, sock, client)
-    code = wait_exit(created.pid)
+            _pump_pipes(stdio.readers, log, sock, client)
+        code = wait_exit(created.pid)
+    finally:
+        stop_probes()
     log.close()
     if stdio.hold >= 0:
         os.close(stdio.hold)
+    if oom_kills(memory) > ooms:
+        hooks.oom_killed()
     with contextlib.suppress(StrataError):
         backend.delete(plan.container_id, force=True)
-    hooks.exited(code)
-    with contextlib.suppress(OSError):
-        sock.send(f"X{code}".encode())
-    sock.close()
-    client.close()
-    hooks.done()
+    return code
 
 
 def _to_client(client: _Client, stream: str, data: bytes) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from strata.errors import InvalidArgument
+from strata.runtime.resources import Resources
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -48,6 +49,7 @@ class ConfigDefaults:
     stop_signal: str
     volumes: tuple[str, ...] = ()  # vol: the image's VOLUMEs (anonymous volumes of a run)
     exposed_ports: tuple[str, ...] = ()  # net (issue 12): for -P and ps's PORTS
+    healthcheck: Mapping[str, Any] | None = None  # res: the image's HEALTHCHECK
 
     @classmethod
     def from_json(cls, config: Any) -> ConfigDefaults | None:
@@ -66,7 +68,10 @@ class ConfigDefaults:
             return None
         volumes = config.get("Volumes") or {}
         exposed = config.get("ExposedPorts") or {}
+        healthcheck = config.get("Healthcheck")
         if not isinstance(volumes, dict) or not isinstance(exposed, dict):
+            return None
+        if healthcheck is not None and not isinstance(healthcheck, dict):
             return None
         return cls(
             tuple(entrypoint) if entrypoint is not None else None,
@@ -77,6 +82,7 @@ class ConfigDefaults:
             stop_signal,
             tuple(sorted(str(v) for v in volumes)),
             tuple(sorted(str(k) for k in exposed)),
+            healthcheck,
         )
 
 
@@ -111,6 +117,12 @@ class RunOptions:
     publish_all: bool = False  # -P
     aliases: tuple[str, ...] = ()  # --network-alias
     default_network: str = "bridge"  # what --network default means (a build's RUN: host)
+    # res (resources and life): limits, ``--restart``, the ``--health-*`` options given
+    # (Docker's Healthcheck form, merged over the image's at create; Test ["NONE"] disables).
+    resources: Resources = field(default_factory=Resources)
+    restart: str = "no"
+    restart_max: int = 0
+    healthcheck: Mapping[str, Any] | None = None
 
 
 def process_args(config: ProcessDefaults, options: RunOptions) -> tuple[str, ...]:

@@ -24,12 +24,13 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strata.errors import (
     Conflict,
     ContainerNotFound,
     ImageNotFound,
+    InvalidArgument,
     NotFound,
     StrataError,
 )
@@ -47,6 +48,8 @@ from strata.runtime.options import (
     process_env,
 )
 from strata.runtime.owner import OwnerLock, owner_alive
+from strata.runtime.resources import Resources
+from strata.runtime.resources import check as check_resources
 from strata.runtime.select import backend_by_name, default_backend
 from strata.runtime.spec import Network, default_hostname
 from strata.snapshot.mount import unmount
@@ -121,6 +124,7 @@ class ContainerRecords:
         try:
             config = self.images.config(image).config
             self._check(config, options)
+            _life(options, config, self.backend(options.runtime).name)  # before any unpacking
             from strata.image.unpack import unpack  # only now: it loads the layer code
 
             top = unpack(self.images, self.snapshotter, image)
@@ -175,6 +179,7 @@ class ContainerRecords:
         planned = container_volumes.plan(
             options, tuple(getattr(config, "volumes", ()) or ()), self._mounts_of
         )
+        resources, healthcheck = _life(options, config, backend.name)
         from strata.runtime.initlayer import ensure_init_layer
 
         cid = secrets.token_hex(32)
@@ -231,6 +236,10 @@ class ContainerRecords:
                     publish_all=options.publish_all,
                     exposed=tuple(getattr(config, "exposed_ports", ()) or ()),
                     aliases=tuple(options.aliases),
+                    resources=resources,
+                    restart=options.restart,
+                    restart_max=options.restart_max,
+                    healthcheck=healthcheck,
                 ),
                 requires=requires,
             )
@@ -387,6 +396,8 @@ class ContainerRecords:
                 f"You cannot remove a running container {container.id}. Stop the container"
                 " before attempting removal or force remove"
             )
+        if running:
+            self.records.set_user_stopped(current.id)  # its monitor must not restart it
         directory = self.directory(current)
         if not directory.is_dir():
             self.purge(current, volumes=volumes or None)
@@ -452,6 +463,27 @@ class ContainerRecords:
             from strata.runtime.volumes import remove_anonymous
 
             remove_anonymous(self.root.path, self.root.db, container.config.mounts)
+
+
+def _life(
+    options: RunOptions, config: ProcessDefaults, runtime: str
+) -> tuple[Resources, dict[str, Any] | None]:
+    """The container's limits and healthcheck, checked as Docker's daemon checks them (before
+    anything is made: a refused limit leaves nothing behind)."""
+    if options.restart != "no" and options.autoremove:
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    resources = check_resources(options.resources)
+    if resources.cgroup_limited and runtime == "chroot":
+        raise InvalidArgument(
+            "the chroot runtime cannot limit memory, CPU or pids (it runs without cgroups);"
+            " use --runtime runc, or only --ulimit"
+        )
+    image_check = getattr(config, "healthcheck", None)
+    if image_check is None and options.healthcheck is None:
+        return resources, None
+    from strata.runtime.health import merge_healthcheck  # only for a container with a check
+
+    return resources, merge_healthcheck(image_check, options.healthcheck)
 
 
 def _clear_leftover(directory: Path) -> None:

@@ -341,6 +341,23 @@ class RuncBackend:
         """``runc resume``: thaw what `pause` froze."""
         self._call(container_id, "resume", container_id)
 
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        """``runc update --resources -``: new cgroup limits for a running container (OCI
+        ``linux.resources`` form)."""
+        check_container_id(container_id)
+        argv = self.argv("update", "--resources", "-", container_id)
+        try:
+            done = subprocess.run(
+                argv, input=json.dumps(resources), capture_output=True, text=True, check=False
+            )
+        except OSError as exc:
+            raise ToolError(f"{self.binary}: {exc.strerror}") from None
+        if done.returncode != 0:
+            message = _stderr_message(done.stderr)
+            if "does not exist" in message or "not running" in message:
+                raise Conflict(f"container {container_id}: {message}")
+            raise ContainerError(f"Cannot update container {container_id}: {message}")
+
     def delete(self, container_id: str, *, force: bool = False) -> None:
         """``runc delete [--force]`` (a created container is deleted without ``force``)."""
         self._call(container_id, "delete", *(["--force"] if force else []), container_id)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.errors import InvalidArgument
+from strata.runtime.resources import Resources
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -187,6 +188,8 @@ class RunSpec:
     init: Path | None = None
     tmpfs: tuple[TmpfsMount, ...] = ()  # vol: mounted with the binds, parents first
     netns: Path | None = None  # net (issue 12): the network namespace to join (bridge networks)
+    # res: cgroup limits and rlimits (``--memory``, ``--cpus``, ``--ulimit``...); None: none.
+    resources: Resources | None = None
 
 
 def parse_volume(text: str) -> BindMount:
@@ -348,7 +351,9 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
             "effective": list(DEFAULT_CAPABILITIES),
             "permitted": list(DEFAULT_CAPABILITIES),
         },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}]
+        if spec.resources is None
+        else spec.resources.rlimits((soft, hard)),
         "noNewPrivileges": False,
     }
     if proc.terminal and proc.console_size is not None:
@@ -373,6 +378,11 @@ def generate_config(spec: RunSpec, *, container_id: str) -> dict[str, Any]:
             "resources": {"devices": [dict(rule) for rule in _DEVICE_RULES]},
         },
     }
+    if spec.resources is not None:
+        from strata.runtime.cgroups import swap_accounting
+
+        limits = spec.resources.linux_resources(swap_accounting=swap_accounting())
+        config["linux"]["resources"].update(limits)
     if annotations:
         config["annotations"] = annotations
     return config

@@ -11,8 +11,10 @@ reconciliation when it dies, are :mod:`.records`'s.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 STOP_TIMEOUT = 10.0
 KILL_WAIT = 30.0  # how long SIGKILL may take to show (the owner records the exit)
 CLAIM_WAIT = 5.0  # a previous owner finishing its cleanup
+RESTART_POLL = 0.05  # how often a restart's back-off looks for a stop by the user
 
 
 class Tasks:
@@ -69,6 +72,17 @@ class Tasks:
                 if current is None:
                     raise ContainerNotFound(f"No such container: {container.id}")
                 raise Conflict(f"container {container.id} is already running")
+            # A start by the user: its life (restarts, health, OOM, user stop) starts afresh
+            # (a fresh container without a healthcheck has nothing to reset: no write).
+            health = _initial_health(current)
+            if (
+                health
+                or current.health
+                or current.restart_count
+                or current.oom_killed
+                or (current.user_stopped)
+            ):
+                self.containers.records.begin_life(current.id, health)
         except BaseException:
             lock.release()
             raise
@@ -118,6 +132,7 @@ class Tasks:
                 etc=etc,
                 tmpfs=tmpfs,
                 netns=attached.netns if attached is not None else None,
+                resources=cfg.resources,
             )
             write_bundle(directory, spec, container_id=container.id)
         except BaseException:
@@ -251,6 +266,7 @@ class Tasks:
             raise ContainerNotFound(f"No such container: {container.id}")
         if current.state is not State.RUNNING:
             raise Conflict(f"Container {container.id} is not running")
+        self.containers.records.set_user_stopped(current.id)  # no restart by its policy
         self._signal(current, sig)
         if sig == signal.SIGKILL:
             self._wait_not_running(current, KILL_WAIT)
@@ -267,6 +283,7 @@ class Tasks:
             raise ContainerNotFound(f"No such container: {container.id}")
         if current.state is not State.RUNNING:
             return
+        self.containers.records.set_user_stopped(current.id)  # no restart by its policy
         if sig is None:
             sig = parse_signal(current.config.stop_signal or "SIGTERM")
         timeout = STOP_TIMEOUT if timeout is None else timeout
@@ -280,13 +297,22 @@ class Tasks:
             raise Conflict(f"container {container.id} did not stop")
 
     def wait(self, container: Container) -> int:
-        """``docker wait``: block until the container is not running; its exit code."""
+        """``docker wait``: block until the container is not running; its exit code.
+
+        A container its policy restarts has stopped too, as Docker's wait sees it: its exit
+        is recorded (a new ``finished``) before the back-off, and ends the wait.
+        """
+        first = None
         while True:
             current = self.containers.refresh(container)
             if current is None:
                 raise ContainerNotFound(f"No such container: {container.id}")
             if current.state is not State.RUNNING:
                 return current.exit_code or 0
+            if first is None:
+                first = current
+            elif current.finished != first.finished and current.exit_code is not None:
+                return current.exit_code  # exited, and restarted or about to be
             time.sleep(POLL * 2.5)
 
     # -- exec -----------------------------------------------------------------------------------
@@ -313,6 +339,8 @@ class _Hooks:
 
     def __init__(self, tasks: Tasks, container: Container) -> None:
         self.tasks, self.container = tasks, container
+        self._run_started = time.monotonic()
+        self._delay = 0.0  # the last restart's back-off
 
     def started(self, pid: int) -> None:
         self.tasks.containers.records.set_running(self.container.id, pid)
@@ -324,5 +352,63 @@ class _Hooks:
     def exited(self, code: int) -> None:
         self.tasks._exited(self.container, code)
 
+    # res: restarts, OOM kills, health checks.
+
+    def restarted(self, pid: int) -> None:
+        records = self.tasks.containers.records
+        records.set_restarted(self.container.id, pid, _initial_health(self.container))
+        self._run_started = time.monotonic()
+
+    def oom_killed(self) -> None:
+        self.tasks.containers.records.set_oom_killed(self.container.id)
+
+    def restart(self, code: int) -> bool:
+        from strata.runtime.restart import backoff, should_restart
+
+        records = self.tasks.containers.records
+        current = records.lookup(self.container.id)
+        if current is None:
+            return False
+        cfg = current.config  # as recorded now: `update --restart` may have changed it
+        if not should_restart(
+            cfg.restart, cfg.restart_max, code, current.restart_count, current.user_stopped
+        ):
+            return False
+        self._delay = backoff(self._delay, time.monotonic() - self._run_started)
+        records.set_restarting(self.container.id, code)
+        deadline = time.monotonic() + self._delay
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, RESTART_POLL))
+            current = records.lookup(self.container.id)
+            if current is None or current.user_stopped:  # stopped, killed or removed meanwhile
+                records.clear_restarting(self.container.id)
+                return False
+        return True
+
+    def watch_health(self) -> Callable[[], None]:
+        from strata.runtime.health import probe_of
+
+        probe = probe_of(self.container.config.healthcheck)
+        if probe is None:
+            return lambda: None
+        from strata.runtime.prober import Prober
+
+        containers = self.tasks.containers
+        backend = containers.backend(self.container.runtime)
+        bundle = containers.directory(self.container)
+        prober = Prober(containers.root.path, self.container.id, backend, bundle, probe)
+        return prober.start()
+
     def done(self) -> None:
         self.tasks.containers.autoremove(self.container)
+
+
+def _initial_health(container: Container) -> str | None:
+    """``State.Health`` at a start: ``starting`` if the container has a check, else none."""
+    if container.config.healthcheck is None:
+        return None  # the common case, without loading the health module
+    from strata.runtime.health import HealthState, probe_of
+
+    if probe_of(container.config.healthcheck) is None:
+        return None
+    return json.dumps(HealthState().to_json())

@@ -184,6 +184,16 @@ MIGRATIONS: Final[list[str]] = [
         created  TEXT NOT NULL
     );
     """,
+    # 11 (res): a container's life beyond its state: killed by the OOM killer, restarts by its
+    # policy (and whether it waits to restart), stopped by the user (no restart then), and
+    # its health (Docker's State.Health as JSON, NULL without a healthcheck).
+    """
+    ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN restarting INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN user_stopped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN health TEXT;
+    """,
 ]
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
