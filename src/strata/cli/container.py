@@ -324,3 +324,13 @@ def _register_commit_commands() -> None:
 
 
 _register_commit_commands()
+
+
+def _register_cmds_commands() -> None:
+    # cp, rename, top, pause, unpause, stats, prune, attach (issue 12's "commands" part).
+    from strata.cli.copy import cp_cmd
+
+    container_group.add_command(cp_cmd, "cp")
+
+
+_register_cmds_commands()

@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "export_cmd",
         "Export a container's filesystem as a tar archive",
     ),
+    "cp": (
+        "strata.cli.copy",
+        "cp_cmd",
+        "Copy files/folders between a container and the local filesystem",
+    ),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),
