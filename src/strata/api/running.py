@@ -231,6 +231,7 @@ def containers(*, all: bool = False, root: Root = None) -> list[Container]:
     """The running containers (every one with ``all``), newest first as ``strata ps``."""
     from strata.runtime.containers import State
     from strata.runtime.lifecycle import Containers
+    from strata.runtime.pausing import is_paused
 
     found = []
     with store_root(root) as where:  # closed on return, as `run`'s
@@ -239,5 +240,5 @@ def containers(*, all: bool = False, root: Root = None) -> list[Container]:
             current = service.refresh(record) if record.state is State.RUNNING else record
             if current is None or (not all and current.state is not State.RUNNING):
                 continue
-            found.append(container_value(current))
+            found.append(replace(container_value(current), paused=is_paused(service, current)))
     return found

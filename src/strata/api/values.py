@@ -111,6 +111,8 @@ class Container:
     created: str
     started: str | None
     finished: str | None
+    # cmds: a running container frozen by `pause` (its state stays "running", as Docker's).
+    paused: bool = False
 
     def __str__(self) -> str:
         return self.id

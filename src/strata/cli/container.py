@@ -238,7 +238,8 @@ def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None
 def _status(container: api.Container, now: datetime) -> str:
     if container.state == "running":
         since = ago(parse_time(container.started or container.created), now)
-        return f"Up {since.removesuffix(' ago')}"
+        paused = " (Paused)" if container.paused else ""
+        return f"Up {since.removesuffix(' ago')}{paused}"
     if container.state == "exited":
         when = ago(parse_time(container.finished or container.created), now)
         return f"Exited ({container.exit_code}) {when}"
@@ -270,7 +271,7 @@ def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | Non
                 "Status": _status(c, now),
                 "Ports": "",
                 "Names": c.name,
-                "State": c.state,
+                "State": "paused" if c.paused else c.state,
             }
         )
     if quiet:
@@ -329,8 +330,11 @@ _register_commit_commands()
 def _register_cmds_commands() -> None:
     # cp, rename, top, pause, unpause, stats, prune, attach (issue 12's "commands" part).
     from strata.cli.copy import cp_cmd
+    from strata.cli.running import pause_cmd, rename_cmd, top_cmd, unpause_cmd
 
     container_group.add_command(cp_cmd, "cp")
+    for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd):
+        container_group.add_command(command)
 
 
 _register_cmds_commands()

@@ -22,6 +22,10 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
     container = ContainerStore(app.store().db).lookup(text)
     if container is None:
         return None
+    from strata.runtime.pausing import is_paused
+    from strata.runtime.records import ContainerRecords
+
+    paused = is_paused(ContainerRecords(app.store()), container)
     cfg = container.config
     args = list(cfg.args)
     return {
@@ -30,8 +34,9 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": container.state.value,
+            "Status": "paused" if paused else container.state.value,
             "Running": container.state is State.RUNNING,
+            "Paused": paused,
             "Pid": container.pid,
             "ExitCode": container.exit_code or 0,
             "StartedAt": container.started or "0001-01-01T00:00:00Z",
