@@ -227,18 +227,66 @@ def commit(
         return image_value(made, where.path)
 
 
-def containers(*, all: bool = False, root: Root = None) -> list[Container]:
-    """The running containers (every one with ``all``), newest first as ``strata ps``."""
-    from strata.runtime.containers import State
-    from strata.runtime.lifecycle import Containers
-    from strata.runtime.pausing import is_paused
+def containers(
+    *,
+    all: bool = False,
+    filters: Sequence[str] = (),
+    limit: int = -1,
+    size: bool = False,
+    root: Root = None,
+) -> list[Container]:
+    """The running containers (every one with ``all``), newest first as ``strata ps``.
 
+    ``filters`` are ``docker ps --filter`` values (``status=exited``, ``label=k=v``, ...);
+    ``limit`` keeps the newest N of every state (``ps -n``); ``size`` measures each
+    container's own layer and its image (``ps -s``).
+    """
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.listing import ps_filters, select
+
+    parsed = ps_filters(filters)
     found = []
     with store_root(root) as where:  # closed on return, as `run`'s
         service = Containers(where)
-        for record in service.records.all():
-            current = service.refresh(record) if record.state is State.RUNNING else record
-            if current is None or (not all and current.state is not State.RUNNING):
-                continue
-            found.append(replace(container_value(current), paused=is_paused(service, current)))
+        for listed in select(service, parsed, show_all=all, limit=limit):
+            value = replace(container_value(listed.container), paused=listed.paused)
+            if size:
+                own, total = _sizes(service, listed.container)
+                value = replace(value, size_rw=own, size_root_fs=total)
+            found.append(value)
     return found
+
+
+def _sizes(service: Containers, record: ContainerRecord) -> tuple[int, int]:
+    """Docker's SizeRw (the container's own layer) and SizeRootFs (that plus its image).
+
+    SizeRw is counted as Docker's overlay2 counts it: the sizes of what is not a directory in
+    the upper dir, a hardlinked file once (so a container that wrote nothing shows ``0B``).
+    """
+    from strata.errors import StrataError
+
+    own = 0
+    try:
+        snapshotter = service.snapshotter
+        if snapshotter.diff_kind == "overlay":
+            own = _files_size(snapshotter.upper(record.snapshot))
+        else:
+            own = snapshotter.usage(record.snapshot).size
+    except (StrataError, OSError):
+        own = 0
+    image = service.images.lookup(record.image)
+    return own, own + (image.size if image is not None else 0)
+
+
+def _files_size(top: os.PathLike[str] | str) -> int:
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for where, dirs, files in os.walk(top):
+        for name in (*files, *(d for d in dirs if os.path.islink(os.path.join(where, d)))):
+            st = os.lstat(os.path.join(where, name))
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total

@@ -113,6 +113,9 @@ class Container:
     finished: str | None
     # cmds: a running container frozen by `pause` (its state stays "running", as Docker's).
     paused: bool = False
+    # cmds: `ps -s` (`containers(size=True)`): the container's own layer, and that plus its image.
+    size_rw: int | None = None
+    size_root_fs: int | None = None
 
     def __str__(self) -> str:
         return self.id

@@ -251,49 +251,67 @@ def _status(container: api.Container, now: datetime) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("--format", "fmt", help="'table', 'json', or a Go template.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output by conditions.")
+@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers.")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
 @pass_app
-def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+def ps_cmd(
+    app: App,
+    show_all: bool,
+    quiet: bool,
+    no_trunc: bool,
+    fmt: str | None,
+    filters: tuple[str, ...],
+    last: int,
+    latest: bool,
+    size: bool,
+) -> None:
     """List containers (running ones; all with -a)."""
     from strata import api
 
     now = datetime.now(UTC)
     rows = []
-    for c in api.containers(all=show_all, root=app.store().path):
+    limit = 1 if latest else last
+    size = size or (fmt is not None and ".Size" in fmt)  # as Docker's client decides it
+    listed = api.containers(
+        all=show_all, filters=filters, limit=limit, size=size, root=app.store().path
+    )
+    for c in listed:
         # Docker's rendering: arguments with a space in single quotes.
         command = " ".join(f"'{a}'" if " " in a else a for a in c.command)
-        rows.append(
-            {
-                "ID": c.id if no_trunc else c.short_id,
-                "Image": c.image_ref,
-                "Command": f'"{command if no_trunc else truncate(command, 20)}"',
-                "CreatedAt": c.created,
-                "RunningFor": ago(parse_time(c.created), now),
-                "Status": _status(c, now),
-                "Ports": "",
-                "Names": c.name,
-                "State": "paused" if c.paused else c.state,
-            }
-        )
+        row = {
+            "ID": c.id if no_trunc else c.short_id,
+            "Image": c.image_ref,
+            "Command": f'"{command if no_trunc else truncate(command, 20)}"',
+            "CreatedAt": c.created,
+            "RunningFor": ago(parse_time(c.created), now),
+            "Status": _status(c, now),
+            "Ports": "",
+            "Names": c.name,
+            "State": "paused" if c.paused else c.state,
+        }
+        if size:
+            row["Size"] = _size(c)
+        rows.append(row)
     if quiet:
         for row in rows:
             click.echo(row["ID"])
         return
     headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    emit_formatted(
-        fmt,
-        headers,
-        rows,
-        lambda r: [
-            r["ID"],
-            r["Image"],
-            r["Command"],
-            r["RunningFor"],
-            r["Status"],
-            r["Ports"],
-            r["Names"],
-        ],  # fmt: skip
-        click.echo,
-    )
+    columns = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    if size:
+        headers.append("SIZE")
+        columns.append("Size")
+    emit_formatted(fmt, headers, rows, lambda r: [r[k] for k in columns], click.echo)
+
+
+def _size(container: api.Container) -> str:
+    """Docker's SIZE: the container's own layer, and with its image (``2B (virtual 199MB)``)."""
+    from strata.cli.format import human_size
+
+    own = container.size_rw or 0
+    return f"{human_size(own)} (virtual {human_size(container.size_root_fs or 0)})"
 
 
 container_group.add_command(ps_cmd, "ps")
