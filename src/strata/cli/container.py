@@ -353,6 +353,9 @@ def _register_cmds_commands() -> None:
 
     container_group.add_command(cp_cmd, "cp")
     container_group.add_command(container_prune_cmd, "prune")
+    from strata.cli.stats import stats_cmd
+
+    container_group.add_command(stats_cmd, "stats")
     for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd):
         container_group.add_command(command)
 

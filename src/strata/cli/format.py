@@ -120,6 +120,18 @@ COLUMNS: dict[str, dict[str, str]] = {
         "LocalVolumes": "LOCAL VOLUMES",
         "Platform": "PLATFORM",
     },
+    # cmds: `stats`.
+    "stats": {
+        "ID": "CONTAINER ID",
+        "Container": "CONTAINER",
+        "Name": "NAME",
+        "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT",
+        "MemPerc": "MEM %",
+        "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O",
+        "PIDs": "PIDS",
+    },
     "history": {
         "ID": "IMAGE",
         "CreatedSince": "CREATED",
@@ -139,6 +151,8 @@ _CONTEXTS: dict[str, tuple[str, str, str]] = {
         "failed to execute template",
     ),
     "history": ("*image.historyContext", "template parsing error", "template parsing error"),
+    # cmds: `stats --format`.
+    "stats": ("*container.statsContext", "template parsing error", "template parsing error"),
 }
 
 

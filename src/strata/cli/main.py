@@ -57,6 +57,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "rename": ("strata.cli.running", "rename_cmd", "Rename a container"),
     "top": ("strata.cli.running", "top_cmd", "Display the running processes of a container"),
+    "stats": (
+        "strata.cli.stats",
+        "stats_cmd",
+        "Display a live stream of container(s) resource usage statistics",
+    ),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),
