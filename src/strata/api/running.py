@@ -259,18 +259,47 @@ def commit(
         return image_value(made, where.path)
 
 
-def containers(*, all: bool = False, root: Root = None) -> list[Container]:
-    """The running containers (every one with ``all``), newest first as ``strata ps``."""
+def containers(
+    *,
+    all: bool = False,
+    filters: Sequence[str] = (),
+    limit: int = -1,
+    size: bool = False,
+    root: Root = None,
+) -> list[Container]:
+    """The running containers (every one with ``all``), newest first as ``strata ps``.
+
+    ``filters`` are ``docker ps --filter`` values (``status=exited``, ``label=k=v``, ...);
+    ``limit`` keeps the newest N of every state (``ps -n``); ``size`` measures each
+    container's own layer and its image (``ps -s``).
+    """
     from strata.runtime.containers import State
     from strata.runtime.lifecycle import Containers
+    from strata.runtime.listing import ps_filters, select
 
+    parsed = ps_filters(filters)
     found = []
     with store_root(root) as where:  # closed on return, as `run`'s
         service = Containers(where)
-        for record in service.records.all():
-            current = service.refresh(record) if record.state is State.RUNNING else record
-            if current is None or (not all and current.state is not State.RUNNING):
-                continue
+        for listed in select(service, parsed, show_all=all, limit=limit):
+            current = listed.container
             ports = service.networks.ports(current) if current.state is State.RUNNING else []
-            found.append(container_value(current, ports))
+            value = replace(container_value(current, ports), paused=listed.paused)
+            if size:
+                own, total = _sizes(service, listed.container)
+                value = replace(value, size_rw=own, size_root_fs=total)
+            found.append(value)
     return found
+
+
+def _sizes(service: Containers, record: ContainerRecord) -> tuple[int, int]:
+    """Docker's SizeRw (the container's own layer, as its overlay2 driver counts it) and
+    SizeRootFs (that plus its image)."""
+    from strata.errors import StrataError
+
+    try:
+        own = service.snapshotter.changed_size(record.snapshot)
+    except (StrataError, OSError):
+        own = 0
+    image = service.images.lookup(record.image)
+    return own, own + (image.size if image is not None else 0)

@@ -118,6 +118,11 @@ class Container:
     health: str | None = None
     restarting: bool = False
     restart_count: int = 0
+    # cmds: a running container frozen by `pause` (its state stays "running", as Docker's).
+    paused: bool = False
+    # cmds: `ps -s` (`containers(size=True)`): the container's own layer, and that plus its image.
+    size_rw: int | None = None
+    size_root_fs: int | None = None
 
     def __str__(self) -> str:
         return self.id

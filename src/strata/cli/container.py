@@ -266,6 +266,10 @@ def rm_cmd(app: App, force: bool, volumes: bool, names: tuple[str, ...]) -> None
 
 
 def _status(container: api.Container, now: datetime) -> str:
+    # Docker's State.String(): paused first, then restarting, then health.
+    if container.state == "running" and container.paused:
+        since = ago(parse_time(container.started or container.created), now)
+        return f"Up {since.removesuffix(' ago')} (Paused)"
     if container.restarting:  # Docker's: the last exit's code and time
         when = ago(parse_time(container.finished or container.created), now)
         return f"Restarting ({container.exit_code}) {when}"
@@ -286,50 +290,68 @@ def _status(container: api.Container, now: datetime) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("--format", "fmt", help="'table', 'json', or a Go template.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output by conditions.")
+@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers.")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
 @pass_app
-def ps_cmd(app: App, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+def ps_cmd(
+    app: App,
+    show_all: bool,
+    quiet: bool,
+    no_trunc: bool,
+    fmt: str | None,
+    filters: tuple[str, ...],
+    last: int,
+    latest: bool,
+    size: bool,
+) -> None:
     """List containers (running ones; all with -a)."""
     from strata import api
     from strata.network.ports import display_ports
 
     now = datetime.now(UTC)
     rows = []
-    for c in api.containers(all=show_all, root=app.store().path):
+    limit = 1 if latest else last
+    size = size or (fmt is not None and ".Size" in fmt)  # as Docker's client decides it
+    listed = api.containers(
+        all=show_all, filters=filters, limit=limit, size=size, root=app.store().path
+    )
+    for c in listed:
         # Docker's rendering: arguments with a space in single quotes.
         command = " ".join(f"'{a}'" if " " in a else a for a in c.command)
-        rows.append(
-            {
-                "ID": c.id if no_trunc else c.short_id,
-                "Image": c.image_ref,
-                "Command": f'"{command if no_trunc else truncate(command, 20)}"',
-                "CreatedAt": c.created,
-                "RunningFor": ago(parse_time(c.created), now),
-                "Status": _status(c, now),
-                "Ports": display_ports(c.ports),
-                "Names": c.name,
-                "State": c.state,
-            }
-        )
+        row = {
+            "ID": c.id if no_trunc else c.short_id,
+            "Image": c.image_ref,
+            "Command": f'"{command if no_trunc else truncate(command, 20)}"',
+            "CreatedAt": c.created,
+            "RunningFor": ago(parse_time(c.created), now),
+            "Status": _status(c, now),
+            "Ports": display_ports(c.ports),
+            "Names": c.name,
+            "State": "paused" if c.paused else c.state,
+        }
+        if size:
+            row["Size"] = _size(c)
+        rows.append(row)
     if quiet:
         for row in rows:
             click.echo(row["ID"])
         return
     headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    emit_formatted(
-        fmt,
-        headers,
-        rows,
-        lambda r: [
-            r["ID"],
-            r["Image"],
-            r["Command"],
-            r["RunningFor"],
-            r["Status"],
-            r["Ports"],
-            r["Names"],
-        ],  # fmt: skip
-        click.echo,
-    )
+    columns = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    if size:
+        headers.append("SIZE")
+        columns.append("Size")
+    emit_formatted(fmt, headers, rows, lambda r: [r[k] for k in columns], click.echo)
+
+
+def _size(container: api.Container) -> str:
+    """Docker's SIZE: the container's own layer, and with its image (``2B (virtual 199MB)``)."""
+    from strata.cli.format import human_size
+
+    own = container.size_rw or 0
+    return f"{human_size(own)} (virtual {human_size(container.size_root_fs or 0)})"
 
 
 container_group.add_command(ps_cmd, "ps")
@@ -380,3 +402,21 @@ def _register_life_commands() -> None:
 
 
 _register_life_commands()
+
+
+def _register_cmds_commands() -> None:
+    # cp, rename, top, pause, unpause, stats, prune, attach (issue 12's "commands" part).
+    from strata.cli.copy import cp_cmd
+    from strata.cli.prune import container_prune_cmd
+    from strata.cli.running import pause_cmd, rename_cmd, top_cmd, unpause_cmd
+
+    container_group.add_command(cp_cmd, "cp")
+    container_group.add_command(container_prune_cmd, "prune")
+    from strata.cli.stats import stats_cmd
+
+    container_group.add_command(stats_cmd, "stats")
+    for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd):
+        container_group.add_command(command)
+
+
+_register_cmds_commands()

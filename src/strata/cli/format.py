@@ -130,6 +130,18 @@ COLUMNS: dict[str, dict[str, str]] = {
         "Labels": "LABELS",
         "CreatedAt": "CREATED AT",
     },
+    # cmds: `stats`.
+    "stats": {
+        "ID": "CONTAINER ID",
+        "Container": "CONTAINER",
+        "Name": "NAME",
+        "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT",
+        "MemPerc": "MEM %",
+        "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O",
+        "PIDs": "PIDS",
+    },
     "history": {
         "ID": "IMAGE",
         "CreatedSince": "CREATED",
@@ -161,6 +173,8 @@ _CONTEXTS: dict[str, tuple[str, str, str]] = {
     "history": ("*image.historyContext", "template parsing error", "template parsing error"),
     "volume": ("*formatter.volumeContext", "template parsing error", "template parsing error"),
     "network": ("*formatter.networkContext", "template parsing error", "template parsing error"),
+    # cmds: `stats --format`.
+    "stats": ("*container.statsContext", "template parsing error", "template parsing error"),
 }
 
 

@@ -23,6 +23,10 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
     container = ContainerStore(app.store().db).lookup(text)
     if container is None:
         return None
+    from strata.runtime.pausing import is_paused
+    from strata.runtime.records import ContainerRecords
+
+    paused = is_paused(ContainerRecords(app.store()), container)
     cfg = container.config
     args = list(cfg.args)
     from strata.cli.network import network_settings, port_bindings
@@ -35,8 +39,13 @@ def container_document(app: App, text: str) -> dict[str, Any] | None:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": "restarting" if container.restarting else container.state.value,
+            "Status": "paused"
+            if paused
+            else "restarting"
+            if container.restarting
+            else container.state.value,
             "Running": container.state is State.RUNNING,
+            "Paused": paused,
             "Restarting": container.restarting,
             "OOMKilled": container.oom_killed,
             "Pid": container.pid,

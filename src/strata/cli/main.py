@@ -48,6 +48,28 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "port": ("strata.cli.network", "port_cmd", "List port mappings or a specific mapping"),
     "network": ("strata.cli.network", "network_group", "Manage networks"),
+    "cp": (
+        "strata.cli.copy",
+        "cp_cmd",
+        "Copy files/folders between a container and the local filesystem",
+    ),
+    "pause": (
+        "strata.cli.running",
+        "pause_cmd",
+        "Pause all processes within one or more containers",
+    ),
+    "unpause": (
+        "strata.cli.running",
+        "unpause_cmd",
+        "Unpause all processes within one or more containers",
+    ),
+    "rename": ("strata.cli.running", "rename_cmd", "Rename a container"),
+    "top": ("strata.cli.running", "top_cmd", "Display the running processes of a container"),
+    "stats": (
+        "strata.cli.stats",
+        "stats_cmd",
+        "Display a live stream of container(s) resource usage statistics",
+    ),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),

@@ -163,3 +163,70 @@ def exec_cmd(
     )
     stdin = 0 if interactive else os.open(os.devnull, os.O_RDONLY)
     sys.exit(service.exec(record, options, stdio=ProcessIO(stdin, 1, 2)))
+
+
+@click.command("pause")
+@click.argument("containers", nargs=-1, required=True)
+@pass_app
+def pause_cmd(app: App, containers: tuple[str, ...]) -> None:
+    """Pause all processes within one or more containers."""
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.pausing import pause
+
+    service = Containers(app.store())
+
+    def act(name: str) -> str:
+        pause(service, service.lookup(name))
+        return name
+
+    for_each(containers, act, "failed to pause containers")
+
+
+@click.command("unpause")
+@click.argument("containers", nargs=-1, required=True)
+@pass_app
+def unpause_cmd(app: App, containers: tuple[str, ...]) -> None:
+    """Unpause all processes within one or more containers."""
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.pausing import unpause
+
+    service = Containers(app.store())
+
+    def act(name: str) -> str:
+        unpause(service, service.lookup(name))
+        return name
+
+    for_each(containers, act, "failed to unpause containers")
+
+
+@click.command("rename")
+@click.argument("container")
+@click.argument("new_name")
+@pass_app
+def rename_cmd(app: App, container: str, new_name: str) -> None:
+    """Rename a container."""
+    from strata.runtime.lifecycle import Containers
+
+    service = Containers(app.store())
+    record = service.lookup(container)
+    service.records.rename(record.id, new_name)
+
+
+@click.command(
+    "top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("container")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def top_cmd(app: App, container: str, ps_args: tuple[str, ...]) -> None:
+    """Display the running processes of a container (host ``ps`` options, default -ef)."""
+    from strata.runtime.containers import State
+    from strata.runtime.lifecycle import Containers
+    from strata.runtime.top import namespace_pids, ps_table, render, require_pids
+
+    service = Containers(app.store())
+    record = service.lookup(container)
+    if record.state is not State.RUNNING or not record.pid:
+        raise Conflict(f"Container {record.id} is not running")
+    pids = require_pids(namespace_pids(record.pid), record.id)
+    click.echo(render(ps_table(ps_args, pids)), nl=False)

@@ -168,3 +168,13 @@ def _reclaimable(reclaimable: int, total: int) -> str:
     if not total:
         return "0B"
     return f"{human_size(reclaimable)} ({reclaimable * 100 // total}%)"
+
+
+def _register_prune() -> None:
+    # `system prune` lives with `container prune` in strata.cli.prune (issue 12, cmds).
+    from strata.cli.prune import system_prune_cmd
+
+    system_group.add_command(system_prune_cmd, "prune")
+
+
+_register_prune()

@@ -264,6 +264,30 @@ class ContainerStore:
         with self.db.transaction() as conn:
             conn.execute("UPDATE containers SET restarting = 0 WHERE id = ?", (cid,))
 
+    def rename(self, cid: str, new_name: str) -> None:
+        """``docker rename``: the container takes ``new_name`` (a leading ``/`` dropped), in
+        one transaction with the check that nobody else has it."""
+        name = new_name.removeprefix("/")
+        if not _NAME.fullmatch(name):
+            raise InvalidArgument(
+                f"Error when allocating new name: Invalid container name (/{name}), only"
+                " [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT name FROM containers WHERE id = ?", (cid,)).fetchone()
+            if row is None:
+                raise NotFound(f"No such container: {cid}")
+            if row["name"] == name:
+                raise InvalidArgument("Renaming a container with the same name as its current name")
+            other = conn.execute("SELECT id FROM containers WHERE name = ?", (name,)).fetchone()
+            if other is not None:
+                raise Conflict(
+                    f'Error when allocating new name: Conflict. The container name "/{name}" is'
+                    f' already in use by container "{other["id"]}". You have to remove (or'
+                    " rename) that container to be able to reuse that name."
+                )
+            conn.execute("UPDATE containers SET name = ? WHERE id = ?", (name, cid))
+
     def delete(
         self, cid: str, *, also: Callable[[sqlite3.Connection], object] | None = None
     ) -> None:

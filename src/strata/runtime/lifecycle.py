@@ -10,10 +10,12 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
+from strata.errors import Conflict
 from strata.runtime.backend import INHERIT, ProcessIO
 from strata.runtime.containers import Container
 from strata.runtime.options import Attach, RunOptions, parse_signal, process_args, process_env
 from strata.runtime.owner import owner_alive
+from strata.runtime.pausing import is_paused, thaw_for_signal
 from strata.runtime.records import LOST_EXIT_CODE, ContainerRecords
 from strata.runtime.tasks import Tasks
 
@@ -56,14 +58,23 @@ class Containers(ContainerRecords):
         return self.tasks.start(container, attach=attach)
 
     def kill(self, container: Container, sig: int = signal.SIGKILL) -> None:
-        """``docker kill`` (see `Tasks.kill`)."""
+        """``docker kill`` (see `Tasks.kill`); a paused container is thawed for SIGKILL."""
+        if sig == signal.SIGKILL:
+            thaw_for_signal(self, container)
         self.tasks.kill(container, sig)
 
     def stop(
         self, container: Container, *, timeout: float | None = None, sig: int | None = None
     ) -> None:
-        """``docker stop`` (see `Tasks.stop`)."""
+        """``docker stop`` (see `Tasks.stop`); a paused container is thawed first."""
+        thaw_for_signal(self, container)
         self.tasks.stop(container, timeout=timeout, sig=sig)
+
+    def remove(self, container: Container, *, force: bool = False, volumes: bool = False) -> None:
+        """``docker rm`` (see `ContainerRecords.remove`); ``-f`` thaws a paused one first."""
+        if force:
+            thaw_for_signal(self, container)
+        super().remove(container, force=force, volumes=volumes)
 
     def wait(self, container: Container) -> int:
         """``docker wait`` (see `Tasks.wait`)."""
@@ -72,7 +83,11 @@ class Containers(ContainerRecords):
     def exec(
         self, container: Container, options: ExecOptions, *, stdio: ProcessIO = INHERIT
     ) -> int:
-        """``docker exec`` (see `Tasks.exec`)."""
+        """``docker exec`` (see `Tasks.exec`); not in a paused container, as Docker."""
+        if is_paused(self, container):
+            raise Conflict(
+                f"Container {container.name} is paused, unpause the container before exec"
+            )
         return self.tasks.exec(container, options, stdio=stdio)
 
 

@@ -1,0 +1,125 @@
+"""``rename``, ``top``, ``pause``/``unpause`` end to end with runc, and their output against
+Docker's (the anchors' Docker, where it runs)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.anchors import Docker
+from tests.cli.test_containers import IMAGE, assert_nothing_left, wait_until
+from tests.conftest import Strata, debian_rootfs_tar
+
+pytestmark = [pytest.mark.root, pytest.mark.peers]
+
+TWO_SLEEPS = "sleep 1000 & sleep 2000"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Strata:
+    strata = Strata(tmp_path_factory.mktemp("manage") / "store")
+    strata("import", str(debian_rootfs_tar()), IMAGE)
+    return strata
+
+
+@pytest.fixture
+def strata(store: Strata) -> Iterator[Strata]:
+    yield store
+    leftover = store("ps", "-a", "-q", "--no-trunc").stdout.split()
+    if leftover:
+        store("rm", "-f", *leftover, check=False)
+    assert_nothing_left(store)
+
+
+def test_rename(strata: Strata) -> None:
+    strata("create", "--name", "r1", IMAGE, "true")
+    cid = strata("create", "--name", "r2", IMAGE, "true").stdout.strip()
+    assert strata("rename", "r1", "/r3").stdout == ""  # a leading / is dropped, as Docker
+    assert strata("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["r2", "r3"]
+    assert strata.fail("rename", "r3", "r3") == (
+        "Error: Renaming a container with the same name as its current name"
+    )
+    assert strata.fail("rename", "r3", "r2") == (
+        'Error: Error when allocating new name: Conflict. The container name "/r2" is already'
+        f' in use by container "{cid}". You have to remove (or rename) that container to be'
+        " able to reuse that name."
+    )
+    assert strata.fail("rename", "r3", "bad name") == (
+        "Error: Error when allocating new name: Invalid container name (/bad name), only"
+        " [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    )
+    assert strata.fail("rename", "nope", "x") == "Error: No such container: nope"
+    strata("rm", "r2", "r3")
+
+
+def test_top_and_pause(strata: Strata) -> None:
+    cid = strata("run", "-d", "--name", "p1", IMAGE, "sh", "-c", TWO_SLEEPS).stdout.strip()
+    wait_until(lambda: len(strata("top", "p1").stdout.splitlines()) == 4, timeout=120)
+    top = strata("top", "p1").stdout.splitlines()
+    assert (
+        top[0]
+        == "".join(t.ljust(20) for t in ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME"]) + "CMD"
+    )
+    assert [line[140:] for line in top[1:]] == [
+        "sh -c sleep 1000 & sleep 2000",
+        "sleep 1000",
+        "sleep 2000",
+    ]
+    custom = strata("top", "p1", "-o", "pid,comm").stdout.splitlines()
+    assert custom[0] == "PID                 COMMAND"
+    assert [line[20:] for line in custom[1:]] == ["sh", "sleep", "sleep"]
+    assert strata.fail("top", "p1", "-o", "comm") == ("Error: Couldn't find PID field in ps output")
+
+    assert strata("pause", "p1").stdout == "p1\n"
+    assert strata.fail("pause", "p1") == f"Error: Container {cid} is already paused"
+    row = strata("ps", "--format", "{{.Status}}|{{.State}}").stdout
+    assert re.fullmatch(r"Up .+ \(Paused\)\|paused\n", row), row
+    state = "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"
+    assert strata("inspect", "-f", state, "p1").stdout == "paused true true\n"
+    assert strata.fail("exec", "p1", "true") == (
+        "Error: Container p1 is paused, unpause the container before exec"
+    )
+    assert strata("unpause", "p1").stdout == "p1\n"
+    assert strata.fail("unpause", "p1") == f"Error: Container {cid} is not paused"
+    assert strata("inspect", "-f", state, "p1").stdout == "running false true\n"
+    strata("exec", "p1", "true")
+
+    strata("pause", "p1")
+    strata("stop", "-t", "1", "p1")  # a paused container stops, as Docker's does
+    assert strata("ps", "-a", "--format", "{{.Status}}").stdout.startswith("Exited (137)")
+    assert strata.fail("top", "p1") == f"Error: Container {cid} is not running"
+    assert strata.fail("pause", "p1") == f"Error: Container {cid} is not running"
+    strata("start", "p1")
+    strata("pause", "p1")
+    strata("kill", "p1")  # SIGKILL thaws it
+    assert strata("wait", "p1").stdout == "137\n"
+    strata("start", "p1")
+    strata("pause", "p1")
+    strata("rm", "-f", "p1")
+
+
+def test_top_matches_docker(strata: Strata, docker: Docker) -> None:
+    """The same ``top`` on both: titles and the processes' columns that do not vary."""
+    docker("rm", "-f", "strata-top-peer", check=False)
+    docker("run", "-d", "--name", "strata-top-peer", "--network", "host", IMAGE, "sh", "-c",
+           TWO_SLEEPS)  # fmt: skip
+    strata("run", "-d", "--name", "strata-top-peer", IMAGE, "sh", "-c", TWO_SLEEPS)
+    try:
+        for args in ((), ("-o", "pid,comm,args"), ("aux",)):
+            wait_until(
+                lambda: len(docker("top", "strata-top-peer").stdout.splitlines()) == 4
+                and len(strata("top", "strata-top-peer").stdout.splitlines()) == 4,
+                timeout=120,
+            )
+            theirs = docker("top", "strata-top-peer", *args).stdout.splitlines()
+            ours = strata("top", "strata-top-peer", *args).stdout.splitlines()
+            assert ours[0] == theirs[0]
+            last = theirs[0].rindex(theirs[0].split()[-1])
+            assert [line[last:] for line in ours[1:]] == [line[last:] for line in theirs[1:]]
+        for cmd in (("pause",), ("unpause",)):
+            assert strata(*cmd, "strata-top-peer").stdout == docker(*cmd, "strata-top-peer").stdout
+    finally:
+        docker("rm", "-f", "strata-top-peer", check=False)
+        strata("rm", "-f", "strata-top-peer", check=False)

@@ -1,0 +1,104 @@
+"""``ps --filter``, ``-n``, ``-l`` and ``-s``: Docker's matching rules, run on both engines
+with the same containers (named ``strata-psf-*``, so Docker's other containers stay out)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.anchors import Docker
+from tests.cli.test_containers import IMAGE, assert_nothing_left, wait_until
+from tests.conftest import Strata, debian_rootfs_tar
+
+pytestmark = [pytest.mark.root, pytest.mark.peers]
+
+OURS = "name=^strata-psf-"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Strata:
+    strata = Strata(tmp_path_factory.mktemp("psf") / "store")
+    strata("import", str(debian_rootfs_tar()), IMAGE)
+    return strata
+
+
+@pytest.fixture
+def strata(store: Strata) -> Iterator[Strata]:
+    yield store
+    leftover = store("ps", "-a", "-q", "--no-trunc").stdout.split()
+    if leftover:
+        store("rm", "-f", *leftover, check=False)
+    assert_nothing_left(store)
+
+
+Tool = Callable[..., object]
+
+
+def populate(tool: Callable[..., object], *network: str) -> None:
+    """created (labelled), exited 0, exited 3, running: the same four on either engine."""
+    tool("create", "--name", "strata-psf-made", IMAGE, "true")
+    tool("run", *network, "--name", "strata-psf-ok", IMAGE, "true")
+    tool("run", *network, "--name", "strata-psf-three", IMAGE, "sh", "-c", "exit 3", check=False)
+    tool("run", "-d", *network, "--name", "strata-psf-up", IMAGE, "sleep", "300")
+
+
+QUERIES: list[tuple[str, ...]] = [
+    (),
+    ("-a",),
+    ("--filter", "status=created"),
+    ("--filter", "status=exited"),
+    ("--filter", "status=running", "--filter", "status=created"),
+    ("-a", "--filter", "exited=3"),
+    ("-a", "--filter", "exited=0", "--filter", "exited=3"),
+    ("-a", "--filter", "name=three"),
+    ("-a", "--filter", "name=^/strata-psf-ok$"),
+    ("--filter", "name=made"),  # created: not listed without -a
+    ("-a", "--filter", "before=strata-psf-three"),
+    ("-a", "--filter", "since=strata-psf-ok"),
+    ("-a", "--filter", f"ancestor={IMAGE}"),
+    ("-a", "--filter", "ancestor=nosuchimage"),
+    ("-a", "--filter", "health=none"),
+    ("-a", "--filter", "volume=/nowhere"),
+    ("-n", "2"),
+    ("-l",),
+]
+
+
+def names(tool: Callable[..., object], *args: str) -> list[str]:
+    out = tool("ps", "--filter", OURS, *args, "--format", "{{.Names}}")
+    return out.stdout.split()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_filters_match_docker(strata: Strata, docker: Docker) -> None:
+    for name in ("made", "ok", "three", "up"):
+        docker("rm", "-f", f"strata-psf-{name}", check=False)
+    try:
+        populate(docker, "--network", "host")
+        populate(strata)
+        wait_until(lambda: names(strata) == ["strata-psf-up"], timeout=120)
+        for query in QUERIES:
+            ours = names(strata, *query)
+            theirs = names(docker, *query)
+            if query in (("-n", "2"), ("-l",)):  # Docker's others may be newer: ours are last
+                ours = names(strata, "-a")[: len(ours)]
+            assert ours == theirs, query
+        for bad in ("status=bogus", "exited=x", "health=bogus", "bogus=1", "since=nope"):
+            theirs = docker("ps", "--filter", bad, check=False)
+            mine = strata("ps", "--filter", bad, check=False)
+            assert mine.returncode == theirs.returncode == 1, bad
+            message = theirs.stderr.strip().removeprefix("Error response from daemon: ")
+            assert mine.stderr.strip() == f"Error: {message}", bad
+        size = strata("ps", "-a", "-s", "--filter", "name=made", "--format", "{{.Size}}")
+        assert re.fullmatch(r"0B \(virtual \d+(\.\d+)?MB\)\n", size.stdout)
+        table = strata("ps", "-s", "--filter", "name=up").stdout.splitlines()
+        assert re.search(r"   NAMES +SIZE$", table[0])
+        assert re.search(r" strata-psf-up   0B \(virtual \S+\)$", table[1])
+        latest = strata("ps", "-l", "--format", "{{.Names}} {{.Size}}").stdout
+        assert latest.startswith("strata-psf-up 0B (virtual ")
+    finally:
+        for name in ("made", "ok", "three", "up"):
+            docker("rm", "-f", f"strata-psf-{name}", check=False)
+        strata("rm", "-f", *(f"strata-psf-{n}" for n in ("made", "ok", "three", "up")),
+               check=False)  # fmt: skip
