@@ -102,3 +102,45 @@ def test_filters_match_docker(strata: Strata, docker: Docker) -> None:
             docker("rm", "-f", f"strata-psf-{name}", check=False)
         strata("rm", "-f", *(f"strata-psf-{n}" for n in ("made", "ok", "three", "up")),
                check=False)  # fmt: skip
+
+
+def test_network_volume_and_health_filters(strata: Strata) -> None:
+    """The filters that name what the other parts of issue 12 made: a user network (by name
+    or ID), a named volume (by name or destination), a health status."""
+    network_id = strata("network", "create", "strata-psf-net").stdout.strip()
+    try:
+        strata("run", "-d", "--name", "strata-psf-web", "--network", "strata-psf-net",
+               "-v", "strata-psf-vol:/data", "--health-cmd", "true",
+               "--health-interval", "1s", IMAGE, "sleep", "300")  # fmt: skip
+        strata("run", "-d", "--name", "strata-psf-plain", IMAGE, "sleep", "300")
+        wait_until(lambda: names(strata, "--filter", "health=healthy") == ["strata-psf-web"],
+                   timeout=60)  # fmt: skip
+        for query in (
+            ("--filter", "network=strata-psf-net"),
+            ("--filter", f"network={network_id}"),
+            ("--filter", "volume=strata-psf-vol"),
+            ("--filter", "volume=/data"),
+        ):
+            assert names(strata, *query) == ["strata-psf-web"], query
+        assert names(strata, "--filter", "network=bridge") == ["strata-psf-plain"]
+        assert names(strata, "--filter", "health=none") == ["strata-psf-plain"]
+        assert names(strata, "--filter", "volume=nosuchvolume") == []
+    finally:
+        strata("rm", "-f", "-v", "strata-psf-web", "strata-psf-plain", check=False)
+        strata("network", "rm", "strata-psf-net", check=False)
+        strata("volume", "rm", "strata-psf-vol", check=False)
+
+
+def test_system_prune_removes_unused_networks_and_with_volumes_unused_volumes(
+    strata: Strata,
+) -> None:
+    strata("network", "create", "strata-psf-idle")
+    strata("volume", "create", "strata-psf-idle")
+    out = strata("system", "prune", "-f").stdout
+    assert "Deleted Networks:\nstrata-psf-idle\n" in out
+    assert "Deleted Volumes:" not in out
+    assert strata("volume", "ls", "-q").stdout.split() == ["strata-psf-idle"]
+    out = strata("system", "prune", "-f", "--volumes").stdout
+    assert "Deleted Volumes:\nstrata-psf-idle\n" in out
+    assert strata("volume", "ls", "-q").stdout == ""
+    assert strata("network", "ls", "-q", "--filter", "name=strata-psf").stdout == ""

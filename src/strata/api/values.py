@@ -194,20 +194,7 @@ def container_value(record: Record, ports: Sequence[Port] = ()) -> Container:
         started=record.started,
         finished=record.finished,
         ports=tuple(ports),
-        health=_health_status(record.health),
+        health=record.health_status,
         restarting=record.restarting,
         restart_count=record.restart_count,
     )
-
-
-def _health_status(raw: str | None) -> str | None:
-    """The ``Status`` of a record's ``State.Health`` JSON."""
-    if raw is None:
-        return None
-    import json
-
-    try:
-        status = json.loads(raw).get("Status")
-    except (ValueError, AttributeError):
-        return None
-    return str(status) if status else None

@@ -320,13 +320,7 @@ def prune_cmd(app: App, force: bool) -> None:
         default=False,
     ):
         return
-    networks = _networks(app)
-    removed = []
-    for network in networks.records.all():
-        if networks.users(network, running_only=False):
-            continue
-        networks.remove(network.id)
-        removed.append(network.name)
+    removed = _networks(app).prune()
     if removed:
         click.echo("Deleted Networks:")
         for name in removed:

@@ -44,17 +44,17 @@ def container_prune_cmd(app: App, force: bool, filters: tuple[str, ...]) -> None
 
 
 def _prune_networks(app: App) -> list[str]:
-    """The networks no container uses, removed. TODO(net): call the network part's prune
-    seam once strata has user networks; there are none to remove until then."""
-    del app
-    return []
+    """The user networks no container is on, removed (`network prune`'s)."""
+    from strata.runtime.lifecycle import Containers
+
+    return Containers(app.store()).networks.prune()
 
 
 def _prune_volumes(app: App) -> tuple[list[str], int]:
-    """The anonymous volumes no container uses, removed. TODO(vol): call the volume part's
-    prune seam once strata has volumes; there are none to remove until then."""
-    del app
-    return [], 0
+    """The volumes no container uses, removed (`volume prune`'s, Docker 20.10's rule)."""
+    from strata.api.volumes import prune_unused_volumes
+
+    return prune_unused_volumes(root=app.store().path)
 
 
 @click.command("prune")

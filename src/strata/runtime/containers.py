@@ -68,6 +68,18 @@ class Container:
     def short_id(self) -> str:
         return self.id[:12]
 
+    @property
+    def health_status(self) -> str | None:
+        """``starting``, ``healthy`` or ``unhealthy`` (State.Health.Status); None without a
+        healthcheck (or a damaged record of one)."""
+        if self.health is None:
+            return None
+        try:
+            status = json.loads(self.health).get("Status")
+        except (ValueError, AttributeError):
+            return None
+        return str(status) if status else None
+
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

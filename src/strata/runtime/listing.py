@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from strata.errors import InvalidArgument, NotFound, StrataError
 from strata.runtime.containers import Container, State
 from strata.runtime.filters import match_labels, parse_filters
+from strata.runtime.networking import joined
 from strata.runtime.pausing import is_paused
 
 if TYPE_CHECKING:
@@ -79,6 +80,10 @@ def select(
     before = [_boundary(service, n).created for n in filters.get("before", ())]
     since = [_boundary(service, n).created for n in filters.get("since", ())]
     ancestors = _ancestors(service, filters.get("ancestor", ()))
+    # network= names a network by name or ID; a container records the IDs it joined.
+    network_names = (
+        {n.id: n.name for n in service.networks.records.all()} if "network" in filters else {}
+    )
     found: list[Listed] = []
     for record in service.records.all():
         current = service.refresh(record) if record.state is State.RUNNING else record
@@ -92,7 +97,7 @@ def select(
             continue
         if since and current.created <= max(since):
             continue
-        if not _matches(current, state, filters, ancestors):
+        if not _matches(current, state, filters, ancestors, network_names):
             continue
         found.append(Listed(current, paused))
         if 0 < limit <= len(found):
@@ -121,8 +126,13 @@ def _matches(
     state: str,
     filters: Mapping[str, Sequence[str]],
     ancestors: set[str] | None,
+    network_names: Mapping[str, str],
 ) -> bool:
     cfg = container.config
+    networks = {cfg.network, cfg.network_mode}
+    for joined_id in joined(cfg):
+        networks.update((joined_id, network_names.get(joined_id, joined_id)))
+    mounts = {m.source for m in cfg.mounts if m.source} | {m.destination for m in cfg.mounts}
     checks: dict[str, Callable[[str], bool]] = {
         "status": lambda v: state == v,
         "name": lambda v: _search(v, container.name) or _search(v, "/" + container.name),
@@ -132,12 +142,12 @@ def _matches(
             and container.started is not None
             and container.exit_code == int(v)
         ),
-        # TODO(res): the health of containers with a HEALTHCHECK; until then every one has none.
-        "health": lambda v: v == "none",
-        # TODO(net): user networks by name and ID; today host, none and the default.
-        "network": lambda v: v in (cfg.network, cfg.network_mode),
-        # TODO(vol): named volumes; today the binds' sources and destinations.
-        "volume": lambda v: any(v in volume.split(":")[:2] for volume in cfg.volumes),
+        "health": lambda v: v == (container.health_status or "none"),
+        "network": lambda v: v in networks,
+        # A volume's name, or a bind's source, or any mount's destination (Docker's rule).
+        "volume": lambda v: (
+            v in mounts or any(v in volume.split(":")[:2] for volume in cfg.volumes)
+        ),
     }
     for key, check in checks.items():
         values = filters.get(key)

@@ -238,6 +238,17 @@ class ContainerNetworks:
         remove_bridge(network.bridge)
         return network
 
+    def prune(self) -> list[str]:
+        """``network prune`` (and ``system prune``'s networks): every user network no
+        container is on, running or not, removed; their names."""
+        removed = []
+        for network in self.records.all():
+            if self.users(network, running_only=False):
+                continue
+            self.remove(network.id)
+            removed.append(network.name)
+        return removed
+
     def connect(self, text: str, container: Container, aliases: tuple[str, ...]) -> None:
         """``network connect``: recorded, and joined now if the container runs."""
         network = self.records.get(text)
