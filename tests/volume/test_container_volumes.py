@@ -166,3 +166,35 @@ def test_volume_rm_racing_runs_never_takes_a_volume_in_use(store: Strata) -> Non
     store("volume", "rm", "-f", "race")
     check = store("system", "check", check=False)
     assert check.stdout == "no problems found\n", check.stdout
+
+
+def test_cp_with_a_stopped_container_goes_through_its_volumes_and_binds(
+    store: Strata, tmp_path: Path
+) -> None:
+    """As Docker: a copy into or out of a stopped container's volume path reaches the volume
+    (and a bind's host directory), not the container's own layer under it."""
+    host_dir = tmp_path / "bound"
+    host_dir.mkdir()
+    store("run", "--name", "cpvol", "-v", "cpdata:/data", "-v", f"{host_dir}:/bound",
+          "-v", "cpro:/ro:ro", IMAGE, "true")  # fmt: skip
+    src = tmp_path / "note.txt"
+    src.write_text("through the volume\n")
+    store("cp", str(src), "cpvol:/data/note.txt")
+    store("cp", str(src), "cpvol:/bound/note.txt")
+    mountpoint = json.loads(store("volume", "inspect", "cpdata").stdout)[0]["Mountpoint"]
+    assert (Path(mountpoint) / "note.txt").read_text() == "through the volume\n"
+    assert (host_dir / "note.txt").read_text() == "through the volume\n"
+    out = store("run", "--rm", "-v", "cpdata:/d", IMAGE, "cat", "/d/note.txt").stdout
+    assert out == "through the volume\n"
+    store("cp", "cpvol:/data/note.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "through the volume\n"
+    refused = store("cp", str(src), "cpvol:/ro/note.txt", check=False)
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr and len(refused.stderr.splitlines()) == 1
+    # Nothing stays mounted once the copies are done, and the layer has no copy of its own.
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    assert [line for line in mountinfo if str(store.root / "tmp") in line] == []
+    diff = store("diff", "cpvol").stdout
+    assert "/data/note.txt" not in diff and "/bound/note.txt" not in diff
+    store("rm", "cpvol")
+    store("volume", "rm", "cpdata", "cpro")

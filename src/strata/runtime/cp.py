@@ -3,9 +3,9 @@
 A running container is reached through its init's ``/proc/<pid>/root``: its own mount
 namespace, so what is mounted in it (binds, volumes, tmpfs) is copied through, as Docker copies
 through them. A container that does not run has its snapshot mounted for the copy, under its
-owner lock so that no start races the mount.
-TODO(vol): a stopped container's volumes and binds are not mounted for the copy, so a path in
-one reads (and writes) the container's own layer there; Docker mounts them for the copy too.
+owner lock so that no start races the mount, and its volumes and binds are mounted over it
+where they would be (tmpfs mounts are not: they hold nothing while it is stopped), as Docker
+mounts them for a copy.
 
 What a path means and how a tree lands are :mod:`.copyfiles`'s, the same for both directions:
 the host is a root (``/``) like the container's.
@@ -107,9 +107,36 @@ def _mounted(service: ContainerRecords, container: Container) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(dir=scratch, prefix=owned_prefix("cp")) as target:
         mount_all(service.snapshotter.mounts(container.snapshot), Path(target))
         try:
+            _mount_volumes(service, container, Path(target))
             yield Path(target)
         finally:
-            unmount(Path(target), detach=True)
+            unmount(Path(target), detach=True)  # lazily, with the volumes mounted under it
+
+
+def _mount_volumes(service: ContainerRecords, container: Container, target: Path) -> None:
+    """Bind the stopped container's volumes and binds at their destinations in ``target``
+    (resolved inside it, as the runtime resolves them); one whose destination does not exist
+    yet (never started) is skipped: the copy then lands in the container's layer, as it
+    would once the runtime made the mount point."""
+    from strata.runtime import syscalls as sc
+    from strata.runtime.mounts import BIND, TMPFS, parse_volume_flag
+    from strata.runtime.rootfs import resolve_components
+    from strata.volume.store import data_dir
+
+    cfg = container.config
+    mounts = cfg.mounts or tuple(parse_volume_flag(v) for v in cfg.volumes)
+    for mount in mounts:
+        if mount.kind == TMPFS:
+            continue
+        source = (
+            Path(mount.source) if mount.kind == BIND else data_dir(service.root.path, mount.source)
+        )
+        where = target.joinpath(*resolve_components(target, mount.destination))
+        if not where.exists() or not source.exists():
+            continue
+        sc.mount(str(source), str(where), None, sc.MS_BIND | sc.MS_REC)
+        if not mount.rw:
+            sc.mount(None, str(where), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
 
 def _top_name(path: str, source: PathStat) -> bytes:
