@@ -166,3 +166,13 @@ def test_volume_rm_racing_runs_never_takes_a_volume_in_use(store: Strata) -> Non
     store("volume", "rm", "-f", "race")
     check = store("system", "check", check=False)
     assert check.stdout == "no problems found\n", check.stdout
+
+
+def test_the_next_run_clears_a_killed_creates_volume_directory(store: Strata) -> None:
+    volumes_dir = store.root / "volumes"
+    (volumes_dir / "0123abcd" / "_data").mkdir(parents=True)  # made, never recorded
+    (volumes_dir / ".removing-00").mkdir()  # a removal killed after its commit
+    store("run", "--rm", IMAGE, "true")
+    assert not (volumes_dir / "0123abcd").exists()
+    assert not (volumes_dir / ".removing-00").exists()
+    assert store("system", "check").stdout == "no problems found\n"
