@@ -50,6 +50,7 @@ DEBRIS = (
     "directory ",
     "active snapshot ",
     "view snapshot ",
+    "volume volumes/",  # a killed volume create's directory, a killed removal's trash
 )
 # A container an rm was killed in the middle of removing has lost its snapshot: the next rm
 # finishes it.
@@ -182,6 +183,20 @@ def _prepare_prune(w: World) -> None:
     w.st("rmi", "kill/prune:1")
 
 
+VOLUME_RUN = (
+    *("-v", "kill-runvol:/v", "-v", "/anon", BASE, "sh", "-c"),
+    "head -c 20000000 /dev/urandom > /v/f; cp /v/f /anon/f",
+)
+
+
+def _prepare_volume_rm(w: World) -> None:
+    w.st("volume", "rm", "-f", "kill-vol")
+    w.st("volume", "create", "kill-vol")
+    data = w.st.root / "volumes" / "kill-vol" / "_data"
+    for n in range(200):  # a removal with some work to do
+        (data / f"f{n}").write_bytes(b"x" * 100_000)
+
+
 CASES = [
     Case(
         "import",
@@ -218,6 +233,9 @@ CASES = [
     Case("rmi", lambda w: ["rmi", BIG], _fresh_big, again_needs_prepare=True),
     Case("image-prune", lambda w: ["image", "prune", "-f"], _prepare_prune, True),
     Case("tag", lambda w: ["tag", BASE, "kill/tag:1"], _untag("kill/tag:1")),
+    # vol: a run that makes a named and an anonymous volume and writes into them; a removal.
+    Case("run-volume", lambda w: ["run", "--rm", *VOLUME_RUN]),
+    Case("volume-rm", lambda w: ["volume", "rm", "kill-vol"], _prepare_volume_rm, True),
 ]
 
 

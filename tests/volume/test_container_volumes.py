@@ -198,3 +198,13 @@ def test_cp_with_a_stopped_container_goes_through_its_volumes_and_binds(
     assert "/data/note.txt" not in diff and "/bound/note.txt" not in diff
     store("rm", "cpvol")
     store("volume", "rm", "cpdata", "cpro")
+
+
+def test_the_next_run_clears_a_killed_creates_volume_directory(store: Strata) -> None:
+    volumes_dir = store.root / "volumes"
+    (volumes_dir / "0123abcd" / "_data").mkdir(parents=True)  # made, never recorded
+    (volumes_dir / ".removing-00").mkdir()  # a removal killed after its commit
+    store("run", "--rm", IMAGE, "true")
+    assert not (volumes_dir / "0123abcd").exists()
+    assert not (volumes_dir / ".removing-00").exists()
+    assert store("system", "check").stdout == "no problems found\n"

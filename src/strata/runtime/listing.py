@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from strata.errors import InvalidArgument, NotFound, StrataError
 from strata.runtime.containers import Container, State
 from strata.runtime.filters import match_labels, parse_filters
+from strata.runtime.mounts import mounts_volume
 from strata.runtime.networking import joined
 from strata.runtime.pausing import is_paused
 
@@ -132,7 +133,6 @@ def _matches(
     networks = {cfg.network, cfg.network_mode}
     for joined_id in joined(cfg):
         networks.update((joined_id, network_names.get(joined_id, joined_id)))
-    mounts = {m.source for m in cfg.mounts if m.source} | {m.destination for m in cfg.mounts}
     checks: dict[str, Callable[[str], bool]] = {
         "status": lambda v: state == v,
         "name": lambda v: _search(v, container.name) or _search(v, "/" + container.name),
@@ -146,7 +146,8 @@ def _matches(
         "network": lambda v: v in networks,
         # A volume's name, or a bind's source, or any mount's destination (Docker's rule).
         "volume": lambda v: (
-            v in mounts or any(v in volume.split(":")[:2] for volume in cfg.volumes)
+            mounts_volume(cfg.mounts, v)
+            or any(v in volume.split(":")[:2] for volume in cfg.volumes)
         ),
     }
     for key, check in checks.items():

@@ -375,5 +375,11 @@ def resolve(
     return list(chosen.values())
 
 
+def mounts_volume(mounts: Iterable[MountPoint], text: str) -> bool:
+    """``ps --filter volume=TEXT`` (Docker's rule): a mount whose volume name, bind source or
+    destination is ``TEXT`` (the seam for the cmds part's filter)."""
+    return any(text in (m.source, m.destination) for m in mounts if m.kind in (BIND, VOLUME))
+
+
 def _key(path: str) -> str:
     return "/" + "/".join(p for p in path.split("/") if p and p != ".")

@@ -272,9 +272,9 @@ class ContainerRecords:
     def repair_dead(self) -> None:
         """What commands killed on this path left: records of containers whose owner died
         while they ran (reconciled: unmounted, exit recorded, ``--rm`` honoured) and dead
-        commands' scratch (a half-extracted layer, a mounted view). Cheap: an ``flock`` probe
-        per running record, a listing of ``tmp/``; best effort (``system check`` reports what
-        stays)."""
+        commands' scratch (a half-extracted layer, a mounted view), a killed create's volume
+        directory. Cheap: an ``flock`` probe per running record, a listing of ``tmp/`` and
+        ``volumes/``; best effort (``system check`` reports what stays)."""
         from strata.image.scratch import remove_dead_scratch
 
         if time.monotonic() - self._repaired < REPAIR_EVERY:
@@ -285,6 +285,10 @@ class ContainerRecords:
                 if container.state is State.RUNNING and not owner_alive(self.directory(container)):
                     self.refresh(container)
             remove_dead_scratch(self.root, lambda: self.snapshotter)
+            if (self.root.path / "volumes").is_dir():
+                from strata.volume.store import VolumeStore
+
+                VolumeStore(self.root.path, self.root.db).clear_debris()
         # A killed removal (an rm, or a run --rm's) is on this path too: the next run finishes it.
         self._finish_removals()
 

@@ -321,6 +321,13 @@ class VolumeStore:
             known = {r[0] for r in conn.execute("SELECT name FROM volumes")}
         return [e for e in entries if e not in known]
 
+    def clear_debris(self) -> None:
+        """Remove what killed creates and removals left (see the module docstring). Safe at any
+        time: a directory without its row is judged under the write lock, which a create holds
+        from its ``mkdir`` to its commit. Costs a listing of ``volumes/`` and one read."""
+        for entry in self.orphans():
+            self.remove_orphan(entry)
+
     def missing(self) -> list[str]:
         """Rows whose directory is gone."""
         return [v.name for v in self.all() if not v.mountpoint.is_dir()]
