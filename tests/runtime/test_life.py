@@ -96,7 +96,7 @@ def test_limits_are_read_back_inside_and_outside(strata: Strata) -> None:
     host = inspect(strata, "lim2")["HostConfig"]
     assert (host["Memory"], host["MemorySwap"], host["NanoCpus"], host["PidsLimit"]) == (
         64 << 20,
-        128 << 20,
+        64 << 20,  # the swap limit run gave (twice 32m) is kept, as Docker's update keeps it
         500_000_000,
         20,
     )
