@@ -101,3 +101,24 @@ def test_network_ls_and_errors_read_as_dockers(both: tuple[Strata, Docker, str])
     dup = docker("network", "create", net, check=False).stderr
     assert f"network with name {net} already exists" in dup
     assert strata.fail("network", "create", net) == f"Error: network with name {net} already exists"
+
+
+def test_a_created_containers_network_settings_are_dockers(
+    both: tuple[Strata, Docker, str],
+) -> None:
+    strata, docker, _net = both
+    fmt = (
+        "{{.HostConfig.NetworkMode}} {{json .HostConfig.PortBindings}}"
+        " {{json .NetworkSettings.Networks}} {{json .NetworkSettings.Ports}}"
+    )
+    for args in ([], ["-p", "8181:80", "-p", "127.0.0.1::53/udp"], ["--network", "host"]):
+        ours = strata("create", *args, "debian:bookworm", "true").stdout.strip()
+        theirs = docker("create", *args, "debian:bookworm", "true").stdout.strip()
+        try:
+            assert (
+                strata("inspect", "-f", fmt, ours).stdout
+                == docker("inspect", "-f", fmt, theirs).stdout
+            )
+        finally:
+            strata("rm", ours)
+            docker("rm", theirs)
