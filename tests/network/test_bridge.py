@@ -136,7 +136,7 @@ def test_a_port_in_use_fails_cleanly(debian: Strata) -> None:
         proc = debian("run", "--rm", "-p", f"{port}:80", "debian:bookworm", "true", check=False)
         assert proc.returncode == 125
         assert proc.stderr == f"Error: Bind for 0.0.0.0:{port} failed: port is already allocated\n"
-        assert _links() == links  # no veth left (other tests' may come and go: compare sets)
+        assert _links() - links == set()  # no veth left (others' may go meanwhile)
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True)
         assert [line for line in rules.stdout.splitlines() if f"dport {port}" in line] == []
     assert debian("ps", "-aq").stdout == ""
