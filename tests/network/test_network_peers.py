@@ -122,3 +122,13 @@ def test_a_created_containers_network_settings_are_dockers(
         finally:
             strata("rm", ours)
             docker("rm", theirs)
+
+
+def test_network_prune_prints_as_dockers(both: tuple[Strata, Docker, str]) -> None:
+    strata, docker, net = both
+    name = f"{net}-prune"
+    strata("network", "create", name)
+    assert strata("network", "prune", "-f").stdout == f"Deleted Networks:\n{net}\n{name}\n\n"
+    docker("network", "create", name)
+    out = docker("network", "prune", "-f").stdout
+    assert out.startswith("Deleted Networks:\n") and out.endswith(f"{name}\n\n")

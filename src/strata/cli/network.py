@@ -362,7 +362,8 @@ def prune_cmd(app: App, force: bool) -> None:
     networks = _networks(app)
     removed = []
     for network in networks.records.all():
-        if networks.users(network, running_only=False):
+        # Docker's "unused": no endpoint, so a network of stopped containers goes too.
+        if networks.users(network, running_only=True):
             continue
         networks.remove(network.id)
         removed.append(network.name)
@@ -370,6 +371,7 @@ def prune_cmd(app: App, force: bool) -> None:
         click.echo("Deleted Networks:")
         for name in removed:
             click.echo(name)
+        click.echo("")  # Docker's blank line after the list
 
 
 @network_group.command("connect")
