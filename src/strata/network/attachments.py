@@ -170,7 +170,8 @@ class Attachments:
 
     def owned_by(self, owner: Path) -> list[str]:
         """The containers whose endpoints the store root ``owner`` made (``system check``)."""
-        return sorted(cid for cid, raw in self._state.records() if raw.get("owner") == str(owner))
+        mine = str(owner.resolve())
+        return sorted(cid for cid, raw in self._state.records() if raw.get("owner") == mine)
 
     def recorded(self, container_id: str) -> bool:
         """Whether some state of the container's is left (a record, maybe half-made)."""
@@ -215,7 +216,7 @@ class Attachments:
             ]
             ports = bind_ports(publish, taken)
             record: dict[str, Any] = {
-                "owner": str(owner),
+                "owner": str(owner.resolve()),  # `reclaim` tests it from any directory
                 "ports": [p.to_json() for p in ports],
                 "chains": [
                     {
