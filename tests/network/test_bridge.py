@@ -97,6 +97,8 @@ def test_a_container_gets_an_address_on_the_bridge_and_gives_it_back(debian: Str
     assert _left_by(cid)  # while it runs: its namespace, address, rules
     debian("rm", "-f", cid)
     assert _left_by(cid) == []
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert [line for line in rules.splitlines() if f"{address}/32 " in line] == []
 
 
 def test_the_bridge_reaches_out_through_nat(debian: Strata) -> None:

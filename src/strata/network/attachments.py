@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -172,6 +173,15 @@ class Attachments:
         """The containers whose endpoints the store root ``owner`` made (``system check``)."""
         mine = str(owner.resolve())
         return sorted(cid for cid, raw in self._state.records() if raw.get("owner") == mine)
+
+    def forget_pool(self, cni_name: str) -> None:
+        """Remove a removed network's (empty) address pool directory."""
+        pool = self._state.ipam / cni_name
+        with contextlib.suppress(OSError):
+            for entry in pool.iterdir():
+                if not entry.name.startswith(("last_reserved_ip", "lock")):
+                    return  # an address is still handed out: leave the pool
+            shutil.rmtree(pool)
 
     def recorded(self, container_id: str) -> bool:
         """Whether some state of the container's is left (a record, maybe half-made)."""

@@ -236,6 +236,7 @@ class ContainerNetworks:
         from strata.network.bridge import remove_bridge
 
         remove_bridge(network.bridge)
+        self.attachments.forget_pool(network.cni_name)
         return network
 
     def connect(self, text: str, container: Container, aliases: tuple[str, ...]) -> None:
