@@ -247,3 +247,22 @@ def test_system_check_finds_and_tears_down_an_endpoint_nobody_will(debian: Strat
         assert _left_by(cid) == []
     finally:
         Attachments().teardown(cid)
+
+
+def test_a_setup_killed_before_it_recorded_the_result_is_undone(debian: Strata) -> None:
+    from strata.network.attachments import Attachments, _State
+    from strata.network.bridge import default_network
+
+    cid = "e" * 64
+    attachments = Attachments()
+    address = attachments.setup(cid, debian.root, [(default_network(), ())]).endpoints[0].address
+    state = _State()
+    record = state.read(cid)
+    assert record is not None
+    for chain in record["chains"]:
+        del chain["result"]  # as if the command died between the ADD and its record
+    state.write(cid, record)
+    assert attachments.teardown(cid) == []
+    assert _left_by(cid) == []
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert [line for line in rules.splitlines() if f"{address}/32 " in line] == []

@@ -342,7 +342,8 @@ class Attachments:
         had_netns = netns.exists(path)
         for chain in reversed((raw or {}).get("chains") or []):
             who = cni.Invocation(container_id, path, str(chain["ifname"]))
-            failures += cni.delete(chain["conflist"], who, chain.get("result"))
+            result = chain.get("result") or self._result_from_pool(chain, container_id)
+            failures += cni.delete(chain["conflist"], who, result)
         if raw is not None and not had_netns:
             _sweep_masquerade(container_id)
             for chain in raw.get("chains") or []:
@@ -352,6 +353,21 @@ class Attachments:
         with contextlib.suppress(FileNotFoundError):
             state.record_path(container_id).unlink()
         return failures
+
+    def _result_from_pool(self, chain: dict[str, Any], container_id: str) -> dict[str, Any]:
+        """A stand-in ADD result for a chain a crash left without one: the addresses host-local
+        gave the container (each file of its pool is named by the address it holds), which is
+        all the firewall plugin's DEL needs to find its rules."""
+        pool = self._state.ipam / str(chain["conflist"]["name"])
+        ips = []
+        with contextlib.suppress(OSError):
+            for entry in pool.iterdir():
+                if entry.name.startswith(("last_reserved_ip", "lock")):
+                    continue
+                with contextlib.suppress(OSError):
+                    if entry.read_text().split()[:1] == [container_id]:
+                        ips.append({"address": f"{entry.name}/32"})
+        return {"cniVersion": cni.CNI_VERSION, "ips": ips} if ips else {}
 
     def reclaim(self) -> int:
         """Tear down what nobody will (see the module): how many endpoints went."""
