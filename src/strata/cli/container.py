@@ -88,6 +88,8 @@ def _create_options(command: F) -> F:
 def _options(kw: dict[str, Any]) -> RunOptions:
     from strata.runtime.options import RunOptions
 
+    _warn_discarded_ports(kw)
+
     return RunOptions(
         name=kw["name"],
         command=kw["command"],
@@ -110,6 +112,12 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         aliases=kw["network_alias"],
         **life_fields(kw),
     )
+
+
+def _warn_discarded_ports(kw: dict[str, Any]) -> None:
+    """Docker's client warns, and the ports are ignored, on the host's network."""
+    if kw["network"] == "host" and (kw["publish"] or kw["publish_all"]):
+        click.echo("WARNING: Published ports are discarded when using host network mode", err=True)
 
 
 def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
@@ -169,6 +177,7 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
         check_terminal(kw["tty"], kw["interactive"])
     env = environment(kw["env_file"], kw["env"])  # a bad file fails before any pull
     life = life_fields(kw)  # so does a bad limit
+    _warn_discarded_ports(kw)
     _ensure_image(app, kw["image"], kw["pull"], kw["quiet"])
     store = app.store()
     store.close()  # the API opens its own; a monitor forked by the run must not share ours

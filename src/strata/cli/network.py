@@ -32,9 +32,35 @@ def port_cmd(app: App, container: str, private_port: str | None) -> None:
         click.echo(line)
 
 
+def _endpoint_doc(
+    network_id: str, aliases: list[str] | None, gateway: str, address: str, prefix: int, mac: str
+) -> dict[str, Any]:
+    """One entry of NetworkSettings.Networks, with the keys of the anchors' Docker in order."""
+    return {
+        "IPAMConfig": None,
+        "Links": None,
+        "Aliases": aliases,
+        "MacAddress": mac,
+        "DriverOpts": None,
+        "GwPriority": 0,
+        "NetworkID": network_id,
+        "EndpointID": "",
+        "Gateway": gateway,
+        "IPAddress": address,
+        "IPPrefixLen": prefix,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": None,
+    }
+
+
 def network_settings(networks: ContainerNetworks, container: Container) -> dict[str, Any]:
-    """``inspect``'s NetworkSettings: the default bridge's address at the top, as Docker's,
-    each network's endpoint under Networks, the ports; empty while the container is stopped."""
+    """``inspect``'s NetworkSettings, keys in Docker's order: the default bridge's address at
+    the top, as Docker's; each network's endpoint under Networks (empty values while the
+    container is stopped, as Docker shows a created container's); the published ports."""
+    from strata.runtime.networking import joined
+
     attached = networks.lookup(container)
     ports: dict[str, Any] = {}
     for port in networks.ports(container):
@@ -43,33 +69,46 @@ def network_settings(networks: ContainerNetworks, container: Container) -> dict[
             ports.setdefault(key, None)
             continue
         ports.setdefault(key, []).append({"HostIp": port.ip, "HostPort": str(port.public)})
-    settings: dict[str, Any] = {
-        "Bridge": "",
-        "SandboxKey": str(attached.netns) if attached is not None else "",
-        "Ports": ports,
-        "Gateway": "",
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "MacAddress": "",
-        "Networks": {},
-    }
-    for endpoint in attached.endpoints if attached is not None else ():
-        if endpoint.network == "bridge":
-            settings.update(
-                Gateway=endpoint.gateway,
-                IPAddress=endpoint.address,
-                IPPrefixLen=endpoint.prefix,
-                MacAddress=endpoint.mac,
+    top = {"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}
+    entries: dict[str, Any] = {}
+    if attached is not None:
+        for e in attached.endpoints:
+            if e.network == "bridge":
+                top = {
+                    "Gateway": e.gateway,
+                    "IPAddress": e.address,
+                    "IPPrefixLen": e.prefix,
+                    "MacAddress": e.mac,
+                }
+            aliases = list(e.aliases) if e.network != "bridge" else None
+            entries[e.network] = _endpoint_doc(
+                e.network_id, aliases, e.gateway, e.address, e.prefix, e.mac
             )
-        settings["Networks"][endpoint.network] = {
-            "Aliases": list(endpoint.aliases) or None,
-            "NetworkID": endpoint.network_id,
-            "Gateway": endpoint.gateway,
-            "IPAddress": endpoint.address,
-            "IPPrefixLen": endpoint.prefix,
-            "MacAddress": endpoint.mac,
-        }
-    return settings
+    else:
+        for ident in joined(container.config) or (container.config.network,):
+            found = networks.records.find(ident)
+            name = found.name if found is not None else ident
+            entries[name] = _endpoint_doc("", None, "", "", 0, "")
+    return {
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": str(attached.netns) if attached is not None else "",
+        "Ports": dict(sorted(ports.items())),  # a Go map: Docker prints its keys sorted
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": "",
+        "Gateway": top["Gateway"],
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": top["IPAddress"],
+        "IPPrefixLen": top["IPPrefixLen"],
+        "IPv6Gateway": "",
+        "MacAddress": top["MacAddress"],
+        "Networks": dict(sorted(entries.items())),
+    }
 
 
 def port_bindings(publish: tuple[str, ...]) -> dict[str, Any]:
@@ -83,7 +122,7 @@ def port_bindings(publish: tuple[str, ...]) -> dict[str, Any]:
             bindings.setdefault(f"{port.container_port}/{port.protocol}", []).append(
                 {"HostIp": port.host_ip, "HostPort": str(port.host_port or "")}
             )
-    return bindings
+    return dict(sorted(bindings.items()))  # a Go map: Docker prints its keys sorted
 
 
 @click.group("network")
@@ -325,6 +364,7 @@ def prune_cmd(app: App, force: bool) -> None:
         click.echo("Deleted Networks:")
         for name in removed:
             click.echo(name)
+        click.echo("")  # Docker's blank line after the list
 
 
 @network_group.command("connect")

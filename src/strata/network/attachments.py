@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -170,7 +171,17 @@ class Attachments:
 
     def owned_by(self, owner: Path) -> list[str]:
         """The containers whose endpoints the store root ``owner`` made (``system check``)."""
-        return sorted(cid for cid, raw in self._state.records() if raw.get("owner") == str(owner))
+        mine = str(owner.resolve())
+        return sorted(cid for cid, raw in self._state.records() if raw.get("owner") == mine)
+
+    def forget_pool(self, cni_name: str) -> None:
+        """Remove a removed network's (empty) address pool directory."""
+        pool = self._state.ipam / cni_name
+        with contextlib.suppress(OSError):
+            for entry in pool.iterdir():
+                if not entry.name.startswith(("last_reserved_ip", "lock")):
+                    return  # an address is still handed out: leave the pool
+            shutil.rmtree(pool)
 
     def recorded(self, container_id: str) -> bool:
         """Whether some state of the container's is left (a record, maybe half-made)."""
@@ -215,7 +226,7 @@ class Attachments:
             ]
             ports = bind_ports(publish, taken)
             record: dict[str, Any] = {
-                "owner": str(owner),
+                "owner": str(owner.resolve()),  # `reclaim` tests it from any directory
                 "ports": [p.to_json() for p in ports],
                 "chains": [
                     {
@@ -331,7 +342,8 @@ class Attachments:
         had_netns = netns.exists(path)
         for chain in reversed((raw or {}).get("chains") or []):
             who = cni.Invocation(container_id, path, str(chain["ifname"]))
-            failures += cni.delete(chain["conflist"], who, chain.get("result"))
+            result = chain.get("result") or self._result_from_pool(chain, container_id)
+            failures += cni.delete(chain["conflist"], who, result)
         if raw is not None and not had_netns:
             _sweep_masquerade(container_id)
             for chain in raw.get("chains") or []:
@@ -341,6 +353,21 @@ class Attachments:
         with contextlib.suppress(FileNotFoundError):
             state.record_path(container_id).unlink()
         return failures
+
+    def _result_from_pool(self, chain: dict[str, Any], container_id: str) -> dict[str, Any]:
+        """A stand-in ADD result for a chain a crash left without one: the addresses host-local
+        gave the container (each file of its pool is named by the address it holds), which is
+        all the firewall plugin's DEL needs to find its rules."""
+        pool = self._state.ipam / str(chain["conflist"]["name"])
+        ips = []
+        with contextlib.suppress(OSError):
+            for entry in pool.iterdir():
+                if entry.name.startswith(("last_reserved_ip", "lock")):
+                    continue
+                with contextlib.suppress(OSError):
+                    if entry.read_text().split()[:1] == [container_id]:
+                        ips.append({"address": f"{entry.name}/32"})
+        return {"cniVersion": cni.CNI_VERSION, "ips": ips} if ips else {}
 
     def reclaim(self) -> int:
         """Tear down what nobody will (see the module): how many endpoints went."""

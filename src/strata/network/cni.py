@@ -108,7 +108,7 @@ def add(conflist: Mapping[str, Any], who: Invocation) -> dict[str, Any]:
                 step["prevResult"] = result
             result = _call("ADD", step, conflist, who) or result
     except BaseException:
-        delete(conflist, who)
+        delete(conflist, who, result)  # what the plugins before the failure made
         raise
     return result
 

@@ -236,14 +236,16 @@ class ContainerNetworks:
         from strata.network.bridge import remove_bridge
 
         remove_bridge(network.bridge)
+        self.attachments.forget_pool(network.cni_name)
         return network
 
     def prune(self) -> list[str]:
-        """``network prune`` (and ``system prune``'s networks): every user network no
-        container is on, running or not, removed; their names."""
+        """``network prune`` (and ``system prune``'s networks): every user network without an
+        endpoint removed (Docker's "unused": a network of stopped containers goes too); their
+        names."""
         removed = []
         for network in self.records.all():
-            if self.users(network, running_only=False):
+            if self.users(network, running_only=True):
                 continue
             self.remove(network.id)
             removed.append(network.name)
