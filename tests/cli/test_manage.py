@@ -123,3 +123,63 @@ def test_top_matches_docker(strata: Strata, docker: Docker) -> None:
     finally:
         docker("rm", "-f", "strata-top-peer", check=False)
         strata("rm", "-f", "strata-top-peer", check=False)
+
+
+def _on_terminal(argv: list[str], keys: list[bytes], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run ``argv`` on a new pty, type ``keys`` once it printed its first output."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execvpe(argv[0], argv, env)
+    out = b""
+    typed = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            out += data
+        if not typed and b"# " in out:
+            for key in keys:
+                os.write(fd, key)
+                time.sleep(0.2)
+            typed = True
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            while select.select([fd], [], [], 0.1)[0]:  # what it printed before it left
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            os.close(fd)
+            return os.waitstatus_to_exitcode(status), out
+    os.kill(pid, 9)
+    raise AssertionError(f"still attached: {out!r}")
+
+
+def test_detach_keys_leave_the_container_running(strata: Strata) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "STRATA_ROOT": str(strata.root)}
+    argv = [sys.executable, "-m", "strata", "run", "-ti", "--name", "dk1", IMAGE, "sh"]
+    code, _ = _on_terminal(argv, [b"\x10", b"\x11"], env)
+    assert code == 0
+    assert strata("ps", "--format", "{{.Names}} {{.State}}").stdout == "dk1 running\n"
+    # Ctrl-P then another key: both reach the shell, as Docker's escape proxy sends them.
+    argv = [sys.executable, "-m", "strata", "run", "-ti", "--detach-keys", "ctrl-x",
+            "--name", "dk2", IMAGE, "sh"]  # fmt: skip
+    code, out = _on_terminal(argv, [b"\x10", b"x", b"echo hi\r", b"\x18"], env)
+    assert code == 0
+    assert b"\x10xecho: not found" in out
+    assert sorted(strata("ps", "--format", "{{.Names}}").stdout.split()) == ["dk1", "dk2"]
+    strata("rm", "-f", "dk1", "dk2")

@@ -57,6 +57,7 @@ def run(
     pull: Literal["missing", "always", "never"] = "missing",
     root: Root = None,
     progress: ProgressCallback | None = None,
+    detach_keys: bytes | None = None,
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -71,7 +72,9 @@ def run(
     with ``remove`` the container goes when it ends).
     ``env`` is a mapping or ``NAME=VALUE`` strings; ``volumes`` are ``HOST:CONTAINER[:ro]``;
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
-    ``progress``.
+    ``progress``. ``detach_keys`` (bytes, see `strata.runtime.detach`): typed on ``stdio``'s
+    terminal with ``tty`` and ``interactive``, they raise ``Detached`` and the container runs
+    on under its monitor.
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
@@ -113,7 +116,7 @@ def run(
             service.start(record)
             return RunResult(None, b"", b"", container_value(service.refresh(record) or record))
         if stdio is not None:
-            return _attached(service, target, options, _descriptors(stdio))
+            return _attached(service, target, options, _descriptors(stdio), detach_keys)
         return _captured(service, target, options)
 
 
@@ -132,7 +135,11 @@ def _descriptors(stdio: Stdio) -> tuple[int, int, int]:
 
 
 def _attached(
-    service: Containers, target: str, options: RunOptions, stdio: tuple[int, int, int]
+    service: Containers,
+    target: str,
+    options: RunOptions,
+    stdio: tuple[int, int, int],
+    detach_keys: bytes | None = None,
 ) -> RunResult:
     """The foreground run on the caller's descriptors (``strata run`` without ``-d``)."""
     from strata.runtime.backend import ProcessIO
@@ -144,7 +151,12 @@ def _attached(
 
         record = service.create(target, options)
         code = run_attached(
-            service, record, stdio=stdio, interactive=options.interactive, console_size=size
+            service,
+            record,
+            stdio=stdio,
+            interactive=options.interactive,
+            console_size=size,
+            detach_keys=detach_keys,
         )
         return RunResult(code, b"", b"", _after(service, record, code))
     # Removed at the end: nobody will read a log, so the container takes the descriptors itself.

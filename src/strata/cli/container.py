@@ -40,6 +40,23 @@ def container_group() -> None:
     """Manage containers."""
 
 
+def detachable(command: F) -> F:
+    """The detach keys typed on an attached terminal end the command with status 0, the
+    container running on (Docker's client prints nothing for ``run`` and ``start``)."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from strata.runtime.detach import Detached
+
+        try:
+            return command(*args, **kwargs)
+        except Detached:
+            sys.exit(0)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _create_options(command: F) -> F:
     """The options ``run`` and ``create`` share, in Docker's spelling."""
     for option in reversed(
@@ -109,12 +126,23 @@ def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
     pull_image(app, wanted, quiet=quiet, err=True)
 
 
-def _attached(service: Containers, container: Container, interactive: bool) -> NoReturn:
-    """Start ``container`` attached to our stdio; exit with its exit code."""
+def _attached(
+    service: Containers, container: Container, interactive: bool, detach_keys: str
+) -> NoReturn:
+    """Start ``container`` attached to our stdio; exit with its exit code (0 once the
+    detach keys leave it running, as Docker's client)."""
     from strata.runtime.attach import run_attached
+    from strata.runtime.detach import Detached, parse_detach_keys
 
+    keys = parse_detach_keys(detach_keys)
     size = console_size() if container.config.tty else None
-    sys.exit(run_attached(service, container, interactive=interactive, console_size=size))
+    try:
+        code = run_attached(
+            service, container, interactive=interactive, console_size=size, detach_keys=keys
+        )
+    except Detached:
+        sys.exit(0)
+    sys.exit(code)
 
 
 @container_group.command(
@@ -137,15 +165,23 @@ def create_cmd(app: App, /, **kw: Any) -> None:
     "run", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False}
 )
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the ID.")
+@click.option(
+    "--detach-keys",
+    default="ctrl-p,ctrl-q",
+    help="Override the key sequence for detaching a container.",
+)
 @_create_options
 @pass_app
 @docker_status("run")
-def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
+@detachable
+def run_cmd(app: App, /, detach: bool, detach_keys: str, **kw: Any) -> None:
     """Create and run a new container from an image; exits with the container's exit code."""
     from strata import api
+    from strata.runtime.detach import parse_detach_keys
 
     if not detach:
         check_terminal(kw["tty"], kw["interactive"])
+    keys = parse_detach_keys(detach_keys)
     env = environment(kw["env_file"], kw["env"])  # a bad file fails before any pull
     _ensure_image(app, kw["image"], kw["pull"], kw["quiet"])
     store = app.store()
@@ -169,6 +205,7 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
         detach=detach,
         pull="never",  # done above, with Docker's messages
         root=store.path,
+        detach_keys=keys,
     )
     if detach:
         click.echo(result.container.id)
@@ -179,10 +216,17 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
 @container_group.command("start")
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click.option(
+    "--detach-keys",
+    default="ctrl-p,ctrl-q",
+    help="Override the key sequence for detaching a container.",
+)
 @click.argument("containers", nargs=-1, required=True)
 @pass_app
 @docker_status("start")
-def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
+def start_cmd(
+    app: App, attach: bool, interactive: bool, detach_keys: str, containers: tuple[str, ...]
+) -> None:
     """Start one or more stopped containers."""
     from strata.runtime.containers import State
     from strata.runtime.lifecycle import Containers
@@ -198,7 +242,7 @@ def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, 
                 " container is not supported"
             )
         check_terminal(container.config.tty, interactive)
-        _attached(service, container, interactive)
+        _attached(service, container, interactive, detach_keys)
 
     def start(name: str) -> str:
         container = service.lookup(name)
