@@ -393,14 +393,14 @@ def _register_cmds_commands() -> None:
     # cp, rename, top, pause, unpause, stats, prune, attach (issue 12's "commands" part).
     from strata.cli.copy import cp_cmd
     from strata.cli.prune import container_prune_cmd
-    from strata.cli.running import pause_cmd, rename_cmd, top_cmd, unpause_cmd
+    from strata.cli.running import attach_cmd, pause_cmd, rename_cmd, top_cmd, unpause_cmd
 
     container_group.add_command(cp_cmd, "cp")
     container_group.add_command(container_prune_cmd, "prune")
     from strata.cli.stats import stats_cmd
 
     container_group.add_command(stats_cmd, "stats")
-    for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd):
+    for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd, attach_cmd):
         container_group.add_command(command)
 
 
