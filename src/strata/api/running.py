@@ -270,35 +270,14 @@ def containers(
 
 
 def _sizes(service: Containers, record: ContainerRecord) -> tuple[int, int]:
-    """Docker's SizeRw (the container's own layer) and SizeRootFs (that plus its image).
-
-    SizeRw is counted as Docker's overlay2 counts it: the sizes of what is not a directory in
-    the upper dir, a hardlinked file once (so a container that wrote nothing shows ``0B``).
-    """
+    """Docker's SizeRw (the container's own layer, as overlay2 counts it: a container that
+    wrote nothing shows ``0B``) and SizeRootFs (that plus its image)."""
+    from strata.diff.size import changed_bytes
     from strata.errors import StrataError
 
-    own = 0
     try:
-        snapshotter = service.snapshotter
-        if snapshotter.diff_kind == "overlay":
-            own = _files_size(snapshotter.upper(record.snapshot))
-        else:
-            own = snapshotter.usage(record.snapshot).size
+        own = changed_bytes(service.snapshotter, record.snapshot)
     except (StrataError, OSError):
         own = 0
     image = service.images.lookup(record.image)
     return own, own + (image.size if image is not None else 0)
-
-
-def _files_size(top: os.PathLike[str] | str) -> int:
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for where, dirs, files in os.walk(top):
-        for name in (*files, *(d for d in dirs if os.path.islink(os.path.join(where, d)))):
-            st = os.lstat(os.path.join(where, name))
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
