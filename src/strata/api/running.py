@@ -58,6 +58,7 @@ def run(
     root: Root = None,
     progress: ProgressCallback | None = None,
     detach_keys: bytes | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -74,7 +75,7 @@ def run(
     ``pull`` (for a name, not a handle) fetches a missing image first, reporting through
     ``progress``. ``detach_keys`` (bytes, see `strata.runtime.detach`): typed on ``stdio``'s
     terminal with ``tty`` and ``interactive``, they raise ``Detached`` and the container runs
-    on under its monitor.
+    on under its monitor. ``labels`` are the container's (``ps --filter label=``).
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
@@ -98,6 +99,7 @@ def run(
         interactive=interactive,
         runtime=runtime,
         autoremove=remove,
+        labels=dict(labels or {}),
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must

@@ -82,6 +82,8 @@ def _create_options(command: F) -> F:
                 help="Pull the image before running.",
             ),
             click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output."),
+            # cmds: labels, for ps/prune --filter label=.
+            click.option("-l", "--label", "labels", multiple=True, help="Set meta data."),
             click.argument("image"),
             click.argument("command", nargs=-1, type=click.UNPROCESSED),
         ]
@@ -107,7 +109,22 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         interactive=kw["interactive"],
         runtime=kw["runtime"],
         autoremove=kw["remove"],
+        labels=container_labels(kw["labels"]),
     )
+
+
+def container_labels(given: tuple[str, ...]) -> dict[str, str]:
+    """``--label KEY[=VALUE]`` as Docker's client reads them (a bare key has ``""``)."""
+    labels = {}
+    for item in given:
+        key, _, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(
+                f'invalid argument "{item}" for "-l, --label" flag: invalid label \'{item}\':'
+                " empty name"
+            )
+        labels[key] = value
+    return labels
 
 
 def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
@@ -206,6 +223,7 @@ def run_cmd(app: App, /, detach: bool, detach_keys: str, **kw: Any) -> None:
         pull="never",  # done above, with Docker's messages
         root=store.path,
         detach_keys=keys,
+        labels=container_labels(kw["labels"]),
     )
     if detach:
         click.echo(result.container.id)
