@@ -123,3 +123,132 @@ def test_top_matches_docker(strata: Strata, docker: Docker) -> None:
     finally:
         docker("rm", "-f", "strata-top-peer", check=False)
         strata("rm", "-f", "strata-top-peer", check=False)
+
+
+def _on_terminal(
+    argv: list[str], keys: list[bytes], env: dict[str, str], ready: bytes = b"# "
+) -> tuple[int, bytes]:
+    """Run ``argv`` on a new pty, type ``keys`` once it printed ``ready`` (a second after the
+    start when ``ready`` is empty)."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execvpe(argv[0], argv, env)
+    out = b""
+    typed = False
+    started = time.monotonic()
+    deadline = started + 120
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            out += data
+        if not typed and (ready in out if ready else time.monotonic() - started > 3):
+            for key in keys:
+                os.write(fd, key)
+                time.sleep(0.2)
+            typed = True
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            while select.select([fd], [], [], 0.1)[0]:  # what it printed before it left
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            os.close(fd)
+            return os.waitstatus_to_exitcode(status), out
+    os.kill(pid, 9)
+    raise AssertionError(f"still attached: {out!r}")
+
+
+def test_detach_keys_leave_the_container_running(strata: Strata) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "STRATA_ROOT": str(strata.root)}
+    argv = [sys.executable, "-m", "strata", "run", "-ti", "--name", "dk1", IMAGE, "sh"]
+    code, _ = _on_terminal(argv, [b"\x10", b"\x11"], env)
+    assert code == 0
+    assert strata("ps", "--format", "{{.Names}} {{.State}}").stdout == "dk1 running\n"
+    # Ctrl-P then another key: both reach the shell, as Docker's escape proxy sends them.
+    argv = [sys.executable, "-m", "strata", "run", "-ti", "--detach-keys", "ctrl-x",
+            "--name", "dk2", IMAGE, "sh"]  # fmt: skip
+    code, out = _on_terminal(argv, [b"\x10", b"x", b"echo hi\r", b"\x18"], env)
+    assert code == 0
+    assert b"\x10xecho: not found" in out
+    assert sorted(strata("ps", "--format", "{{.Names}}").stdout.split()) == ["dk1", "dk2"]
+    strata("rm", "-f", "dk1", "dk2")
+
+
+def test_attach_to_a_running_container(strata: Strata) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRATA_ROOT": str(strata.root)}
+    script = (
+        "echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo out; echo err >&2; exit 3"
+    )
+    strata("run", "-d", "--name", "at1", IMAGE, "sh", "-c", script)
+    wait_until(lambda: strata("logs", "at1").stdout == "before\n", timeout=120)
+    attached = subprocess.Popen(
+        [sys.executable, "-m", "strata", "attach", "at1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until(lambda: "attach at1" in " ".join(_cmdlines()), timeout=60)
+    strata("exec", "at1", "touch", "/tmp/go")
+    out, err = attached.communicate(timeout=120)
+    assert (attached.returncode, out, err) == (3, b"out\n", b"err\n")  # not what came before
+    assert strata.fail("attach", "at1") == (
+        "Error: You cannot attach to a stopped container, start it first"
+    )
+
+    trap = "trap 'echo bye; exit 143' TERM; echo ready; while :; do sleep 0.1; done"
+    strata("run", "-d", "--name", "at2", IMAGE, "sh", "-c", trap)
+    wait_until(lambda: strata("logs", "at2").stdout == "ready\n", timeout=120)
+    strata("pause", "at2")
+    assert strata.fail("attach", "at2") == (
+        "Error: You cannot attach to a paused container, unpause it first"
+    )
+    strata("unpause", "at2")
+    attached = subprocess.Popen(
+        [sys.executable, "-m", "strata", "attach", "at2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until(lambda: "attach at2" in " ".join(_cmdlines()), timeout=60)
+    import time
+
+    time.sleep(1)  # its handlers are in place once it follows the log
+    attached.send_signal(signal.SIGTERM)  # proxied to the container (--sig-proxy)
+    out, _ = attached.communicate(timeout=120)
+    assert (attached.returncode, out) == (143, b"bye\n")
+
+    strata("run", "-d", "--name", "at3", IMAGE, "sleep", "300")
+    argv = [sys.executable, "-m", "strata", "attach", "at3"]
+    code, out = _on_terminal(argv, [b"\x10", b"\x11"], env, ready=b"")
+    assert (code, out) == (1, b"read escape sequence\r\n")
+    assert strata("ps", "--format", "{{.Names}}").stdout == "at3\n"
+    strata("rm", "-f", "at1", "at2", "at3")
+
+
+def _cmdlines() -> list[str]:
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found

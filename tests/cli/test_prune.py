@@ -51,6 +51,9 @@ def test_container_prune(strata: Strata) -> None:
     assert strata("container", "prune", "-f", "--filter", "until=1h").stdout == (
         "Total reclaimed space: 0B\n"  # every one is younger than an hour
     )
+    assert strata("container", "prune", "-f", "--filter", "label=keep").stdout == (
+        "Total reclaimed space: 0B\n"  # nobody has that label
+    )
     assert strata.fail("container", "prune", "-f", "--filter", "bogus=1") == (
         "Error: Invalid filter 'bogus'"
     )

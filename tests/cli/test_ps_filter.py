@@ -38,7 +38,7 @@ Tool = Callable[..., object]
 
 def populate(tool: Callable[..., object], *network: str) -> None:
     """created (labelled), exited 0, exited 3, running: the same four on either engine."""
-    tool("create", "--name", "strata-psf-made", IMAGE, "true")
+    tool("create", "--label", "a=b", "--label", "flag", "--name", "strata-psf-made", IMAGE, "true")
     tool("run", *network, "--name", "strata-psf-ok", IMAGE, "true")
     tool("run", *network, "--name", "strata-psf-three", IMAGE, "sh", "-c", "exit 3", check=False)
     tool("run", "-d", *network, "--name", "strata-psf-up", IMAGE, "sleep", "300")
@@ -61,6 +61,11 @@ QUERIES: list[tuple[str, ...]] = [
     ("-a", "--filter", "ancestor=nosuchimage"),
     ("-a", "--filter", "health=none"),
     ("-a", "--filter", "volume=/nowhere"),
+    ("-a", "--filter", "label=a"),
+    ("-a", "--filter", "label=a=b"),
+    ("-a", "--filter", "label=flag"),
+    ("-a", "--filter", "label=a=c"),
+    ("-a", "--filter", "label=a", "--filter", "label=flag"),
     ("-n", "2"),
     ("-l",),
 ]

@@ -67,6 +67,8 @@ def run(
     resources: Resources | None = None,
     restart: str = "no",
     healthcheck: Mapping[str, Any] | None = None,
+    detach_keys: bytes | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Create a container of ``image`` and run ``command`` (default: the image's) in it.
 
@@ -90,7 +92,9 @@ def run(
     defaults apply); ``restart`` is Docker's policy (``on-failure:3``, ``always``...), kept
     by the container's monitor (with ``detach``); ``healthcheck`` is Docker's
     ``Config.Healthcheck`` (``{"Test": ["CMD-SHELL", "..."], "Interval": ns, ...}``), over the
-    image's.
+    image's. ``detach_keys`` (bytes, see `strata.runtime.detach`): typed on ``stdio``'s
+    terminal with ``tty`` and ``interactive``, they raise ``Detached`` and the container runs
+    on under its monitor. ``labels`` are the container's (``ps --filter label=``).
     """
     from strata.runtime.lifecycle import Containers
     from strata.runtime.options import RunOptions
@@ -127,6 +131,7 @@ def run(
         restart=restart_name,
         restart_max=restart_max,
         healthcheck=healthcheck,
+        labels=dict(labels or {}),
     )
     target = str(image)
     # Closed on return: a container monitor forked later in this process (another run's) must
@@ -145,7 +150,7 @@ def run(
             service.start(record)
             return RunResult(None, b"", b"", container_value(service.refresh(record) or record))
         if stdio is not None:
-            return _attached(service, target, options, _descriptors(stdio))
+            return _attached(service, target, options, _descriptors(stdio), detach_keys)
         return _captured(service, target, options)
 
 
@@ -164,7 +169,11 @@ def _descriptors(stdio: Stdio) -> tuple[int, int, int]:
 
 
 def _attached(
-    service: Containers, target: str, options: RunOptions, stdio: tuple[int, int, int]
+    service: Containers,
+    target: str,
+    options: RunOptions,
+    stdio: tuple[int, int, int],
+    detach_keys: bytes | None = None,
 ) -> RunResult:
     """The foreground run on the caller's descriptors (``strata run`` without ``-d``)."""
     from strata.runtime.backend import ProcessIO
@@ -176,7 +185,12 @@ def _attached(
 
         record = service.create(target, options)
         code = run_attached(
-            service, record, stdio=stdio, interactive=options.interactive, console_size=size
+            service,
+            record,
+            stdio=stdio,
+            interactive=options.interactive,
+            console_size=size,
+            detach_keys=detach_keys,
         )
         return RunResult(code, b"", b"", _after(service, record, code))
     # Removed at the end: nobody will read a log, so the container takes the descriptors itself.
@@ -293,12 +307,13 @@ def containers(
 
 
 def _sizes(service: Containers, record: ContainerRecord) -> tuple[int, int]:
-    """Docker's SizeRw (the container's own layer, as its overlay2 driver counts it) and
-    SizeRootFs (that plus its image)."""
+    """Docker's SizeRw (the container's own layer, as overlay2 counts it: a container that
+    wrote nothing shows ``0B``) and SizeRootFs (that plus its image)."""
+    from strata.diff.size import changed_bytes
     from strata.errors import StrataError
 
     try:
-        own = service.snapshotter.changed_size(record.snapshot)
+        own = changed_bytes(service.snapshotter, record.snapshot)
     except (StrataError, OSError):
         own = 0
     image = service.images.lookup(record.image)

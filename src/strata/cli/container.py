@@ -41,6 +41,23 @@ def container_group() -> None:
     """Manage containers."""
 
 
+def detachable(command: F) -> F:
+    """The detach keys typed on an attached terminal end the command with status 0, the
+    container running on (Docker's client prints nothing for ``run`` and ``start``)."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from strata.runtime.detach import Detached
+
+        try:
+            return command(*args, **kwargs)
+        except Detached:
+            sys.exit(0)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _create_options(command: F) -> F:
     """The options ``run`` and ``create`` share, in Docker's spelling."""
     for option in reversed(
@@ -77,6 +94,8 @@ def _create_options(command: F) -> F:
                 help="Pull the image before running.",
             ),
             click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output."),
+            # cmds: labels, for ps/prune --filter label=.
+            click.option("-l", "--label", "labels", multiple=True, help="Set meta data."),
             click.argument("image"),
             click.argument("command", nargs=-1, type=click.UNPROCESSED),
         ]
@@ -111,6 +130,7 @@ def _options(kw: dict[str, Any]) -> RunOptions:
         publish_all=kw["publish_all"],
         aliases=kw["network_alias"],
         **life_fields(kw),
+        labels=container_labels(kw["labels"]),
     )
 
 
@@ -118,6 +138,20 @@ def _warn_discarded_ports(kw: dict[str, Any]) -> None:
     """Docker's client warns, and the ports are ignored, on the host's network."""
     if kw["network"] == "host" and (kw["publish"] or kw["publish_all"]):
         click.echo("WARNING: Published ports are discarded when using host network mode", err=True)
+
+
+def container_labels(given: tuple[str, ...]) -> dict[str, str]:
+    """``--label KEY[=VALUE]`` as Docker's client reads them (a bare key has ``""``)."""
+    labels = {}
+    for item in given:
+        key, _, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(
+                f'invalid argument "{item}" for "-l, --label" flag: invalid label \'{item}\':'
+                " empty name"
+            )
+        labels[key] = value
+    return labels
 
 
 def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
@@ -136,12 +170,23 @@ def _ensure_image(app: App, name: str, policy: str, quiet: bool) -> None:
     pull_image(app, wanted, quiet=quiet, err=True)
 
 
-def _attached(service: Containers, container: Container, interactive: bool) -> NoReturn:
-    """Start ``container`` attached to our stdio; exit with its exit code."""
+def _attached(
+    service: Containers, container: Container, interactive: bool, detach_keys: str
+) -> NoReturn:
+    """Start ``container`` attached to our stdio; exit with its exit code (0 once the
+    detach keys leave it running, as Docker's client)."""
     from strata.runtime.attach import run_attached
+    from strata.runtime.detach import Detached, parse_detach_keys
 
+    keys = parse_detach_keys(detach_keys)
     size = console_size() if container.config.tty else None
-    sys.exit(run_attached(service, container, interactive=interactive, console_size=size))
+    try:
+        code = run_attached(
+            service, container, interactive=interactive, console_size=size, detach_keys=keys
+        )
+    except Detached:
+        sys.exit(0)
+    sys.exit(code)
 
 
 @container_group.command(
@@ -165,16 +210,24 @@ def create_cmd(app: App, /, **kw: Any) -> None:
     "run", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False}
 )
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the ID.")
+@click.option(
+    "--detach-keys",
+    default="ctrl-p,ctrl-q",
+    help="Override the key sequence for detaching a container.",
+)
 @_create_options
 @life_options
 @pass_app
 @docker_status("run")
-def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
+@detachable
+def run_cmd(app: App, /, detach: bool, detach_keys: str, **kw: Any) -> None:
     """Create and run a new container from an image; exits with the container's exit code."""
     from strata import api
+    from strata.runtime.detach import parse_detach_keys
 
     if not detach:
         check_terminal(kw["tty"], kw["interactive"])
+    keys = parse_detach_keys(detach_keys)
     env = environment(kw["env_file"], kw["env"])  # a bad file fails before any pull
     life = life_fields(kw)  # so does a bad limit
     _warn_discarded_ports(kw)
@@ -209,6 +262,8 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
         resources=life["resources"],
         restart=kw["restart"],
         healthcheck=life["healthcheck"],
+        detach_keys=keys,
+        labels=container_labels(kw["labels"]),
     )
     if detach:
         click.echo(result.container.id)
@@ -219,10 +274,17 @@ def run_cmd(app: App, /, detach: bool, **kw: Any) -> None:
 @container_group.command("start")
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click.option(
+    "--detach-keys",
+    default="ctrl-p,ctrl-q",
+    help="Override the key sequence for detaching a container.",
+)
 @click.argument("containers", nargs=-1, required=True)
 @pass_app
 @docker_status("start")
-def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
+def start_cmd(
+    app: App, attach: bool, interactive: bool, detach_keys: str, containers: tuple[str, ...]
+) -> None:
     """Start one or more stopped containers."""
     from strata.runtime.containers import State
     from strata.runtime.lifecycle import Containers
@@ -238,7 +300,7 @@ def start_cmd(app: App, attach: bool, interactive: bool, containers: tuple[str, 
                 " container is not supported"
             )
         check_terminal(container.config.tty, interactive)
-        _attached(service, container, interactive)
+        _attached(service, container, interactive, detach_keys)
 
     def start(name: str) -> str:
         container = service.lookup(name)
@@ -417,14 +479,14 @@ def _register_cmds_commands() -> None:
     # cp, rename, top, pause, unpause, stats, prune, attach (issue 12's "commands" part).
     from strata.cli.copy import cp_cmd
     from strata.cli.prune import container_prune_cmd
-    from strata.cli.running import pause_cmd, rename_cmd, top_cmd, unpause_cmd
+    from strata.cli.running import attach_cmd, pause_cmd, rename_cmd, top_cmd, unpause_cmd
 
     container_group.add_command(cp_cmd, "cp")
     container_group.add_command(container_prune_cmd, "prune")
     from strata.cli.stats import stats_cmd
 
     container_group.add_command(stats_cmd, "stats")
-    for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd):
+    for command in (pause_cmd, unpause_cmd, rename_cmd, top_cmd, attach_cmd):
         container_group.add_command(command)
 
 

@@ -70,6 +70,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "stats_cmd",
         "Display a live stream of container(s) resource usage statistics",
     ),
+    "attach": (
+        "strata.cli.running",
+        "attach_cmd",
+        "Attach local standard input, output, and error streams to a running container",
+    ),
     # Docker's top-level shortcuts.
     "images": ("strata.cli.image", "ls_cmd", "List images"),
     "rmi": ("strata.cli.image", "rm_cmd", "Remove one or more images"),

@@ -230,3 +230,41 @@ def top_cmd(app: App, container: str, ps_args: tuple[str, ...]) -> None:
         raise Conflict(f"Container {record.id} is not running")
     pids = require_pids(namespace_pids(record.pid), record.id)
     click.echo(render(ps_table(ps_args, pids)), nl=False)
+
+
+@click.command("attach")
+@click.option(
+    "--detach-keys",
+    default="ctrl-p,ctrl-q",
+    help="Override the key sequence for detaching a container.",
+)
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option(
+    "--sig-proxy", type=click.BOOL, default=True, help="Proxy all received signals to the process."
+)
+@click.argument("container")
+@pass_app
+def attach_cmd(app: App, detach_keys: str, no_stdin: bool, sig_proxy: bool, container: str) -> None:
+    """Attach local standard input, output, and error streams to a running container."""
+    from strata.runtime.attaching import attach_running
+    from strata.runtime.detach import Detached, parse_detach_keys
+    from strata.runtime.lifecycle import Containers
+
+    keys = parse_detach_keys(detach_keys)
+    service = Containers(app.store())
+    record = service.lookup(container)
+    try:
+        code = attach_running(
+            service,
+            record,
+            stdout=sys.stdout.buffer,
+            stderr=sys.stderr.buffer,
+            stdin=None if no_stdin else 0,
+            detach_keys=keys,
+            sig_proxy=sig_proxy,
+        )
+    except Detached:
+        # Docker's client: the escape ends `attach` as an error.
+        click.echo("read escape sequence", err=True)
+        sys.exit(1)
+    sys.exit(code)

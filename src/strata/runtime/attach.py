@@ -17,6 +17,7 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from strata.runtime.detach import EscapeFilter
 from strata.runtime.monitor import MonitorLink
 from strata.runtime.options import Attach
 from strata.runtime.process import SignalRelay, forward_signals
@@ -36,6 +37,7 @@ def run_attached(
     stdio: tuple[int, int, int] = (0, 1, 2),
     interactive: bool = False,
     console_size: tuple[int, int] | None = None,
+    detach_keys: bytes | None = None,
 ) -> int:
     """Start ``container`` under its monitor attached to ``stdio``; its exit code.
 
@@ -43,6 +45,8 @@ def run_attached(
     container reads ``stdio``'s stdin (through its console with a terminal). Signals we get
     are forwarded to the container from before the start, so none is lost meanwhile. If the
     monitor dies, the code is what the reconciled record says (255 if it says none).
+    With a terminal and ``interactive``, typing ``detach_keys`` (parsed, see
+    :mod:`.detach`) raises `Detached`: we leave, the container runs on under its monitor.
     """
     tty = container.config.tty
     attach = Attach(stdin=interactive, console_size=console_size if tty else None, stdio=stdio)
@@ -52,7 +56,11 @@ def run_attached(
         assert link is not None
         try:
             code = attach_client(
-                link, stdin=stdio[0] if interactive and tty else None, stdout=stdio[1], relay=relay
+                link,
+                stdin=stdio[0] if interactive and tty else None,
+                stdout=stdio[1],
+                relay=relay,
+                detach_keys=detach_keys,
             )
         finally:
             link.close()
@@ -63,7 +71,12 @@ def run_attached(
 
 
 def attach_client(
-    link: MonitorLink, *, stdin: int | None, stdout: int = 1, relay: SignalRelay | None = None
+    link: MonitorLink,
+    *,
+    stdin: int | None,
+    stdout: int = 1,
+    relay: SignalRelay | None = None,
+    detach_keys: bytes | None = None,
 ) -> int | None:
     """Stay with the container until it exits; its exit code (None: the monitor died).
 
@@ -87,15 +100,18 @@ def attach_client(
                 stack.enter_context(forward_signals(relay))
             relay.target(send)
             if link.console is not None:
-                _copy_keys(link, stdin, stdout)
+                _copy_keys(link, stdin, stdout, detach_keys)
             return link.wait_exit()
     finally:
         if pidfd is not None:
             os.close(pidfd)
 
 
-def _copy_keys(link: MonitorLink, stdin: int | None, stdout: int) -> None:
-    """Send ``stdin`` to the console until the monitor speaks (the container exited)."""
+def _copy_keys(
+    link: MonitorLink, stdin: int | None, stdout: int, detach_keys: bytes | None = None
+) -> None:
+    """Send ``stdin`` to the console until the monitor speaks (the container exited), or
+    until the detach keys are typed (`Detached`)."""
     console = link.console
     assert console is not None
     size_from = next((fd for fd in (stdin, stdout) if fd is not None and os.isatty(fd)), None)
@@ -113,6 +129,7 @@ def _copy_keys(link: MonitorLink, stdin: int | None, stdout: int) -> None:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGWINCH, on_winch) if main else None
     reading = stdin is not None
+    escape = EscapeFilter(detach_keys) if detach_keys else None
     try:
         resize()
         with raw_mode(stdin):
@@ -134,7 +151,11 @@ def _copy_keys(link: MonitorLink, stdin: int | None, stdout: int) -> None:
                         chunk = os.read(stdin, _CHUNK)
                     except OSError:
                         chunk = b""
-                    if chunk:
+                    if chunk and escape is not None:
+                        chunk = escape.feed(chunk)  # raises Detached at the whole sequence
+                        if chunk:
+                            _send(console, chunk)
+                    elif chunk:
                         _send(console, chunk)
                     else:  # nothing more to send; the hangup that comes with it is forwarded
                         reading = False

@@ -315,25 +315,6 @@ class DirSnapshotter:
         except OSError as err:
             raise _os_error(f"cannot measure snapshot {key}", err) from None
 
-    def changed_size(self, key: str) -> int:
-        """The bytes of what ``key`` changed, as Docker's ``SizeRw`` counts them: on overlay the
-        apparent sizes of what is not a directory in the upper dir, a hardlinked file once (so
-        a container that wrote nothing shows 0); a copying snapshotter has no upper dir, so its
-        whole directory's usage."""
-        if self.diff_kind != "overlay":
-            return self.usage(key).size
-        total = 0
-        seen: set[tuple[int, int]] = set()
-        for where, dirs, files in os.walk(self.upper(key)):
-            for name in (*files, *(d for d in dirs if os.path.islink(os.path.join(where, d)))):
-                st = os.lstat(os.path.join(where, name))
-                if st.st_nlink > 1:
-                    if (st.st_dev, st.st_ino) in seen:
-                        continue
-                    seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-        return total
-
     def upper(self, key: str) -> Path:
         """The directory holding what ``key`` changed (see `diff_kind`)."""
         chain = self._lineage(key, "snapshot")

@@ -112,10 +112,6 @@ class Snapshotter(Protocol):
         """Disk used by the snapshot's own directory (not its parents')."""
         ...
 
-    def changed_size(self, key: str) -> int:
-        """The bytes of what ``key`` changed, as Docker's ``SizeRw`` counts them."""
-        ...
-
     def upper(self, key: str) -> Path:
         """The directory holding what ``key`` changed (see `diff_kind`)."""
         ...
