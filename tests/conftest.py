@@ -135,6 +135,21 @@ def debian_rootfs_tar() -> Path:
     return tar
 
 
+def debian_store(factory: pytest.TempPathFactory, name: str, image: str) -> Strata:
+    """A store of its own (under ``factory``'s ``name``) holding the Debian rootfs as ``image``:
+    the store a test module's containers share."""
+    strata = Strata(factory.mktemp(name) / "store")
+    strata("import", str(debian_rootfs_tar()), image)
+    return strata
+
+
+def remove_containers(strata: Strata) -> None:
+    """Remove whatever containers a test left in ``strata``, running or not."""
+    leftover = strata("ps", "-a", "-q", "--no-trunc").stdout.split()
+    if leftover:
+        strata("rm", "-f", *leftover, check=False)
+
+
 @pytest.fixture(scope="session")
 def docker() -> object:
     """The anchors' Docker Engine (tests/anchors.py); tests that take it are marked ``peers``."""

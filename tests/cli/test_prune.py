@@ -11,24 +11,20 @@ import pytest
 
 from tests.anchors import Docker
 from tests.cli.test_containers import IMAGE, assert_nothing_left
-from tests.conftest import Strata, debian_rootfs_tar
+from tests.conftest import Strata, debian_store, remove_containers
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Strata:
-    strata = Strata(tmp_path_factory.mktemp("prune") / "store")
-    strata("import", str(debian_rootfs_tar()), IMAGE)
-    return strata
+    return debian_store(tmp_path_factory, "prune", IMAGE)
 
 
 @pytest.fixture
 def strata(store: Strata) -> Iterator[Strata]:
     yield store
-    leftover = store("ps", "-a", "-q", "--no-trunc").stdout.split()
-    if leftover:
-        store("rm", "-f", *leftover, check=False)
+    remove_containers(store)
     assert_nothing_left(store)
 
 

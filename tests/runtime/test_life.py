@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from strata.runtime.cgroups import cgroup_dirs
-from tests.conftest import Strata, debian_rootfs_tar
+from tests.conftest import Strata, debian_store, remove_containers
 
 pytestmark = [pytest.mark.root, pytest.mark.peers]
 
@@ -27,17 +27,13 @@ IMAGE = "debian:bookworm"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Strata:
-    strata = Strata(tmp_path_factory.mktemp("life") / "store")
-    strata("import", str(debian_rootfs_tar()), IMAGE)
-    return strata
+    return debian_store(tmp_path_factory, "life", IMAGE)
 
 
 @pytest.fixture
 def strata(store: Strata) -> Iterator[Strata]:
     yield store
-    leftover = store("ps", "-a", "-q", "--no-trunc").stdout.split()
-    if leftover:
-        store("rm", "-f", *leftover, check=False)
+    remove_containers(store)
 
 
 def inspect(strata: Strata, name: str) -> dict[str, Any]:
