@@ -237,6 +237,31 @@ def test_attach_to_a_running_container(strata: Strata) -> None:
     strata("rm", "-f", "at1", "at2", "at3")
 
 
+def test_attach_sends_our_input(strata: Strata) -> None:
+    """What we type (or pipe) reaches a container started with -i or -ti by someone else,
+    through its monitor; the detach keys still leave it running."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRATA_ROOT": str(strata.root)}
+    script = "echo ready; read a; echo got $a; read b; echo then $b; exit 4"
+    strata("run", "-d", "-i", "--name", "in1", IMAGE, "sh", "-c", script)
+    wait_until(lambda: strata("logs", "in1").stdout == "ready\n", timeout=120)
+    piped = subprocess.run(
+        [sys.executable, "-m", "strata", "attach", "in1"], env=env, input=b"one\ntwo\n",
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (piped.returncode, piped.stdout) == (4, b"got one\nthen two\n")
+
+    strata("run", "-d", "-t", "-i", "--name", "in2", IMAGE, "sh")
+    argv = [sys.executable, "-m", "strata", "attach", "in2"]
+    code, out = _on_terminal(argv, [b"echo $((6*7))\r", b"\x10", b"\x11"], env, ready=b"")
+    assert code == 1 and b"42" in out, out
+    assert strata("ps", "--format", "{{.Names}}").stdout == "in2\n"
+    strata("rm", "-f", "in1", "in2")
+
+
 def _cmdlines() -> list[str]:
     import os
 

@@ -5,9 +5,10 @@ attached client follows the log from its current end (stdout to ours, stderr to 
 the signals it gets to the container (``--sig-proxy``, not with a terminal, as Docker), and
 ends with the container's exit code. On a terminal the detach keys end it with `Detached`.
 
-TODO(cmds): sending our stdin to a container that runs already needs its monitor to take a
-second client (today only the command that started it can send input); until then what is
-typed, but the detach keys, is not delivered.
+Our stdin reaches the container through its monitor's input door (`strata.runtime.inputdoor`):
+on a terminal what is typed, less the detach keys, is written to the container's terminal or
+stdin pipe; from a pipe or file it is copied until it ends (the container's stdin stays open,
+as Docker's does for a container that is not ``--attach``-once).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import IO, TYPE_CHECKING
 from strata.errors import Conflict, StrataError
 from strata.runtime.containers import Container, State
 from strata.runtime.detach import EscapeFilter
+from strata.runtime.inputdoor import open_input
 from strata.runtime.logs import follow, read_entries
 from strata.runtime.pausing import is_paused
 from strata.runtime.tty import raw_mode
@@ -94,19 +96,29 @@ def attach_running(
 
     copier = threading.Thread(target=copy, name="attach-output", daemon=True)
     copier.start()
+    target = open_input(container.id) if stdin is not None else None
     watching = stdin is not None and detach_keys is not None and os.isatty(stdin)
-    with _proxied(service, container, sig_proxy and not container.config.tty):
-        if watching:
-            assert stdin is not None and detach_keys is not None
-            _watch_keys(stdin, EscapeFilter(detach_keys), done)
-        else:
-            done.wait()
+    try:
+        with _proxied(service, container, sig_proxy and not container.config.tty):
+            if watching:
+                assert stdin is not None and detach_keys is not None
+                _watch_keys(stdin, EscapeFilter(detach_keys), done, target)
+            elif stdin is not None and target is not None:
+                _copy_input(stdin, target, done)
+            else:
+                done.wait()
+    finally:
+        if target is not None:
+            os.close(target)
     copier.join()
     return service.wait(container)
 
 
-def _watch_keys(stdin: int, escape: EscapeFilter, done: threading.Event) -> None:
-    """Read our terminal (raw) for the detach keys until the container's output ends."""
+def _watch_keys(
+    stdin: int, escape: EscapeFilter, done: threading.Event, target: int | None
+) -> None:
+    """Read our terminal (raw) until the container's output ends: the detach keys end the
+    attach, the rest goes to ``target`` (the container's input), if it takes any."""
     with raw_mode(stdin):
         while not done.is_set():
             if not select.select([stdin], [], [], 0.1)[0]:
@@ -115,4 +127,28 @@ def _watch_keys(stdin: int, escape: EscapeFilter, done: threading.Event) -> None
             if not data:
                 done.wait()
                 return
-            escape.feed(data)  # raises Detached at the whole sequence
+            passed = escape.feed(data)  # raises Detached at the whole sequence
+            if target is not None and passed and not _send(target, passed):
+                target = None
+
+
+def _copy_input(stdin: int, target: int, done: threading.Event) -> None:
+    """Copy a pipe or file on our stdin to the container's input until either ends."""
+    while not done.is_set():
+        if not select.select([stdin], [], [], 0.1)[0]:
+            continue
+        data = os.read(stdin, 65536)
+        if not data or not _send(target, data):
+            done.wait()
+            return
+
+
+def _send(target: int, data: bytes) -> bool:
+    """Write all of ``data`` to the container's input; False once it is gone."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(target, view) :]
+    except OSError:
+        return False
+    return True

@@ -41,6 +41,7 @@ from strata import errors
 from strata.errors import ContainerError, StrataError
 from strata.runtime.backend import ProcessIO, RuntimeBackend
 from strata.runtime.cgroups import cgroup_dirs, memory_dir, oom_kills
+from strata.runtime.inputdoor import InputDoor
 from strata.runtime.logs import LogWriter
 from strata.runtime.process import FORWARDED_SIGNALS, wait_exit
 from strata.runtime.syscalls import become_subreaper
@@ -381,15 +382,22 @@ def _one_run(
             else:
                 sock.send(ready)
     stop_probes = hooks.watch_health()
+    # A later `attach` writes to the container's terminal, or to the stdin pipe held for -i.
+    given = created.console if created.console is not None else stdio.hold
+    door = InputDoor(plan.container_id, given) if given >= 0 else None
     try:
         if created.console is not None:
             _pump_terminal(created.console, log, sock, client)
+            if door is not None:
+                door.close()
             os.close(created.console)
         else:
             _pump_pipes(stdio.readers, log, sock, client)
         code = wait_exit(created.pid)
     finally:
         stop_probes()
+        if door is not None:
+            door.close()
     log.close()
     if stdio.hold >= 0:
         os.close(stdio.hold)
