@@ -20,18 +20,36 @@ from strata.snapshot.model import Usage
 
 __all__ = ["disk_usage", "lock_dir", "make_locked_dir", "remove_tree", "unlock"]
 
+_ATTEMPTS = 10  # new directories to try, each taken by a cleanup before we locked it
+
 
 def make_locked_dir(parent: Path, prefix: str) -> tuple[Path, int]:
-    """A new private directory under ``parent`` and an fd holding its exclusive flock."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        with contextlib.suppress(OSError):
-            path.rmdir()
-        raise
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return path, fd
+    """A new private directory under ``parent`` and an fd holding its exclusive flock.
+
+    Between the directory's making and its lock it looks like a dead command's: a cleanup
+    running then may take it (lock it, remove it). Ours is the directory still under its name
+    once we hold the lock; if it went, another is made (the race found by a stress test).
+    """
+    for _ in range(_ATTEMPTS):
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # taken already
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            raise
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held = os.fstat(fd)
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return path, fd
+        os.close(fd)
+    raise OSError(errno.EAGAIN, f"{parent}: each new directory was taken by a cleanup")
 
 
 def lock_dir(path: Path, *, wait: bool = True) -> int | None:
