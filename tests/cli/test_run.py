@@ -105,7 +105,17 @@ class Tmux:
         return done.stdout
 
     def start(self, command: str) -> None:
-        self("new-session", "-d", "-s", self.session, "-x", "120", "-y", "40", command)
+        # Right after the last session was killed, its server may still be exiting and refuse
+        # a new one (seen in a loaded CI run): end it and try again.
+        for attempt in range(5):
+            try:
+                self("new-session", "-d", "-s", self.session, "-x", "120", "-y", "40", command)
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
+                self.close()
+                time.sleep(0.5)
 
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", self.session)
