@@ -457,10 +457,13 @@ class ContainerRecords:
         self.networks.release(container)
         with contextlib.suppress(StrataError):
             self.snapshotter.remove(container.snapshot)
-        # The record before the directory: while the record exists, any `ps` may recreate the
-        # directory's owner lock, so removing the directory first could leave it behind.
+        # The directory before the record, and again after it: killed in between, a record
+        # is left whose snapshot is gone, which the next command's `_finish_removals` purges
+        # (a directory left without its record, nobody would). The second pass takes the
+        # owner lock a `ps` probing it meanwhile may have recreated.
         from strata.volume.store import release_in
 
+        shutil.rmtree(self.directory(container), ignore_errors=True)
         self.records.delete(container.id, also=lambda conn: release_in(conn, container.id))
         shutil.rmtree(self.directory(container), ignore_errors=True)
         if container.config.autoremove if volumes is None else volumes:
